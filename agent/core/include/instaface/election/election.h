@@ -1,0 +1,169 @@
+// The election core: a pure, deterministic Raft-style leader election.
+//
+// This is a state machine, not a service. It owns no sockets, threads, clocks, files or
+// random devices. A driver (the agent runtime, the simulator, a test) feeds it time through
+// tick() and peer messages through step(), then collects what it must do through ready():
+//
+//   Ready r = election.ready();
+//   1. persist r.hard_state (fsync) if set      -- before any message in r.messages leaves
+//   2. send r.messages
+//   3. publish r.status if set
+//
+// The order matters: a vote or candidacy in r.messages is only safe to send once the
+// (term, voted_for) that it depends on is durable; otherwise a restarted node could vote twice
+// in one term.
+//
+// Thread safety: none. One thread owns an Election; everything else talks to that thread.
+// Determinism: all randomness comes from the seed given to the constructor, and all time from
+// the `now` arguments, so the same seed and inputs replay the same run.
+#ifndef INSTAFACE_ELECTION_ELECTION_H_
+#define INSTAFACE_ELECTION_ELECTION_H_
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "instaface/election/message.h"
+
+namespace instaface::election {
+
+struct Config {
+  // The seed's timings. A follower stands after a random period in [election_min, election_max]
+  // without a heartbeat from its leader; a leader heartbeats every heartbeat_interval.
+  Nanos heartbeat_interval = std::chrono::milliseconds(500);
+  Nanos election_min = std::chrono::milliseconds(750);
+  Nanos election_max = std::chrono::milliseconds(1000);
+
+  // The configured number of voters (the Helm replica count). Quorum = cluster_size / 2 + 1.
+  int cluster_size = 3;
+
+  // Raft thesis §9.6: ask "would you vote for me?" before raising the term.
+  bool pre_vote = true;
+  // Raft thesis §6.2: a leader that has not heard from a quorum within election_max steps down.
+  bool check_quorum = true;
+  // Upper bound on the rate difference between any node's clock and true time, in parts per
+  // million. The lease is shortened by this bound so that drift cannot make two leases overlap.
+  uint32_t max_clock_drift_ppm = 1000;
+
+  // UNSAFE, for the simulator only: count quorum from the peers this node currently knows
+  // (known peers + itself) instead of cluster_size. Exists to demonstrate why it is wrong.
+  bool quorum_from_discovery = false;
+};
+
+// The durable part of the state: written and fsynced before any message that depends on it.
+struct HardState {
+  Term term = 0;
+  NodeId voted_for;  // empty: no vote in `term`
+  friend bool operator==(const HardState& a, const HardState& b) {
+    return a.term == b.term && a.voted_for == b.voted_for;
+  }
+};
+
+enum class Role : uint8_t { kFollower = 0, kPreCandidate = 1, kCandidate = 2, kLeader = 3 };
+const char* RoleName(Role role);
+
+// What the node publishes to its local app.
+struct Status {
+  Role role = Role::kFollower;
+  Term term = 0;
+  NodeId leader;           // empty: no known leader
+  Nanos lease_until{0};    // on this node's clock; only meaningful when role == kLeader;
+                           // zero means no lease
+  bool unplugged = false;
+  bool transferring = false;  // a leadership transfer is in progress
+  friend bool operator==(const Status& a, const Status& b) {
+    return a.role == b.role && a.term == b.term && a.leader == b.leader &&
+           a.lease_until == b.lease_until && a.unplugged == b.unplugged &&
+           a.transferring == b.transferring;
+  }
+  friend bool operator!=(const Status& a, const Status& b) { return !(a == b); }
+};
+
+struct Ready {
+  std::optional<HardState> hard_state;  // set when it changed: persist before sending
+  std::vector<Message> messages;        // to send, each to its own `to`
+  std::optional<Status> status;         // set when it changed: publish after sending
+  bool empty() const { return !hard_state && messages.empty() && !status; }
+};
+
+// Counters for metrics and the simulator. Monotonic over the node's lifetime (not restarts).
+struct Stats {
+  uint64_t pre_votes_started = 0;
+  uint64_t elections_started = 0;   // candidacies (term raised)
+  uint64_t elections_won = 0;
+  uint64_t votes_granted = 0;       // real votes this node gave to others
+  uint64_t leader_changes = 0;      // times the known leader changed
+  uint64_t heartbeats_sent = 0;
+  uint64_t check_quorum_step_downs = 0;
+  uint64_t transfers_started = 0;
+  uint64_t transfers_aborted = 0;
+  // The seed's "same term heartbeat while leader" case. One vote per term makes it impossible;
+  // the simulator asserts that it stays zero.
+  uint64_t same_term_heartbeats_as_leader = 0;
+  uint64_t messages_dropped_unplugged = 0;
+};
+
+struct PeerProgress {
+  NodeId id;
+  Nanos last_heard{0};        // local time of the last message received from this peer (0: never)
+  Nanos last_acked_send{0};   // leader only: send time of the newest heartbeat this peer acked
+};
+
+class Election {
+ public:
+  // `peers` are the other nodes this node knows (discovery may change them with set_peers).
+  // `restored` is the durable state read back at start (zero-valued on first start).
+  // A (re)started node refuses ordinary votes until election_min has passed since `now`,
+  // because it cannot know whether it acked a live leader's lease just before it went down.
+  Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored,
+           uint64_t seed, Nanos now);
+  ~Election();
+  Election(const Election&) = delete;
+  Election& operator=(const Election&) = delete;
+
+  // Advances timers to `now` (election timeout, heartbeats, CheckQuorum, transfer abort).
+  // `now` never goes backwards.
+  void tick(Nanos now);
+  // The one input path for peer messages. Messages not addressed to this node are ignored.
+  void step(const Message& message, Nanos now);
+
+  // Discovery changed the set of known peers. Quorum does not change (it is configured) unless
+  // Config::quorum_from_discovery is set.
+  void set_peers(std::vector<NodeId> peers);
+
+  // Leader only: hand leadership to `target`, or, when empty, to the reachable peer whose ack
+  // is freshest. The leader gives up its lease at once; the transfer is aborted if the target
+  // has not taken over within election_max. Returns false (and does nothing) if this node is
+  // not the leader or no suitable peer is reachable.
+  bool transfer_leadership(const NodeId& target, Nanos now);
+  // Leader only: step down to follower now (admin command). Returns false if not leader.
+  bool step_down(Nanos now);
+  // Fault injection, like the original's unplugging: while unplugged the node neither sends
+  // nor receives; its timers still run.
+  void set_unplugged(bool unplugged, Nanos now);
+
+  // Collects everything produced since the last call.
+  Ready ready();
+  bool has_ready() const;
+
+  // The earliest `now` at which tick() has something to do; the driver may sleep until then.
+  Nanos next_deadline() const;
+
+  const NodeId& self() const;
+  Status status() const;
+  HardState hard_state() const;
+  const Stats& stats() const;
+  std::vector<PeerProgress> progress() const;
+  int quorum() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instaface::election
+
+#endif  // INSTAFACE_ELECTION_ELECTION_H_

@@ -1,0 +1,77 @@
+// The shared-memory record through which instaface-agent publishes the election state to the
+// local app. Owned by the SDK; the agent includes it to write, libinstaface to read.
+//
+// One record per segment, created by the agent (mode 0600 or 0660). Every field after the
+// header is a std::atomic so that concurrent access is defined behaviour (and TSan-clean);
+// on x86-64 relaxed/acquire loads and release stores compile to plain moves.
+//
+// Consistency: a seqlock. The writer makes `seq` odd, writes the payload, then makes it even.
+// A reader copies the payload between two equal even reads of `seq`. The writer never waits.
+//
+// Change notification: after each publish the writer increments `change_counter` and, if
+// `waiters` is non-zero, wakes futex waiters on it (FUTEX_WAKE, shared, not private: the
+// mapping is shared between processes).
+//
+// Liveness: the agent stores CLOCK_MONOTONIC ns into `liveness_ns` every heartbeat period or
+// more often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
+// reports the state as stale, and never as leader. CLOCK_MONOTONIC is shared by all containers
+// of a pod (same kernel), so the stamps compare across processes.
+#ifndef INSTAFACE_SHM_LAYOUT_H_
+#define INSTAFACE_SHM_LAYOUT_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace instaface::shm {
+
+inline constexpr uint64_t kMagic = 0x31454341'46415349ULL;  // "ISAFACE1" little-endian
+inline constexpr uint32_t kLayoutVersion = 1;
+
+inline constexpr size_t kIdBytes = 64;        // node ids, NUL-padded
+inline constexpr size_t kAddressBytes = 192;  // URLs, NUL-padded
+
+enum class Role : uint32_t { kFollower = 0, kCandidate = 1, kLeader = 2 };
+
+// Strings are stored as arrays of 8-byte atomic words so the payload copy is word-wise.
+template <size_t Bytes>
+struct AtomicText {
+  static_assert(Bytes % 8 == 0, "AtomicText must be a whole number of words");
+  std::atomic<uint64_t> words[Bytes / 8];
+};
+
+struct alignas(64) Record {
+  // Header: written once before the segment becomes visible under its name; never changes.
+  uint64_t magic;
+  uint32_t layout_version;
+  uint32_t record_size;  // sizeof(Record) of the writer
+  uint32_t agent_pid;
+  uint32_t reserved0;
+  uint64_t stale_after_ns;  // liveness older than this means the agent is dead or hung
+
+  alignas(64) std::atomic<uint32_t> seq;             // odd while the writer is mid-update
+  std::atomic<uint32_t> change_counter;              // futex word; +1 after every publish
+  std::atomic<uint32_t> waiters;                     // readers sleeping on change_counter
+  std::atomic<uint32_t> reserved1;
+
+  alignas(64) std::atomic<uint64_t> liveness_ns;     // CLOCK_MONOTONIC of the agent's last stamp
+
+  // Payload, guarded by seq.
+  alignas(64) std::atomic<uint32_t> role;            // Role
+  std::atomic<uint32_t> flags;                       // reserved, zero
+  std::atomic<uint64_t> term;
+  // CLOCK_MONOTONIC ns until which this node's leader lease holds; 0 when none. The writer has
+  // already subtracted CLOCK_MONOTONIC_COARSE's resolution, so a reader may compare it with the
+  // coarse clock.
+  std::atomic<uint64_t> lease_until_ns;
+  AtomicText<kIdBytes> self_id;
+  AtomicText<kIdBytes> leader_id;
+  AtomicText<kAddressBytes> leader_peer_address;
+  AtomicText<kAddressBytes> leader_app_address;
+};
+
+static_assert(sizeof(Record) % 64 == 0, "Record must fill whole cache lines");
+
+}  // namespace instaface::shm
+
+#endif  // INSTAFACE_SHM_LAYOUT_H_

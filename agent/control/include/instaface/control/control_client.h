@@ -1,0 +1,43 @@
+// ControlClient: the client side of the agent's control socket, for instafacectl and tests.
+// Blocking, with a deadline on every call.
+//
+// Thread safety: none; one thread per client.
+#ifndef INSTAFACE_CONTROL_CONTROL_CLIENT_H_
+#define INSTAFACE_CONTROL_CONTROL_CLIENT_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "instaface/control/control_request.h"
+#include "instaface/control/status.h"
+
+namespace instaface::control {
+
+class ControlClient {
+ public:
+  static Result<ControlClient> Connect(const std::string& path, std::chrono::milliseconds timeout);
+
+  ControlClient(ControlClient&&) noexcept;
+  ControlClient& operator=(ControlClient&&) noexcept;
+  ~ControlClient();
+
+  // Sends one request and reads its reply line as JSON.
+  Result<nlohmann::json> Call(const Request& request, std::chrono::milliseconds timeout);
+  // Sends a raw line (a newline is appended); for tests of malformed input.
+  control::Status SendLine(const std::string& line, std::chrono::milliseconds timeout);
+  // Reads the next line as JSON (after watch: the next event). An error when the server closes
+  // the connection, the line is not JSON, or the timeout passes.
+  Result<nlohmann::json> ReadJson(std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  explicit ControlClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instaface::control
+
+#endif  // INSTAFACE_CONTROL_CONTROL_CLIENT_H_

@@ -1,0 +1,28 @@
+// Schema setup at start: the database (only if absent), then the tables and the fence row.
+//
+//   entities     (id BIGINT AUTO_INCREMENT PK, type VARCHAR(10), created DATETIME(6) UTC,
+//                 attributes JSON) + index (type, id) for random ids by type
+//   associations (type VARCHAR(10), from_id, to_id, created DATETIME(6) UTC, attributes JSON,
+//                 PRIMARY KEY (type, from_id, to_id)) + foreign keys to entities
+//   fence        (id TINYINT PK = 1, term BIGINT UNSIGNED): the highest term that wrote
+//
+// Only what is missing is created, so a least-privilege user (SELECT, INSERT, UPDATE, DELETE on
+// the database, as in the seed's GRANT) can start on a schema an administrator set up. When the
+// database is absent and the user may not create it, the error says exactly that.
+//
+// Thread safety: a free function; it opens its own connection.
+#ifndef INSTAFACE_GRAPHDB_SCHEMA_H_
+#define INSTAFACE_GRAPHDB_SCHEMA_H_
+
+#include "instaface/graphdb/connection_string.h"
+#include "instaface/graphdb/status.h"
+
+namespace instaface::graphdb {
+
+// Database names are limited to [A-Za-z0-9_$] (1..64 chars) because CREATE DATABASE cannot take
+// a bound parameter; anything else is InvalidArgument.
+Status EnsureSchema(const ConnectionConfig& config);
+
+}  // namespace instaface::graphdb
+
+#endif  // INSTAFACE_GRAPHDB_SCHEMA_H_

@@ -1,0 +1,114 @@
+// GraphService: the social-graph domain of instaface-graphserver, JSON in and JSON out, one
+// method per route of /api/graph. It reads through bounded LRU caches (entities by id,
+// associations by (type, from)), fills misses from a MissFiller (a follower asking the leader),
+// a read-replica Pool, or the primary Pool, in that order of preference; it writes through the
+// primary Pool in fenced transactions (graphdb/fence.h) with the term the caller leads in.
+//
+// Shapes (mirroring the original service):
+//   entity       {"id": 7, "type": "user", "created": "2026-11-28T01:02:03.456789Z",
+//                 "attributes": {...}}
+//   association  {"type": "friend", "from": 7, "to": 9, "created": "...Z", "attributes": {...}}
+//   query        request  {"entities": [7], "template": {"friend": {"likes": {}}}}
+//                answer   [{"id": 7, "type": "user", "created": "...", <attributes of 7>,
+//                           "friend": [{"id": 9, "linked": <association created>,
+//                                       <association attributes>, "type": "user",
+//                                       "created": <entity 9 created>, <attributes of 9>,
+//                                       "likes": [...]}]}]
+//                Reserved keys (id, type, created, linked and the template's keys) win over
+//                attributes of the same name. Each template level costs one IN (...) query per
+//                association type for the cache misses, plus one for the entities it reaches.
+//
+// Errors: InvalidArgument (bad input, with a message naming the field), Conflict (association
+// exists), NotFound (an association's from/to entity does not exist), FenceLost (a newer leader
+// wrote; nothing was written), Unavailable (database unreachable), Internal.
+//
+// Thread safety: all methods are safe to call concurrently from any number of threads.
+#ifndef INSTAFACE_GRAPH_GRAPH_SERVICE_H_
+#define INSTAFACE_GRAPH_GRAPH_SERVICE_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "instaface/graph/miss_filler.h"
+#include "instaface/graphdb/pool.h"
+#include "instaface/graphdb/status.h"
+
+namespace instaface::graph {
+
+using graphdb::Status;
+using graphdb::StatusOr;
+
+struct GraphOptions {
+  size_t entity_cache_capacity = 100000;
+  size_t association_cache_capacity = 100000;
+  // Entities never change once created, so they are cached forever (within capacity). An
+  // association list grows when another node writes, so it is kept this long at most; writes
+  // through this service invalidate it at once.
+  std::chrono::milliseconds association_cache_ttl{1000};
+  size_t max_ids_per_request = 1000;
+  int64_t max_random_count = 1000;
+  size_t max_query_depth = 8;
+  size_t max_query_nodes = 100000;  // entities in one query answer
+};
+
+struct GraphStats {
+  uint64_t entity_cache_hits = 0;
+  uint64_t entity_cache_misses = 0;
+  uint64_t association_cache_hits = 0;
+  uint64_t association_cache_misses = 0;
+  uint64_t filler_fetches = 0;   // miss batches filled by the MissFiller
+  uint64_t filler_failures = 0;  // ... that failed and fell back to the database
+  uint64_t database_errors = 0;
+};
+
+class GraphService {
+ public:
+  // `primary` is required; `replica` may be null (ConnectionStrings__ReadReplica unset).
+  GraphService(std::shared_ptr<graphdb::Pool> primary, std::shared_ptr<graphdb::Pool> replica,
+               GraphOptions options = {});
+  ~GraphService();
+  GraphService(const GraphService&) = delete;
+  GraphService& operator=(const GraphService&) = delete;
+
+  // Set once before serving (not synchronised with concurrent reads).
+  void set_miss_filler(std::shared_ptr<MissFiller> filler);
+
+  // POST /entities, body [ids] -> [entity...] for the ids that exist, in request order.
+  StatusOr<nlohmann::json> GetEntities(const nlohmann::json& ids);
+  // POST /entities/{type}, body [from ids] -> [association...] ordered by from (request order),
+  // then to.
+  StatusOr<nlohmann::json> GetAssociations(const std::string& type, const nlohmann::json& from_ids);
+  // POST /query -> [entity tree...] for the root ids that exist.
+  StatusOr<nlohmann::json> Query(const nlohmann::json& request);
+  // POST /random/{type}/{count} -> [ids], at most min(count, max_random_count), no repeats.
+  StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);
+
+  // POST /entities/{type}/create -> the new entity's id.
+  StatusOr<int64_t> CreateEntity(const std::string& type, const nlohmann::json& attributes,
+                                 uint64_t fence_term);
+  // POST /associations/{type}/from/{from}/to/{to}.
+  Status CreateAssociation(const std::string& type, int64_t from, int64_t to,
+                           const nlohmann::json& attributes, uint64_t fence_term);
+
+  // For a follower that forwarded a write: forget what the write made stale here.
+  void InvalidateAssociations(const std::string& type, int64_t from);
+  void ClearCaches();
+
+  // A round trip to the primary database (for /readyz).
+  Status CheckDatabase();
+
+  GraphStats stats() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instaface::graph
+
+#endif  // INSTAFACE_GRAPH_GRAPH_SERVICE_H_

@@ -1,0 +1,39 @@
+// Input rules of the graph service, shared by the service and the HTTP layer (which parses ids
+// and counts out of URL paths with them).
+//
+// Thread safety: pure functions.
+#ifndef INSTAFACE_GRAPH_VALIDATION_H_
+#define INSTAFACE_GRAPH_VALIDATION_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "instaface/graphdb/status.h"
+
+namespace instaface::graph {
+
+// Entity and association types: 1..10 characters of [A-Za-z0-9_-] (they are also URL path
+// segments, and the column is VARCHAR(10)).
+graphdb::Status ValidateType(std::string_view type);
+
+// An id is an integer in [1, 2^63 - 1]. From decimal text (a URL path segment): no sign, no
+// spaces, no leading '+', at most 19 digits.
+graphdb::StatusOr<int64_t> ParseId(std::string_view text);
+// A non-negative decimal count (the {count} of /random), at most 10 digits.
+graphdb::StatusOr<int64_t> ParseCount(std::string_view text);
+
+// A JSON array of ids (unsigned or positive integers, no floats, no strings), at most max_ids
+// long. Duplicates are kept in order; callers dedupe when they need to.
+graphdb::StatusOr<std::vector<int64_t>> IdsFromJson(const nlohmann::json& ids, size_t max_ids,
+                                                    std::string_view what = "ids");
+
+// Attributes must be a JSON object (null is taken as {}).
+graphdb::Status ValidateAttributes(const nlohmann::json& attributes);
+
+}  // namespace instaface::graph
+
+#endif  // INSTAFACE_GRAPH_VALIDATION_H_

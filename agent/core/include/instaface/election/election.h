@@ -69,9 +69,9 @@ const char* RoleName(Role role);
 struct Status {
   Role role = Role::kFollower;
   Term term = 0;
-  NodeId leader;           // empty: no known leader
-  Nanos lease_until{0};    // on this node's clock; only meaningful when role == kLeader;
-                           // zero means no lease
+  NodeId leader;         // empty: no known leader
+  Nanos lease_until{0};  // on this node's clock; only meaningful when role == kLeader;
+                         // zero means no lease
   bool unplugged = false;
   bool transferring = false;  // a leadership transfer is in progress
   friend bool operator==(const Status& a, const Status& b) {
@@ -92,10 +92,10 @@ struct Ready {
 // Counters for metrics and the simulator. Monotonic over the node's lifetime (not restarts).
 struct Stats {
   uint64_t pre_votes_started = 0;
-  uint64_t elections_started = 0;   // candidacies (term raised)
+  uint64_t elections_started = 0;  // candidacies (term raised)
   uint64_t elections_won = 0;
-  uint64_t votes_granted = 0;       // real votes this node gave to others
-  uint64_t leader_changes = 0;      // times the known leader changed
+  uint64_t votes_granted = 0;   // real votes this node gave to others
+  uint64_t leader_changes = 0;  // times the known leader changed
   uint64_t heartbeats_sent = 0;
   uint64_t check_quorum_step_downs = 0;
   uint64_t transfers_started = 0;
@@ -108,8 +108,8 @@ struct Stats {
 
 struct PeerProgress {
   NodeId id;
-  Nanos last_heard{0};        // local time of the last message received from this peer (0: never)
-  Nanos last_acked_send{0};   // leader only: send time of the newest heartbeat this peer acked
+  Nanos last_heard{0};       // local time of the last message received from this peer (0: never)
+  Nanos last_acked_send{0};  // leader only: send time of the newest heartbeat this peer acked
 };
 
 class Election {
@@ -118,8 +118,8 @@ class Election {
   // `restored` is the durable state read back at start (zero-valued on first start).
   // A (re)started node refuses ordinary votes until election_min has passed since `now`,
   // because it cannot know whether it acked a live leader's lease just before it went down.
-  Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored,
-           uint64_t seed, Nanos now);
+  Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored, uint64_t seed,
+           Nanos now);
   ~Election();
   Election(const Election&) = delete;
   Election& operator=(const Election&) = delete;

@@ -10,7 +10,7 @@
 namespace instaface::election {
 
 using Term = uint64_t;
-using NodeId = std::string;  // at most kMaxNodeIdLength bytes on the wire
+using NodeId = std::string;              // at most kMaxNodeIdLength bytes on the wire
 using Nanos = std::chrono::nanoseconds;  // a node's monotonic clock, arbitrary epoch
 
 inline constexpr size_t kMaxNodeIdLength = 64;
@@ -51,8 +51,8 @@ struct Message {
 
   friend bool operator==(const Message& a, const Message& b) {
     return a.type == b.type && a.term == b.term && a.from == b.from && a.to == b.to &&
-           a.granted == b.granted && a.transfer == b.transfer &&
-           a.transferring == b.transferring && a.send_time == b.send_time;
+           a.granted == b.granted && a.transfer == b.transfer && a.transferring == b.transferring &&
+           a.send_time == b.send_time;
   }
 };
 

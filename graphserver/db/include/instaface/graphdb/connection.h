@@ -59,7 +59,6 @@ class PreparedStatement {
  private:
   friend class Connection;
   PreparedStatement(Connection* owner, st_mysql_stmt* stmt) : owner_(owner), stmt_(stmt) {}
-  Status Bind(const std::vector<Value>& params);
   Status Error(std::string_view what);
 
   Connection* owner_;

@@ -81,7 +81,7 @@ class Pool {
   Status RunOnce(const std::function<Status(Connection&)>& body, bool transaction, bool* may_retry);
 
   const ConnectionConfig config_;
-  const PoolOptions options_;
+  PoolOptions options_;
   mutable std::mutex mu_;
   std::condition_variable returned_;
   std::vector<std::unique_ptr<Connection>> idle_;  // guarded by mu_

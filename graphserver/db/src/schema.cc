@@ -1,0 +1,140 @@
+#include "instaface/graphdb/schema.h"
+
+#include <mysqld_error.h>
+
+#include <set>
+#include <string>
+
+#include "instaface/graphdb/connection.h"
+
+namespace instaface::graphdb {
+namespace {
+
+bool IsSafeIdentifier(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '$';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsPrivilegeError(unsigned int err) {
+  return err == ER_DBACCESS_DENIED_ERROR || err == ER_ACCESS_DENIED_ERROR ||
+         err == ER_TABLEACCESS_DENIED_ERROR || err == ER_SPECIFIC_ACCESS_DENIED_ERROR;
+}
+
+struct TableDefinition {
+  const char* name;
+  const char* create;
+};
+
+// `from_id`/`to_id` rather than from/to: FROM and TO are reserved words.
+constexpr TableDefinition kTables[] = {
+    {"entities",
+     "CREATE TABLE IF NOT EXISTS entities ("
+     " id BIGINT NOT NULL AUTO_INCREMENT,"
+     " type VARCHAR(10) NOT NULL,"
+     " created DATETIME(6) NOT NULL COMMENT 'UTC',"
+     " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
+     " PRIMARY KEY (id),"
+     " KEY entities_by_type (type, id)"
+     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"},
+    {"associations",
+     "CREATE TABLE IF NOT EXISTS associations ("
+     " type VARCHAR(10) NOT NULL,"
+     " from_id BIGINT NOT NULL,"
+     " to_id BIGINT NOT NULL,"
+     " created DATETIME(6) NOT NULL COMMENT 'UTC',"
+     " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
+     " PRIMARY KEY (type, from_id, to_id),"
+     " KEY associations_to (to_id),"
+     " CONSTRAINT associations_from_fk FOREIGN KEY (from_id) REFERENCES entities (id),"
+     " CONSTRAINT associations_to_fk FOREIGN KEY (to_id) REFERENCES entities (id)"
+     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"},
+    {"fence",
+     "CREATE TABLE IF NOT EXISTS fence ("
+     " id TINYINT NOT NULL,"
+     " term BIGINT UNSIGNED NOT NULL,"
+     " PRIMARY KEY (id),"
+     " CHECK (id = 1)"
+     ") ENGINE=InnoDB"},
+};
+
+}  // namespace
+
+Status EnsureSchema(const ConnectionConfig& config) {
+  if (!IsSafeIdentifier(config.database)) {
+    return Status::InvalidArgument("database name '" + config.database +
+                                   "' must be 1 to 64 characters of A-Z, a-z, 0-9, _ and $");
+  }
+  StatusOr<std::unique_ptr<Connection>> opened = Connection::Open(config, /*use_database=*/false);
+  if (!opened.ok()) return opened.status();
+  Connection& conn = **opened;
+
+  // 1. The database, only if absent: a least-privilege user cannot CREATE even IF NOT EXISTS.
+  StatusOr<PreparedStatement*> find_db =
+      conn.Prepare("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?");
+  if (!find_db.ok()) return find_db.status();
+  StatusOr<std::vector<Row>> dbs = (*find_db)->Query({config.database});
+  if (!dbs.ok()) return dbs.status();
+  if (dbs->empty()) {
+    // The name was checked above, so quoting it is safe.
+    Status created = conn.ExecuteFixed("CREATE DATABASE IF NOT EXISTS `" + config.database +
+                                       "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+    if (!created.ok()) {
+      if (IsPrivilegeError(created.mysql_errno())) {
+        return Status(StatusCode::kInternal,
+                      "database '" + config.database + "' does not exist and user '" + config.user +
+                          "' may not create it; create it as an administrator (CREATE DATABASE " +
+                          config.database + ") or grant this user CREATE",
+                      created.mysql_errno());
+      }
+      return created;
+    }
+  }
+  if (Status s = conn.ExecuteFixed("USE `" + config.database + "`"); !s.ok()) {
+    if (IsPrivilegeError(s.mysql_errno())) {
+      return Status(StatusCode::kInternal,
+                    "user '" + config.user + "' has no privileges on database '" + config.database +
+                        "'; grant SELECT, INSERT, UPDATE, DELETE on " + config.database + ".*",
+                    s.mysql_errno());
+    }
+    return s;
+  }
+
+  // 2. The tables that are missing (again, so that no CREATE privilege is needed when none are).
+  StatusOr<PreparedStatement*> find_tables =
+      conn.Prepare("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?");
+  if (!find_tables.ok()) return find_tables.status();
+  StatusOr<std::vector<Row>> tables = (*find_tables)->Query({config.database});
+  if (!tables.ok()) return tables.status();
+  std::set<std::string> present;
+  for (const Row& row : *tables) {
+    if (const std::string* name = std::get_if<std::string>(&row[0])) present.insert(*name);
+  }
+  for (const TableDefinition& table : kTables) {
+    if (present.count(table.name) != 0) continue;
+    if (Status s = conn.ExecuteFixed(table.create); !s.ok()) {
+      if (IsPrivilegeError(s.mysql_errno())) {
+        return Status(StatusCode::kInternal,
+                      "table " + config.database + "." + table.name + " does not exist and user '" +
+                          config.user +
+                          "' may not create it; run the graphserver once as a user with CREATE "
+                          "privilege, or create the schema as an administrator",
+                      s.mysql_errno());
+      }
+      return s;
+    }
+  }
+
+  // 3. The fence row, at term 0, unless a leader already wrote one.
+  StatusOr<PreparedStatement*> fence_row =
+      conn.Prepare("INSERT IGNORE INTO fence (id, term) VALUES (1, 0)");
+  if (!fence_row.ok()) return fence_row.status();
+  if (StatusOr<ExecResult> r = (*fence_row)->Execute({}); !r.ok()) return r.status();
+  return Status();
+}
+
+}  // namespace instaface::graphdb

@@ -1,0 +1,94 @@
+// The nng transport between agents: every election message travels as one authenticated
+// request (see instaface/wire/codec.h), asynchronously, so that nothing blocks the driver.
+//
+// Sending: one REQ socket per peer (a shared REQ socket would load-balance across peers instead
+// of reaching each). Each peer has a small pool of request contexts; Send() takes a free one,
+// starts the request and returns at once. The request and its reply each time out after
+// `request_timeout` (kept below election_min), so a dead peer costs only that timeout and at
+// most `requests_per_peer` contexts; while they are all busy, further messages to that peer are
+// dropped and counted as failed. REQ's automatic resend is pushed beyond the timeout so a
+// request is never delivered twice by nng itself.
+//
+// Receiving: a REP socket bound at `listen_url` with a pool of contexts. A request is decoded,
+// authenticated and checked against the replay window inside the aio callback, handed to the
+// `deliver` callback, and answered with an empty acknowledgement. A non-empty reply to one of
+// our requests is decoded the same way, so a peer may answer with a message directly.
+// Rejected bytes are dropped and counted by reason; they never reach `deliver`.
+//
+// `deliver` runs on nng's callback threads: it must not block (push to a queue and return) and
+// must not call back into the Transport.
+//
+// Thread safety: Send(), SetPeers() and the counters may be called from any thread. The
+// destructor stops every aio (waiting for running callbacks) before freeing anything.
+#ifndef INSTAFACE_TRANSPORT_TRANSPORT_H_
+#define INSTAFACE_TRANSPORT_TRANSPORT_H_
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "instaface/agent/status.h"
+#include "instaface/election/message.h"
+#include "instaface/wire/codec.h"
+#include "instaface/wire/replay_window.h"
+
+namespace instaface::transport {
+
+struct TransportOptions {
+  std::string listen_url;  // nng URL for the REP socket, e.g. tcp://0.0.0.0:7400 or ipc:///x
+  std::string cluster;
+  std::string secret;
+  std::chrono::milliseconds request_timeout{300};
+  int reply_contexts = 8;
+  int requests_per_peer = 4;
+  wire::ReplayWindowOptions replay;
+};
+
+struct PeerCounters {
+  std::string id;
+  std::string url;
+  uint64_t sent = 0;    // requests the peer acknowledged
+  uint64_t failed = 0;  // timed out, refused, or dropped because every context was busy
+  // CLOCK_MONOTONIC ns of the last acknowledgement; 0 when never.
+  int64_t last_ack_ns = 0;
+};
+
+class Transport {
+ public:
+  using Deliver = std::function<void(election::Message message)>;
+
+  // Binds `listen_url` and starts answering. Bad options or a failed bind are errors.
+  static agent::StatusOr<std::unique_ptr<Transport>> Start(TransportOptions options,
+                                                           Deliver deliver);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // Replaces the peer set (id -> nng URL). New peers are dialed (without waiting: the dial
+  // retries in the background), removed ones closed, and a peer whose URL changed redialed.
+  void SetPeers(const std::map<std::string, std::string>& peers);
+
+  // Sends `message` to message.to. Returns false when that peer is unknown or every one of its
+  // request contexts is busy (counted as failed).
+  bool Send(const election::Message& message);
+
+  std::vector<PeerCounters> peer_counters() const;
+  std::array<uint64_t, wire::kRejectReasonCount> rejected() const;
+  uint64_t delivered() const;
+  // The URL actually bound; for tcp:// with port 0, the chosen port is filled in.
+  const std::string& bound_url() const;
+
+ private:
+  struct Impl;
+  explicit Transport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instaface::transport
+
+#endif  // INSTAFACE_TRANSPORT_TRANSPORT_H_

@@ -1,0 +1,75 @@
+// GraphApi: the graphserver's request handler. It maps each route to the GraphService, sends
+// writes through the elected leader, and answers the operational routes (/metrics, /healthz,
+// /readyz, /api/graph/unreachable, /api/graph/unplugged).
+//
+// Writes: when this node leads (the View says leader, lease valid, agent alive) the write runs
+// here, fenced by the snapshot's term; otherwise it is forwarded once, with the same method,
+// path and body, to the leader's app address, and the leader's answer is returned. A forwarded
+// request carries kForwardedHeader, and a node that receives one without leading answers 503
+// instead of forwarding again, so a stale view on two nodes cannot bounce a write around.
+// No leader, a stale agent, an unreachable leader or a lost fence: 503 with Retry-After: 1.
+//
+// Every error body is {"error": "..."}.
+//
+// Thread safety: Handle() is called concurrently from the server's worker threads.
+#ifndef INSTAFACE_GRAPHSERVER_GRAPH_API_H_
+#define INSTAFACE_GRAPHSERVER_GRAPH_API_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "instaface/graph/graph_service.h"
+#include "instaface/graph/miss_filler.h"
+#include "instaface/graphserver/graph_metrics.h"
+#include "instaface/graphserver/http_client.h"
+#include "instaface/graphserver/http_server.h"
+#include "instaface/graphserver/route.h"
+#include "instaface/view.h"
+
+namespace instaface::graphserver {
+
+// Marks a request one graphserver sent to another (a forwarded write or a cache fill).
+inline constexpr const char kForwardedHeader[] = "X-Instaface-Forwarded";
+
+struct GraphApiOptions {
+  std::string self_app_address;  // this server's own address as the agent advertises it
+  std::string control_socket;    // the agent's control socket; empty disables the fault routes
+  std::chrono::milliseconds forward_timeout{5000};
+  std::chrono::milliseconds fill_timeout{1000};
+  std::chrono::milliseconds control_timeout{2000};
+};
+
+class GraphApi {
+ public:
+  // All references must outlive the GraphApi.
+  GraphApi(graph::GraphService& service, const View& view, GraphMetrics& metrics,
+           GraphApiOptions options);
+  ~GraphApi();
+
+  HttpResponse Handle(HttpRequest&& request);
+
+  // A MissFiller that reads a follower's cache misses from the leader's read routes. Install it
+  // with GraphService::set_miss_filler before serving.
+  std::shared_ptr<graph::MissFiller> MakeLeaderMissFiller();
+
+ private:
+  class LeaderFiller;
+  HttpResponse Dispatch(HttpRequest& request, Route& route, bool& database_error);
+  HttpResponse Write(HttpRequest& request, const Route& route, bool& database_error);
+  HttpResponse Forward(HttpRequest& request, const std::string& leader_address);
+  HttpResponse Unplugged(const HttpRequest& request, bool put);
+  HttpResponse Unreachable(const HttpRequest& request);
+  HttpResponse Ready(const HttpRequest& request);
+  HttpResponse Metrics(const HttpRequest& request);
+
+  graph::GraphService& service_;
+  const View& view_;
+  GraphMetrics& metrics_;
+  GraphApiOptions options_;
+  ClientPool forward_clients_;
+};
+
+}  // namespace instaface::graphserver
+
+#endif  // INSTAFACE_GRAPHSERVER_GRAPH_API_H_

@@ -1,0 +1,69 @@
+// An asynchronous HTTP/1.1 server (Boost.Beast) that hands each complete request to a blocking
+// handler on a worker pool.
+//
+// Network I/O runs on `io_threads` threads sharing one io_context: connections, keep-alive, the
+// body size limit (413) and the per-request timeout. Handlers may block (database calls, a
+// forwarded request), so they run on a separate pool of `worker_threads`; a slow database never
+// stalls accepting or reading. A request whose body exceeds the limit, or that does not parse,
+// is answered by the server itself with a JSON error and the connection is closed.
+//
+// Thread safety: Start and Stop are called from one thread; the handler is called concurrently
+// from worker threads and must be thread-safe.
+#ifndef INSTAFACE_GRAPHSERVER_HTTP_SERVER_H_
+#define INSTAFACE_GRAPHSERVER_HTTP_SERVER_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <boost/beast/http.hpp>
+
+namespace instaface::graphserver {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+struct HttpServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 8080;  // 0 picks a free port; see HttpServer::port()
+  int io_threads = 2;
+  int worker_threads = 16;
+  uint64_t body_limit = 1 << 20;
+  std::chrono::milliseconds request_timeout{10000};  // also the keep-alive idle limit
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(HttpRequest&&)>;
+  // Called (from an I/O thread) for a request the server answered itself: 400, 408 or 413.
+  using RejectObserver = std::function<void(int status)>;
+
+  HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject = nullptr);
+  ~HttpServer();  // stops
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts the threads. An error (for example the port is taken) is returned as a
+  // message; empty means success.
+  std::string Start();
+  // Stops accepting, closes connections, joins all threads. Idempotent.
+  void Stop();
+  uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A JSON error body {"error": message} with the given status; keep-alive follows `request`.
+HttpResponse JsonError(int status, const std::string& message, unsigned version = 11,
+                       bool keep_alive = true);
+// A JSON body with status 200 (or the given one).
+HttpResponse JsonResponse(int status, std::string body, unsigned version = 11,
+                          bool keep_alive = true);
+
+}  // namespace instaface::graphserver
+
+#endif  // INSTAFACE_GRAPHSERVER_HTTP_SERVER_H_

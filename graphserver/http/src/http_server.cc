@@ -1,0 +1,204 @@
+#include "instaface/graphserver/http_server.h"
+
+#include <atomic>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <nlohmann/json.hpp>
+
+namespace instaface::graphserver {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+HttpResponse JsonResponse(int status, std::string body, unsigned version, bool keep_alive) {
+  HttpResponse res{static_cast<http::status>(status), version};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpResponse JsonError(int status, const std::string& message, unsigned version, bool keep_alive) {
+  nlohmann::json body = {{"error", message}};
+  // Invalid UTF-8 from a request must not make the error path itself throw.
+  return JsonResponse(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      version, keep_alive);
+}
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, const HttpServerOptions& options, const HttpServer::Handler& handler,
+          const HttpServer::RejectObserver& on_reject, asio::thread_pool& workers)
+      : stream_(std::move(socket)),
+        options_(options),
+        handler_(handler),
+        on_reject_(on_reject),
+        workers_(workers) {}
+
+  void Run() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(options_.body_limit);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(options_.request_timeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::eof) {
+      return Close();
+    }
+    if (ec == beast::error::timeout) {
+      // A silent idle keep-alive connection just closes; a half-sent request learns why.
+      if (parser_->got_some()) Reject(408, "request timed out");
+      return Close();
+    }
+    if (ec == http::error::body_limit) {
+      return Reject(413, "request body exceeds the limit of " +
+                             std::to_string(options_.body_limit) + " bytes");
+    }
+    if (ec == http::error::header_limit) return Reject(431, "request headers too large");
+    if (ec) return Reject(400, "malformed HTTP request: " + ec.message());
+
+    auto request = std::make_shared<HttpRequest>(parser_->release());
+    // The handler may block, so it runs on the worker pool; the answer comes back to this
+    // connection's strand to be written.
+    asio::post(workers_, [self = shared_from_this(), request] {
+      bool keep_alive = request->keep_alive();
+      unsigned version = request->version();
+      HttpResponse res;
+      try {
+        res = self->handler_(std::move(*request));
+      } catch (const std::exception& e) {
+        res = JsonError(500, std::string("internal error: ") + e.what(), version, keep_alive);
+      }
+      res.version(version);
+      if (!keep_alive) res.keep_alive(false);
+      auto shared = std::make_shared<HttpResponse>(std::move(res));
+      asio::post(self->stream_.get_executor(), [self, shared] { self->Write(shared); });
+    });
+  }
+
+  void Reject(int status, const std::string& message) {
+    if (on_reject_) on_reject_(status);
+    auto res = std::make_shared<HttpResponse>(JsonError(status, message, 11, false));
+    Write(res);
+  }
+
+  void Write(std::shared_ptr<HttpResponse> res) {
+    stream_.expires_after(options_.request_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec || !res->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  const HttpServerOptions& options_;
+  const HttpServer::Handler& handler_;
+  const HttpServer::RejectObserver& on_reject_;
+  asio::thread_pool& workers_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServerOptions options;
+  Handler handler;
+  RejectObserver on_reject;
+  asio::io_context ioc;
+  std::optional<asio::thread_pool> workers;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopped{false};
+  uint16_t bound_port = 0;
+
+  void Accept() {
+    acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) {
+        beast::error_code ignored;
+        s.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<Session>(std::move(s), options, handler, on_reject, *workers)->Run();
+      }
+      Accept();
+    });
+  }
+};
+
+HttpServer::HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->handler = std::move(handler);
+  impl_->on_reject = std::move(on_reject);
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+std::string HttpServer::Start() {
+  beast::error_code ec;
+  auto address = asio::ip::make_address(impl_->options.host, ec);
+  if (ec) return "invalid listen address '" + impl_->options.host + "': " + ec.message();
+  tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return "cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) +
+           ": " + ec.message();
+  }
+  impl_->bound_port = acceptor.local_endpoint().port();
+  impl_->workers.emplace(std::max(1, impl_->options.worker_threads));
+  impl_->Accept();
+  for (int i = 0; i < std::max(1, impl_->options.io_threads); ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  return "";
+}
+
+void HttpServer::Stop() {
+  if (impl_->stopped.exchange(true)) return;
+  asio::post(impl_->ioc, [this] {
+    beast::error_code ignored;
+    impl_->acceptor.close(ignored);
+  });
+  if (impl_->workers) impl_->workers->join();
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+uint16_t HttpServer::port() const { return impl_->bound_port; }
+
+}  // namespace instaface::graphserver

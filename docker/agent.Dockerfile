@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# instaface-agent, the election sidecar, with instafacectl for exec probes and operators.
+# Build from the repository root:
+#   docker build -f docker/agent.Dockerfile -t instaface/agent:0.1.0 .
+
+FROM debian:bookworm AS build
+COPY docker/build-binaries /usr/local/sbin/build-binaries
+RUN build-binaries deps
+COPY . /src
+RUN /src/docker/build-binaries build /out instaface-agent instafacectl
+
+FROM debian:bookworm-slim
+# Only the shared libraries the two binaries load (ldd); tests/helm/dockerfile_test.py keeps this
+# list and the binaries in step.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libnng1 libhiredis0.14 libssl3 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+      libboost-system1.74.0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 instaface \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin instaface \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/instaface /run/instaface
+COPY --from=build /out/instaface-agent /usr/local/bin/instaface-agent
+COPY --from=build /out/instafacectl /usr/local/bin/instafacectl
+USER 10001:10001
+# nng peers, Prometheus metrics.
+EXPOSE 7400 9400
+ENTRYPOINT ["/usr/local/bin/instaface-agent"]

@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# instaface-bot, the load generator: creates users, friendships, posts and likes through the API.
+# Build from the repository root:
+#   docker build -f docker/bot.Dockerfile -t instaface/bot:0.1.0 .
+
+FROM debian:bookworm AS build
+COPY docker/build-binaries /usr/local/sbin/build-binaries
+RUN build-binaries deps
+COPY . /src
+RUN /src/docker/build-binaries build /out instaface-bot
+
+FROM debian:bookworm-slim
+# Only the shared libraries the binary loads (ldd); tests/helm/dockerfile_test.py keeps this list
+# and the binary in step.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libboost-system1.74.0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 instaface \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin instaface
+COPY --from=build /out/instaface-bot /usr/local/bin/instaface-bot
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/instaface-bot"]

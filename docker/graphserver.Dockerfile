@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# instaface-graphserver, the social-graph service; its election state comes from the agent
+# sidecar through /dev/shm and a Unix socket.
+# Build from the repository root:
+#   docker build -f docker/graphserver.Dockerfile -t instaface/graphserver:0.1.0 .
+
+FROM debian:bookworm AS build
+COPY docker/build-binaries /usr/local/sbin/build-binaries
+RUN build-binaries deps
+COPY . /src
+RUN /src/docker/build-binaries build /out instaface-graphserver
+
+FROM debian:bookworm-slim
+# Only the shared libraries the binary loads (ldd); tests/helm/dockerfile_test.py keeps this list
+# and the binary in step.
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libmariadb3 libprometheus-cpp-core1.0 libboost-system1.74.0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --gid 10001 instaface \
+ && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin instaface
+COPY --from=build /out/instaface-graphserver /usr/local/bin/instaface-graphserver
+USER 10001:10001
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/instaface-graphserver"]
+CMD ["--listen", "0.0.0.0:8080"]

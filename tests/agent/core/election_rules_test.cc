@@ -1,0 +1,914 @@
+// One test per rule of the election: the Raft paper's §5.2 (leader election), the seed's rules
+// for a leader that receives a heartbeat, and the thesis' PreVote, CheckQuorum, lease and
+// leadership transfer. Each test drives a single core by hand: messages in, Ready out.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <set>
+
+#include "instaface/election/election.h"
+
+namespace instaface::election {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr Nanos kT0 = 10s;  // an arbitrary clock epoch, not zero
+// After the start-up lease (election_min) and any election timeout (election_max).
+constexpr Nanos kAfterStart = kT0 + 1s + 1ms;
+
+Config NoPreVote() {
+  Config c;
+  c.pre_vote = false;
+  return c;
+}
+
+std::unique_ptr<Election> MakeNode(Config config = Config(), HardState restored = HardState(),
+                                   Nanos now = kT0, std::vector<NodeId> peers = {"b", "c"},
+                                   uint64_t seed = 1) {
+  return std::make_unique<Election>(config, "a", std::move(peers), std::move(restored), seed, now);
+}
+
+Message Make(MessageType type, const NodeId& from, Term term, bool granted = false) {
+  Message m;
+  m.type = type;
+  m.from = from;
+  m.to = "a";
+  m.term = term;
+  m.granted = granted;
+  return m;
+}
+
+Message Heartbeat(const NodeId& from, Term term, Nanos send_time, bool transferring = false) {
+  Message m = Make(MessageType::kHeartbeat, from, term);
+  m.send_time = send_time;
+  m.transferring = transferring;
+  return m;
+}
+
+Message Ack(const NodeId& from, Term term, Nanos send_time) {
+  Message m = Make(MessageType::kHeartbeatResponse, from, term, true);
+  m.send_time = send_time;
+  return m;
+}
+
+std::vector<Message> OfType(const std::vector<Message>& all, MessageType type) {
+  std::vector<Message> out;
+  std::copy_if(all.begin(), all.end(), std::back_inserter(out),
+               [&](const Message& m) { return m.type == type; });
+  return out;
+}
+
+// The single reply a node produced, which the test expects to be of `type`.
+Message OnlyReply(Election& e, MessageType type) {
+  std::vector<Message> out = e.ready().messages;
+  EXPECT_EQ(out.size(), 1u);
+  if (out.empty()) return Message();
+  EXPECT_EQ(out[0].type, type) << MessageTypeName(out[0].type);
+  return out[0];
+}
+
+// Makes "a" leader of term 1 with b's vote; returns the time it won. Output is consumed.
+Nanos MakeLeader(Election& e) {
+  const Nanos t = e.next_deadline();
+  e.tick(t);
+  if (e.status().role == Role::kPreCandidate) {
+    e.step(Make(MessageType::kPreVoteResponse, "b", e.hard_state().term + 1, true), t);
+  }
+  e.step(Make(MessageType::kVoteResponse, "b", e.hard_state().term, true), t);
+  EXPECT_EQ(e.status().role, Role::kLeader);
+  e.ready();
+  return t;
+}
+
+// ---- §5.2 Leader election -------------------------------------------------------------------
+
+TEST(ElectionRules, NodeStartsAsFollowerWithoutLeader) {
+  auto e = MakeNode();
+  Ready r = e->ready();
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.status->role, Role::kFollower);
+  EXPECT_TRUE(r.status->leader.empty());
+  EXPECT_FALSE(r.hard_state) << "a fresh zero state needs no write";
+  EXPECT_TRUE(r.messages.empty());
+}
+
+TEST(ElectionRules, FollowerStandsAfterElectionTimeout) {
+  auto e = MakeNode(NoPreVote());
+  e->tick(kT0 + Config().election_min - 1ns);
+  EXPECT_EQ(e->status().role, Role::kFollower) << "no election before election_min";
+  e->tick(kT0 + Config().election_max);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
+  EXPECT_EQ(e->hard_state().term, 1u);
+}
+
+TEST(ElectionRules, ElectionTimeoutIsRandomWithinBounds) {
+  const Config c;
+  std::set<int64_t> seen;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    auto e = MakeNode(c, HardState(), kT0, {"b", "c"}, seed);
+    const Nanos deadline = e->next_deadline();
+    EXPECT_GE(deadline, kT0 + c.election_min);
+    EXPECT_LE(deadline, kT0 + c.election_max);
+    seen.insert(deadline.count());
+  }
+  EXPECT_GT(seen.size(), 10u) << "timeouts must differ between seeds";
+}
+
+TEST(ElectionRules, SameSeedReplaysTheSameRun) {
+  auto run = [](uint64_t seed) {
+    auto e = MakeNode(NoPreVote(), HardState(), kT0, {"b", "c"}, seed);
+    std::vector<int64_t> trace;
+    for (int i = 0; i < 5; ++i) {
+      Nanos t = e->next_deadline();
+      trace.push_back(t.count());
+      e->tick(t);  // stands again and again: no one answers
+    }
+    return trace;
+  };
+  EXPECT_EQ(run(42), run(42));
+  EXPECT_NE(run(42), run(43));
+}
+
+TEST(ElectionRules, CandidateVotesForItself) {
+  auto e = MakeNode(NoPreVote());
+  e->tick(e->next_deadline());
+  Ready r = e->ready();
+  ASSERT_TRUE(r.hard_state);
+  EXPECT_EQ(r.hard_state->term, 1u);
+  EXPECT_EQ(r.hard_state->voted_for, "a");
+  EXPECT_EQ(e->stats().elections_started, 1u);
+}
+
+TEST(ElectionRules, CandidateAsksEveryPeerInParallel) {
+  auto e = MakeNode(NoPreVote(), HardState(), kT0, {"b", "c", "d", "e"});
+  e->tick(e->next_deadline());
+  std::vector<Message> requests = OfType(e->ready().messages, MessageType::kVoteRequest);
+  std::set<NodeId> to;
+  for (const Message& m : requests) {
+    EXPECT_EQ(m.term, 1u);
+    EXPECT_FALSE(m.transfer);
+    to.insert(m.to);
+  }
+  EXPECT_EQ(to, (std::set<NodeId>{"b", "c", "d", "e"}));
+}
+
+TEST(ElectionRules, CandidateWinsWithQuorumOfVotes) {
+  auto e = MakeNode(NoPreVote());
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->ready();
+  e->step(Make(MessageType::kVoteResponse, "c", 1, false), t);
+  EXPECT_EQ(e->status().role, Role::kCandidate) << "a refusal does not count";
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), t);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  EXPECT_EQ(e->status().leader, "a");
+  EXPECT_EQ(e->stats().elections_won, 1u);
+}
+
+TEST(ElectionRules, VotesAreCountedFromDistinctNodes) {
+  Config c = NoPreVote();
+  c.cluster_size = 5;
+  auto e = MakeNode(c, HardState(), kT0, {"b", "c", "d", "e"});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), t);
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), t);
+  EXPECT_EQ(e->status().role, Role::kCandidate) << "a duplicated vote counted twice";
+  e->step(Make(MessageType::kVoteResponse, "c", 1, true), t);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+}
+
+TEST(ElectionRules, VotesOfAnotherTermDoNotCount) {
+  auto e = MakeNode(NoPreVote(), HardState{4, ""});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  ASSERT_EQ(e->hard_state().term, 5u);
+  e->step(Make(MessageType::kVoteResponse, "b", 4, true), t);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
+}
+
+TEST(ElectionRules, CandidateStartsOverAfterElectionTimeout) {
+  auto e = MakeNode(NoPreVote());
+  e->tick(e->next_deadline());
+  const Nanos retry = e->next_deadline();
+  EXPECT_GE(retry - e->next_deadline(), 0ns);
+  e->tick(retry);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
+  EXPECT_EQ(e->hard_state().term, 2u) << "a new term for the new candidacy";
+}
+
+TEST(ElectionRules, CandidateStartsOverWithPreVote) {
+  auto e = MakeNode();
+  Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 1, true), t);
+  ASSERT_EQ(e->status().role, Role::kCandidate);
+  const Nanos retry = e->next_deadline();
+  EXPECT_GE(retry, t + Config().election_min);
+  EXPECT_LE(retry, t + Config().election_max);
+  e->ready();
+  e->tick(retry);
+  EXPECT_EQ(e->status().role, Role::kPreCandidate);
+  EXPECT_EQ(e->hard_state().term, 1u);
+  EXPECT_EQ(OfType(e->ready().messages, MessageType::kPreVoteRequest).size(), 2u);
+}
+
+TEST(ElectionRules, AtMostOneVotePerTerm) {
+  auto e = MakeNode();
+  e->step(Make(MessageType::kVoteRequest, "b", 1), kAfterStart);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  e->step(Make(MessageType::kVoteRequest, "c", 1), kAfterStart);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  e->step(Make(MessageType::kVoteRequest, "b", 1), kAfterStart);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "a repeated request";
+  EXPECT_EQ(e->hard_state().voted_for, "b");
+}
+
+TEST(ElectionRules, VoteRefusedForLowerTerm) {
+  auto e = MakeNode(Config(), HardState{5, ""});
+  e->step(Make(MessageType::kVoteRequest, "b", 4), kAfterStart);
+  Message reply = OnlyReply(*e, MessageType::kVoteResponse);
+  EXPECT_FALSE(reply.granted);
+  EXPECT_EQ(reply.term, 5u);
+}
+
+TEST(ElectionRules, VoteRequestWithHigherTermOutsideLeaseAdoptsTerm) {
+  auto e = MakeNode(Config(), HardState{3, "c"});
+  e->step(Make(MessageType::kVoteRequest, "b", 7), kAfterStart);
+  Ready r = e->ready();
+  ASSERT_TRUE(r.hard_state);
+  EXPECT_EQ(r.hard_state->term, 7u);
+  EXPECT_EQ(r.hard_state->voted_for, "b") << "the old term's vote does not bind the new term";
+}
+
+TEST(ElectionRules, VoteSurvivesRestart) {
+  auto e = MakeNode();
+  e->step(Make(MessageType::kVoteRequest, "b", 5), kAfterStart);
+  Ready r = e->ready();
+  ASSERT_TRUE(r.hard_state);
+  const HardState persisted = *r.hard_state;
+
+  const Nanos restart = kAfterStart + 1s;
+  auto again = MakeNode(Config(), persisted, restart);
+  EXPECT_EQ(again->hard_state(), persisted);
+  const Nanos after_restart_lease = restart + Config().election_min;
+  again->step(Make(MessageType::kVoteRequest, "c", 5), after_restart_lease);
+  EXPECT_FALSE(OnlyReply(*again, MessageType::kVoteResponse).granted);
+  again->step(Make(MessageType::kVoteRequest, "b", 5), after_restart_lease);
+  EXPECT_TRUE(OnlyReply(*again, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, RestartedNodeRefusesVotesWithinElectionMin) {
+  auto e = MakeNode(Config(), HardState{2, ""});
+  e->step(Make(MessageType::kVoteRequest, "b", 3), kT0 + Config().election_min - 1ns);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->hard_state().term, 2u) << "a refused request must not raise the term";
+  e->step(Make(MessageType::kVoteRequest, "b", 3), kT0 + Config().election_min);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, GrantingAVoteRestartsTheElectionTimer) {
+  auto e = MakeNode();
+  e->step(Make(MessageType::kVoteRequest, "b", 1), kAfterStart);
+  EXPECT_GE(e->next_deadline(), kAfterStart + Config().election_min);
+}
+
+// ---- Heartbeats: the seed's rules ---------------------------------------------------------
+
+TEST(ElectionRules, LeaderHeartbeatsAtOnceAndEveryInterval) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 1, true), t);
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), t);
+  std::vector<Message> first = OfType(e->ready().messages, MessageType::kHeartbeat);
+  ASSERT_EQ(first.size(), 2u);
+  for (const Message& m : first) {
+    EXPECT_EQ(m.send_time, t);
+    EXPECT_EQ(m.term, 1u);
+  }
+  // Acks from b keep CheckQuorum quiet; c never answers and the leader does not wait for it.
+  e->step(Ack("b", 1, t), t + 1ms);
+  e->tick(t + c.heartbeat_interval - 1ns);
+  EXPECT_TRUE(OfType(e->ready().messages, MessageType::kHeartbeat).empty());
+  e->tick(t + c.heartbeat_interval);
+  std::vector<Message> second = OfType(e->ready().messages, MessageType::kHeartbeat);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[0].send_time, t + c.heartbeat_interval);
+  EXPECT_EQ(e->stats().heartbeats_sent, 4u);
+}
+
+TEST(ElectionRules, FollowerAcceptsHeartbeatAndRestartsItsTimer) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos t = kAfterStart;  // later than the first timeout: the heartbeat must rearm it
+  e->step(Heartbeat("b", 1, t - 2ms), t);
+  Message ack = OnlyReply(*e, MessageType::kHeartbeatResponse);
+  EXPECT_TRUE(ack.granted);
+  EXPECT_EQ(ack.send_time, t - 2ms) << "the ack echoes the heartbeat's send time";
+  EXPECT_EQ(e->status().leader, "b");
+  EXPECT_EQ(e->hard_state().term, 1u);
+  EXPECT_GE(e->next_deadline(), t + c.election_min);
+  e->tick(t + c.election_min - 1ns);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->stats().leader_changes, 1u);
+}
+
+TEST(ElectionRules, LeaderStepsDownOnHigherTermHeartbeat) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Heartbeat("c", 2, t), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->status().leader, "c");
+  Ready r = e->ready();
+  ASSERT_TRUE(r.hard_state);
+  EXPECT_EQ(r.hard_state->term, 2u);
+  EXPECT_TRUE(r.hard_state->voted_for.empty());
+}
+
+TEST(ElectionRules, LeaderAnswersLowerTermHeartbeatWithItsTerm) {
+  auto e = MakeNode(Config(), HardState{4, ""});
+  const Nanos t = MakeLeader(*e);
+  ASSERT_EQ(e->hard_state().term, 5u);
+  e->step(Heartbeat("c", 3, t), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  Message reply = OnlyReply(*e, MessageType::kHeartbeatResponse);
+  EXPECT_FALSE(reply.granted);
+  EXPECT_EQ(reply.term, 5u);
+  EXPECT_EQ(reply.to, "c");
+}
+
+TEST(ElectionRules, FollowerAnswersLowerTermHeartbeatWithItsTerm) {
+  auto e = MakeNode(Config(), HardState{4, ""});
+  e->step(Heartbeat("c", 3, kT0), kT0 + 1ms);
+  Message reply = OnlyReply(*e, MessageType::kHeartbeatResponse);
+  EXPECT_FALSE(reply.granted);
+  EXPECT_EQ(reply.term, 4u);
+  EXPECT_TRUE(e->status().leader.empty());
+}
+
+TEST(ElectionRules, LeaderBecomesFollowerOnSameTermHeartbeat) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Heartbeat("c", 1, t), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->status().leader, "c");
+  EXPECT_EQ(e->hard_state().term, 1u);
+  EXPECT_EQ(e->stats().same_term_heartbeats_as_leader, 1u);
+}
+
+TEST(ElectionRules, StaleLeaderStepsDownOnRejectedHeartbeat) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  Message reject = Make(MessageType::kHeartbeatResponse, "c", 6, false);
+  reject.send_time = t;
+  e->step(reject, t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->hard_state().term, 6u);
+  EXPECT_TRUE(e->status().leader.empty());
+}
+
+TEST(ElectionRules, CandidateBecomesFollowerOnHeartbeatOfItsTerm) {
+  auto e = MakeNode(NoPreVote());
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  ASSERT_EQ(e->status().role, Role::kCandidate);
+  e->step(Heartbeat("b", 1, t), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->status().leader, "b");
+  EXPECT_EQ(e->hard_state().voted_for, "a") << "the vote of the term stays";
+}
+
+TEST(ElectionRules, PreCandidateBecomesFollowerOnHeartbeatOfItsTerm) {
+  auto e = MakeNode(Config(), HardState{3, ""});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  ASSERT_EQ(e->status().role, Role::kPreCandidate);
+  e->step(Heartbeat("b", 3, t), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->status().leader, "b");
+}
+
+TEST(ElectionRules, HigherTermInVoteResponseIsAdopted) {
+  auto e = MakeNode(NoPreVote());
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kVoteResponse, "b", 9, false), t);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->hard_state(), (HardState{9, ""}));
+}
+
+// ---- Quorum --------------------------------------------------------------------------------
+
+TEST(ElectionRules, QuorumIsFromConfiguredClusterSize) {
+  Config c = NoPreVote();
+  c.cluster_size = 5;
+  auto e = MakeNode(c);  // knows only b and c
+  EXPECT_EQ(e->quorum(), 3);
+  e->set_peers({"b"});
+  EXPECT_EQ(e->quorum(), 3) << "discovery must not change the quorum";
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), t);
+  EXPECT_EQ(e->status().role, Role::kCandidate) << "2 of 5 is no majority";
+  e->step(Make(MessageType::kVoteResponse, "d", 1, true), t);
+  EXPECT_EQ(e->status().role, Role::kLeader) << "a vote from a peer not yet discovered counts";
+}
+
+TEST(ElectionRules, QuorumFromDiscoveryCountsKnownPeers) {
+  Config c = NoPreVote();
+  c.cluster_size = 5;
+  c.quorum_from_discovery = true;
+  auto e = MakeNode(c, HardState(), kT0, {"b", "c"});
+  EXPECT_EQ(e->quorum(), 2);
+  e->set_peers({"b", "c", "d", "e"});
+  EXPECT_EQ(e->quorum(), 3);
+}
+
+TEST(ElectionRules, QuorumForEvenAndOddSizes) {
+  for (int size : {1, 2, 3, 4, 5, 6, 7}) {
+    Config c;
+    c.cluster_size = size;
+    auto e = MakeNode(c);
+    EXPECT_EQ(e->quorum(), size / 2 + 1) << size;
+  }
+}
+
+TEST(ElectionRules, SingleNodeClusterElectsItself) {
+  Config c;
+  c.cluster_size = 1;
+  auto e = MakeNode(c, HardState(), kT0, {});
+  e->tick(e->next_deadline());
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  EXPECT_EQ(e->hard_state().term, 1u);
+  EXPECT_GT(e->status().lease_until, Nanos(0)) << "its own quorum";
+}
+
+// ---- PreVote (thesis §9.6) -----------------------------------------------------------------
+
+TEST(ElectionRules, PreVoteDoesNotRaiseTerm) {
+  auto e = MakeNode(Config(), HardState{3, "x"});
+  e->tick(e->next_deadline());
+  EXPECT_EQ(e->status().role, Role::kPreCandidate);
+  Ready r = e->ready();
+  EXPECT_FALSE(r.hard_state) << "no term or vote change while pre-voting";
+  std::vector<Message> requests = OfType(r.messages, MessageType::kPreVoteRequest);
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].term, 4u) << "the term it would stand in";
+  EXPECT_EQ(e->hard_state(), (HardState{3, "x"}));
+  EXPECT_EQ(e->stats().pre_votes_started, 1u);
+  EXPECT_EQ(e->stats().elections_started, 0u);
+}
+
+TEST(ElectionRules, PreCandidateStandsOnQuorumOfPreVotes) {
+  auto e = MakeNode(Config(), HardState{3, ""});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 4, true), t);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
+  EXPECT_EQ(e->hard_state(), (HardState{4, "a"}));
+}
+
+TEST(ElectionRules, PreVotesForAnotherRoundDoNotCount) {
+  auto e = MakeNode(Config(), HardState{3, ""});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 3, true), t);
+  EXPECT_EQ(e->status().role, Role::kPreCandidate);
+}
+
+TEST(ElectionRules, PreVoteGrantedOnlyForHigherTermAndNeverChangesVoter) {
+  auto e = MakeNode(Config(), HardState{3, "c"});
+  e->step(Make(MessageType::kPreVoteRequest, "b", 3), kAfterStart);
+  Message refused = OnlyReply(*e, MessageType::kPreVoteResponse);
+  EXPECT_FALSE(refused.granted);
+  EXPECT_EQ(refused.term, 3u);
+  e->step(Make(MessageType::kPreVoteRequest, "b", 4), kAfterStart);
+  Ready r = e->ready();
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_TRUE(r.messages[0].granted);
+  EXPECT_EQ(r.messages[0].term, 4u) << "a granted pre-vote carries the request's term";
+  EXPECT_FALSE(r.hard_state);
+  EXPECT_EQ(e->hard_state(), (HardState{3, "c"}));
+  EXPECT_EQ(e->stats().votes_granted, 0u);
+}
+
+TEST(ElectionRules, PreVoteRejectionWithHigherTermIsAdopted) {
+  auto e = MakeNode(Config(), HardState{3, ""});
+  const Nanos t = e->next_deadline();
+  e->tick(t);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 8, false), t);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->hard_state().term, 8u);
+}
+
+// ---- Lease (thesis §4.2.3, §6.4) -----------------------------------------------------------
+
+TEST(ElectionRules, FollowerInLeaseRefusesVotes) {
+  const Config c;
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + c.election_min - 1ns);
+  Message refused = OnlyReply(*e, MessageType::kVoteResponse);
+  EXPECT_FALSE(refused.granted);
+  EXPECT_EQ(e->hard_state().term, 1u) << "the higher term is not adopted in lease";
+  EXPECT_EQ(e->status().leader, "b");
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + c.election_min);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->hard_state().term, 2u);
+}
+
+TEST(ElectionRules, FollowerInLeaseRefusesPreVotes) {
+  const Config c;
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  e->step(Make(MessageType::kPreVoteRequest, "c", 2), heard + c.election_min - 1ns);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kPreVoteResponse).granted);
+  e->step(Make(MessageType::kPreVoteRequest, "c", 2), heard + c.election_min);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kPreVoteResponse).granted);
+}
+
+TEST(ElectionRules, LeaderRefusesVotesWhileLeading) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Make(MessageType::kVoteRequest, "c", 2), t + 1ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  EXPECT_EQ(e->hard_state().term, 1u);
+}
+
+TEST(ElectionRules, TransferVoteOverridesLeaseOnlyWhenLeaderAnnouncedIt) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos t = kAfterStart;
+  Message transfer_vote = Make(MessageType::kVoteRequest, "c", 2);
+  transfer_vote.transfer = true;
+
+  e->step(Heartbeat("b", 1, t), t);
+  e->ready();
+  e->step(transfer_vote, t + 1ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "no transfer announced";
+
+  e->step(Heartbeat("b", 1, t + 2ms, /*transferring=*/true), t + 2ms);
+  // A reordered older heartbeat without the flag does not hide the announcement.
+  e->step(Heartbeat("b", 1, t + 1ms), t + 3ms);
+  e->ready();
+  e->step(transfer_vote, t + 4ms);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->hard_state(), (HardState{2, "c"}));
+}
+
+TEST(ElectionRules, TransferVoteRefusedAfterLeaderAbortedTransfer) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos t = kAfterStart;
+  e->step(Heartbeat("b", 1, t, /*transferring=*/true), t);
+  e->step(Heartbeat("b", 1, t + 5ms), t + 5ms);  // newer, transfer over
+  e->ready();
+  Message transfer_vote = Make(MessageType::kVoteRequest, "c", 2);
+  transfer_vote.transfer = true;
+  e->step(transfer_vote, t + 6ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, LeaseFromQuorumAcks) {
+  Config c;
+  c.cluster_size = 5;
+  c.max_clock_drift_ppm = 1000;
+  auto e = MakeNode(c, HardState(), kT0, {"b", "c", "d", "e"});
+  const Nanos won = e->next_deadline();
+  e->tick(won);
+  e->step(Make(MessageType::kPreVoteResponse, "b", 1, true), won);
+  e->step(Make(MessageType::kPreVoteResponse, "c", 1, true), won);
+  e->step(Make(MessageType::kVoteResponse, "b", 1, true), won);
+  e->step(Make(MessageType::kVoteResponse, "c", 1, true), won);
+  ASSERT_EQ(e->status().role, Role::kLeader);
+  EXPECT_EQ(e->status().lease_until, Nanos(0)) << "no lease before a quorum acked";
+
+  const Nanos hb2 = won + c.heartbeat_interval;
+  e->step(Ack("b", 1, won), won + 1ms);
+  EXPECT_EQ(e->status().lease_until, Nanos(0)) << "2 of 5";
+  e->tick(hb2);
+  e->step(Ack("c", 1, hb2), hb2 + 1ms);
+  // Acked send times: self hb2, c hb2, b won -> the 3rd newest is `won`.
+  const Nanos margin = c.election_min * 2 * c.max_clock_drift_ppm / 1000000;
+  EXPECT_EQ(e->status().lease_until, won + c.election_min - margin);
+  e->step(Ack("d", 1, hb2), hb2 + 2ms);
+  EXPECT_EQ(e->status().lease_until, hb2 + c.election_min - margin);
+  EXPECT_LT(e->status().lease_until, hb2 + 2ms + c.election_min)
+      << "the lease ends before any acking follower's refusal window";
+}
+
+TEST(ElectionRules, LeaseIgnoresStaleAndUnsentAcks) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Ack("b", 0, t), t + 1ms);
+  EXPECT_EQ(e->status().lease_until, Nanos(0)) << "an ack of another term";
+  e->step(Ack("b", 1, t + 1h), t + 1ms);
+  EXPECT_EQ(e->status().lease_until, Nanos(0)) << "an ack of a heartbeat never sent";
+  e->step(Ack("b", 1, t), t + 1ms);
+  EXPECT_GT(e->status().lease_until, t);
+}
+
+TEST(ElectionRules, LeaseIsPublishedWhenItChanges) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Ack("b", 1, t), t + 1ms);
+  Ready r = e->ready();
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.status->lease_until, e->status().lease_until);
+  EXPECT_GT(r.status->lease_until, t);
+}
+
+// ---- CheckQuorum (thesis §6.2) -------------------------------------------------------------
+
+TEST(ElectionRules, CheckQuorumStepsDown) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos won = MakeLeader(*e);
+  // b's vote was the last thing heard; silence is measured from becoming leader.
+  e->tick(won + c.election_max - 1ns);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  e->tick(won + c.election_max);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->hard_state().term, 1u) << "same term";
+  EXPECT_TRUE(e->status().leader.empty());
+  EXPECT_EQ(e->stats().check_quorum_step_downs, 1u);
+}
+
+TEST(ElectionRules, CheckQuorumKeepsLeaderThatHearsAQuorum) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos won = MakeLeader(*e);
+  Nanos t = won;
+  for (int i = 0; i < 10; ++i) {
+    t += c.heartbeat_interval;
+    e->tick(t);
+    e->step(Ack("c", 1, t), t + 1ms);  // only c: with self a quorum of 3
+  }
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  EXPECT_EQ(e->stats().check_quorum_step_downs, 0u);
+}
+
+TEST(ElectionRules, WithoutCheckQuorumAnIsolatedLeaderStays) {
+  Config c;
+  c.check_quorum = false;
+  auto e = MakeNode(c);
+  const Nanos won = MakeLeader(*e);
+  e->tick(won + 10 * c.election_max);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+}
+
+// ---- Leadership transfer (thesis §3.10) ----------------------------------------------------
+
+TEST(ElectionRules, TransferTargetStandsAtOnce) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos t = kAfterStart;
+  e->step(Heartbeat("b", 1, t, /*transferring=*/true), t);
+  e->ready();
+  e->step(Make(MessageType::kTimeoutNow, "b", 1), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kCandidate) << "no PreVote, no timeout";
+  Ready r = e->ready();
+  ASSERT_TRUE(r.hard_state);
+  EXPECT_EQ(*r.hard_state, (HardState{2, "a"}));
+  std::vector<Message> requests = OfType(r.messages, MessageType::kVoteRequest);
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_TRUE(requests[0].transfer);
+  EXPECT_TRUE(requests[1].transfer);
+}
+
+TEST(ElectionRules, TimeoutNowFromANonLeaderIsIgnored) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos t = kAfterStart;
+  e->step(Heartbeat("b", 1, t), t);
+  e->step(Make(MessageType::kTimeoutNow, "c", 1), t + 1ms);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_EQ(e->hard_state().term, 1u);
+}
+
+TEST(ElectionRules, TransferGivesUpLeaseAndAnnouncesBeforeTimeoutNow) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Ack("b", 1, t), t + 1ms);
+  ASSERT_GT(e->status().lease_until, Nanos(0));
+  e->ready();
+  ASSERT_TRUE(e->transfer_leadership("c", t + 2ms));
+  EXPECT_EQ(e->status().lease_until, Nanos(0));
+  EXPECT_TRUE(e->status().transferring);
+  Ready r = e->ready();
+  ASSERT_TRUE(r.status);
+  EXPECT_TRUE(r.status->transferring);
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0].type, MessageType::kHeartbeat);
+  EXPECT_TRUE(r.messages[0].transferring);
+  EXPECT_EQ(r.messages[1].type, MessageType::kHeartbeat);
+  EXPECT_EQ(r.messages[2].type, MessageType::kTimeoutNow);
+  EXPECT_EQ(r.messages[2].to, "c");
+  EXPECT_EQ(e->stats().transfers_started, 1u);
+  // Acks during the transfer do not bring the lease back.
+  e->step(Ack("b", 1, t + 2ms), t + 3ms);
+  EXPECT_EQ(e->status().lease_until, Nanos(0));
+}
+
+TEST(ElectionRules, TransferWithoutTargetPicksFreshestReachablePeer) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  const Nanos t2 = t + c.heartbeat_interval;
+  e->step(Ack("b", 1, t), t + 1ms);
+  e->tick(t2);
+  e->step(Ack("c", 1, t2), t2 + 1ms);
+  e->ready();
+  ASSERT_TRUE(e->transfer_leadership("", t2 + 2ms));
+  std::vector<Message> timeout_now = OfType(e->ready().messages, MessageType::kTimeoutNow);
+  ASSERT_EQ(timeout_now.size(), 1u);
+  EXPECT_EQ(timeout_now[0].to, "c");
+}
+
+TEST(ElectionRules, TransferRefusedWithoutLeadershipOrReachablePeer) {
+  const Config c;
+  auto follower = MakeNode();
+  EXPECT_FALSE(follower->transfer_leadership("b", kAfterStart));
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  // b was heard (its vote) at t; after election_min nobody counts as reachable.
+  EXPECT_FALSE(e->transfer_leadership("", t + c.election_min));
+  EXPECT_FALSE(e->transfer_leadership("a", t)) << "not to itself";
+  EXPECT_FALSE(e->transfer_leadership("zz", t)) << "not to an unknown node";
+  EXPECT_TRUE(e->transfer_leadership("", t + 1ms));
+  EXPECT_FALSE(e->transfer_leadership("c", t + 2ms)) << "one transfer at a time";
+}
+
+TEST(ElectionRules, TransferAbortsAfterElectionTimeout) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  ASSERT_TRUE(e->transfer_leadership("c", t));
+  e->ready();
+  // b keeps acking so CheckQuorum holds; the target never takes over.
+  Nanos now = t;
+  while (now + c.heartbeat_interval < t + c.election_max) {
+    now += c.heartbeat_interval;
+    e->tick(now);
+    e->step(Ack("b", 1, now), now + 1ms);
+  }
+  EXPECT_TRUE(e->status().transferring);
+  EXPECT_EQ(e->next_deadline(), std::min(t + c.election_max, now + c.heartbeat_interval));
+  const Nanos abort = t + c.election_max;
+  e->tick(abort);
+  EXPECT_EQ(e->status().role, Role::kLeader);
+  EXPECT_FALSE(e->status().transferring);
+  EXPECT_EQ(e->stats().transfers_aborted, 1u);
+  EXPECT_EQ(e->status().lease_until, Nanos(0));
+  std::vector<Message> heartbeats = OfType(e->ready().messages, MessageType::kHeartbeat);
+  ASSERT_FALSE(heartbeats.empty()) << "announces the end of the transfer at once";
+  EXPECT_FALSE(heartbeats.back().transferring);
+  EXPECT_EQ(heartbeats.back().send_time, abort);
+  e->step(Ack("b", 1, now), abort + 1ms);
+  EXPECT_EQ(e->status().lease_until, Nanos(0)) << "an ack of a transferring heartbeat";
+  e->step(Ack("b", 1, abort), abort + 1ms);
+  EXPECT_GT(e->status().lease_until, abort);
+}
+
+TEST(ElectionRules, StepDownKeepsTermAndClearsLeader) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  EXPECT_TRUE(e->step_down(t + 1ms));
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_TRUE(e->status().leader.empty());
+  EXPECT_EQ(e->hard_state().term, 1u);
+  EXPECT_EQ(e->status().lease_until, Nanos(0));
+  EXPECT_FALSE(e->step_down(t + 2ms));
+}
+
+// ---- Unplugging ----------------------------------------------------------------------------
+
+TEST(ElectionRules, UnpluggedNodeNeitherSendsNorReceives) {
+  auto e = MakeNode(Config(), HardState{2, ""});
+  e->set_unplugged(true, kT0);
+  EXPECT_TRUE(e->status().unplugged);
+  e->step(Heartbeat("b", 3, kT0), kT0 + 1ms);
+  EXPECT_EQ(e->hard_state().term, 2u);
+  EXPECT_EQ(e->stats().messages_dropped_unplugged, 1u);
+  // Timers run: it pre-votes again and again, but nothing leaves and its term stays.
+  Nanos t = kT0;
+  for (int i = 0; i < 5; ++i) {
+    t = e->next_deadline();
+    e->tick(t);
+    Ready r = e->ready();
+    EXPECT_TRUE(r.messages.empty());
+    EXPECT_FALSE(r.hard_state);
+  }
+  EXPECT_EQ(e->status().role, Role::kPreCandidate);
+  EXPECT_EQ(e->stats().pre_votes_started, 5u);
+  EXPECT_EQ(e->hard_state().term, 2u);
+
+  e->set_unplugged(false, t);
+  EXPECT_FALSE(e->status().unplugged);
+  e->tick(e->next_deadline());
+  EXPECT_EQ(OfType(e->ready().messages, MessageType::kPreVoteRequest).size(), 2u);
+}
+
+TEST(ElectionRules, UnpluggedLeaderStepsDownByCheckQuorum) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos won = MakeLeader(*e);
+  e->set_unplugged(true, won);
+  e->step(Ack("b", 1, won), won + 1ms);  // dropped: does not keep it in power
+  e->tick(won + c.election_max);
+  EXPECT_EQ(e->status().role, Role::kFollower);
+  EXPECT_TRUE(e->ready().messages.empty());
+}
+
+// ---- Ready ---------------------------------------------------------------------------------
+
+TEST(ElectionRules, HardStateComesBeforeMessagesThatDependOnIt) {
+  // A candidacy: the VoteRequests and the (term, self-vote) they promise, in one Ready.
+  auto candidate = MakeNode(NoPreVote());
+  candidate->tick(candidate->next_deadline());
+  Ready r = candidate->ready();
+  ASSERT_TRUE(r.hard_state);
+  ASSERT_FALSE(OfType(r.messages, MessageType::kVoteRequest).empty());
+  EXPECT_EQ(r.hard_state->term, OfType(r.messages, MessageType::kVoteRequest)[0].term);
+
+  // A vote: the granted VoteResponse and the vote it records, in one Ready.
+  auto voter = MakeNode();
+  voter->step(Make(MessageType::kVoteRequest, "b", 3), kAfterStart);
+  r = voter->ready();
+  ASSERT_TRUE(r.hard_state);
+  EXPECT_EQ(*r.hard_state, (HardState{3, "b"}));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_TRUE(r.messages[0].granted);
+}
+
+TEST(ElectionRules, ReadyCarriesOnlyChanges) {
+  auto e = MakeNode();
+  EXPECT_TRUE(e->has_ready());
+  e->ready();
+  EXPECT_FALSE(e->has_ready());
+  EXPECT_TRUE(e->ready().empty());
+  e->step(Heartbeat("b", 0, kT0), kT0 + 1ms);  // same term 0: new leader, nothing durable
+  EXPECT_TRUE(e->has_ready());
+  Ready r = e->ready();
+  EXPECT_FALSE(r.hard_state);
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.status->leader, "b");
+  e->step(Heartbeat("b", 0, kT0 + 1ms), kT0 + 2ms);
+  r = e->ready();
+  EXPECT_FALSE(r.status) << "nothing published changed";
+  EXPECT_EQ(r.messages.size(), 1u);
+}
+
+TEST(ElectionRules, NextDeadlineIsTheEarliestTimer) {
+  const Config c;
+  auto e = MakeNode();
+  const Nanos follower_deadline = e->next_deadline();
+  e->tick(follower_deadline - 1ns);
+  EXPECT_EQ(e->status().role, Role::kFollower) << "nothing to do before the deadline";
+  const Nanos won = MakeLeader(*e);
+  EXPECT_EQ(e->next_deadline(), won + c.heartbeat_interval);
+  Config late_heartbeats;
+  late_heartbeats.heartbeat_interval = 5s;
+  auto slow = MakeNode(late_heartbeats);
+  const Nanos slow_won = MakeLeader(*slow);
+  EXPECT_EQ(slow->next_deadline(), slow_won + late_heartbeats.election_max) << "CheckQuorum";
+}
+
+TEST(ElectionRules, MessagesForAnotherNodeAreIgnored) {
+  auto e = MakeNode();
+  Message m = Heartbeat("b", 5, kT0);
+  m.to = "z";
+  e->step(m, kT0 + 1ms);
+  EXPECT_EQ(e->hard_state().term, 0u);
+  m.to = "a";
+  m.from = "a";
+  e->step(m, kT0 + 1ms);
+  EXPECT_EQ(e->hard_state().term, 0u) << "not from itself";
+}
+
+TEST(ElectionRules, ProgressTracksPeers) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Ack("b", 1, t), t + 3ms);
+  std::vector<PeerProgress> progress = e->progress();
+  ASSERT_EQ(progress.size(), 2u);
+  auto b = std::find_if(progress.begin(), progress.end(),
+                        [](const PeerProgress& p) { return p.id == "b"; });
+  ASSERT_NE(b, progress.end());
+  EXPECT_EQ(b->last_heard, t + 3ms);
+  EXPECT_EQ(b->last_acked_send, t);
+}
+
+TEST(ElectionRules, NamesForLogs) {
+  EXPECT_STREQ(RoleName(Role::kPreCandidate), "pre-candidate");
+  EXPECT_STREQ(MessageTypeName(MessageType::kTimeoutNow), "TimeoutNow");
+}
+
+}  // namespace
+}  // namespace instaface::election

@@ -112,6 +112,8 @@ class RedisDiscovery {
   bool connected() const;
   uint64_t redis_errors() const;    // failed connects and commands, monotonically increasing
   size_t registered_peers() const;  // live members of `nodes`, this node included
+  // Leader writes that Redis refused because it already held a higher term.
+  uint64_t leader_writes_refused() const;
 
  private:
   struct Impl;

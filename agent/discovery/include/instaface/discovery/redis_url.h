@@ -27,7 +27,8 @@ struct RedisUrl {
 
 // Accepts redis://host, redis://host:port, redis://:password@host:port/db and
 // redis://user:password@host:port/db. Userinfo may be percent-encoded. Rejects other schemes,
-// empty hosts, ports outside 1..65535, databases outside 0..15 and anything after the db.
+// empty hosts, ports outside 1..65535, a db that is not a small non-negative number, query
+// strings, and anything after the db.
 Result<RedisUrl> ParseRedisUrl(std::string_view url);
 
 }  // namespace instaface::discovery

@@ -136,6 +136,10 @@ def check_election_pods(docs, values, f):
     socket = agent_flags.get("socket")
     f.check(socket and gs_flags.get("socket") == socket, "graphserver and agent disagree on --socket")
     f.check(gs_flags.get("shm") == agent_flags.get("shm"), "graphserver and agent disagree on --shm")
+    f.check(gs_flags.get("app-address") and gs_flags.get("app-address") == agent_flags.get("app-address"),
+            "graphserver and agent disagree on --app-address")
+    f.check(dig(env_map(graphserver).get("POD_IP"), ["valueFrom", "fieldRef", "fieldPath"]) == "status.podIP",
+            "the graphserver's POD_IP does not come from status.podIP")
     if socket:
         socket_dir = os.path.dirname(socket)
         owners = {}
@@ -191,6 +195,10 @@ def check_election_pods(docs, values, f):
     # Probes.
     f.check(dig(graphserver, ["livenessProbe", "httpGet", "path"]) == "/healthz", "graphserver liveness is not /healthz")
     f.check(dig(graphserver, ["readinessProbe", "httpGet", "path"]) == "/readyz", "graphserver readiness is not /readyz")
+    f.check(dig(graphserver, ["startupProbe", "httpGet", "path"]) == "/healthz", "graphserver has no startup probe")
+    f.check((dig(agent, ["livenessProbe", "exec", "command"]) or [""])[0] == "instafacectl"
+            or dig(agent, ["livenessProbe", "tcpSocket", "port"]) is not None,
+            "the agent's liveness is neither instafacectl status nor a TCP check")
 
     # The peers Service.
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}

@@ -64,6 +64,7 @@ struct GraphStats {
   uint64_t filler_fetches = 0;   // miss batches filled by the MissFiller
   uint64_t filler_failures = 0;  // ... that failed and fell back to the database
   uint64_t database_errors = 0;
+  uint64_t database_queries = 0;  // SELECTs sent to a database (to check batching)
 };
 
 class GraphService {

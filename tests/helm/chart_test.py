@@ -366,6 +366,41 @@ def check_dependencies(docs, values, sts, f):
         f.check(("ServiceAccount", account) in names, "the pods' ServiceAccount is not rendered")
 
 
+def check_network_policies(docs, values, sts, f):
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    if not values["networkPolicy"]["enabled"]:
+        f.check(not policies, "NetworkPolicies are rendered while disabled")
+        return
+    members = sts["spec"]["template"]["metadata"]["labels"]
+    workloads = pod_workloads(docs)
+    guarded = set()
+    for policy in policies:
+        name = policy["metadata"]["name"]
+        selected = [w for w in workloads
+                    if labels_match(policy["spec"]["podSelector"]["matchLabels"], w["spec"]["template"]["metadata"]["labels"])]
+        if not f.check(len(selected) == 1, f"NetworkPolicy {name} selects {len(selected)} workloads, not one"):
+            continue
+        workload = selected[0]
+        guarded.add(workload["metadata"]["name"])
+        declared = {p.get("name") for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
+        for rule in policy["spec"].get("ingress") or []:
+            ports = [p["port"] for p in rule.get("ports") or []]
+            for port in ports:
+                f.check(port in declared, f"NetworkPolicy {name} opens port {port}, which the pods do not declare")
+            # The election port, Redis and MySQL take connections from the release's own pods only.
+            if workload is not sts or "peer" in ports:
+                sources = rule.get("from") or []
+                f.check(sources and all(labels_match(dig(src, ["podSelector", "matchLabels"]), members)
+                                        and "namespaceSelector" not in src for src in sources),
+                        f"NetworkPolicy {name} lets pods other than the members reach {ports}")
+        if workload is sts:
+            allowed = {p["port"] for rule in policy["spec"].get("ingress") or [] for p in rule.get("ports") or []
+                       if any(labels_match(dig(src, ["podSelector", "matchLabels"]), members) for src in rule.get("from") or [])}
+            f.check({"peer", "http"} <= allowed, "members cannot reach each other's peer and http ports")
+    for workload in workloads:
+        f.check(workload["metadata"]["name"] in guarded, f"{workload['metadata']['name']} has no NetworkPolicy")
+
+
 def render(args):
     chart_values = yaml.safe_load(open(os.path.join(args.chart, "values.yaml")))
     helm_args = ["template", RELEASE, args.chart, "--namespace", NAMESPACE]
@@ -388,6 +423,7 @@ def render(args):
     check_secrets(docs, values, f)
     if sts is not None:
         check_dependencies(docs, values, sts, f)
+        check_network_policies(docs, values, sts, f)
     label = os.path.basename(args.values) if args.values else "default values"
     for item in f.items:
         print(f"FAIL ({label}): {item}")

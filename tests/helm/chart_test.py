@@ -115,6 +115,8 @@ def check_election_pods(docs, values, f):
             f"agent --cluster-size {agent_flags.get('cluster-size')} != replicas {spec['replicas']}")
     f.check(spec.get("podManagementPolicy") == values["podManagementPolicy"],
             "podManagementPolicy does not follow the values")
+    f.check(pod.get("enableServiceLinks") is False,
+            "service links are on: Service env vars would land in the INSTAFACE_* flag namespace")
     f.check(pod.get("terminationGracePeriodSeconds", 0) >= 5,
             "terminationGracePeriodSeconds leaves the agent no time to transfer leadership")
 

@@ -1,0 +1,78 @@
+#include "instaface/control/control_request.h"
+
+#include <nlohmann/json.hpp>
+
+namespace instaface::control {
+
+const char* CommandName(Command command) {
+  switch (command) {
+    case Command::kStatus:
+      return "status";
+    case Command::kWatch:
+      return "watch";
+    case Command::kStepDown:
+      return "step-down";
+    case Command::kTransfer:
+      return "transfer";
+    case Command::kUnplug:
+      return "unplug";
+  }
+  return "unknown";
+}
+
+Result<Request> ParseRequest(std::string_view line) {
+  using R = Result<Request>;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > kMaxRequestBytes) {
+    return R::Error("request longer than " + std::to_string(kMaxRequestBytes) + " bytes");
+  }
+  // No exceptions: malformed input is an ordinary outcome here.
+  nlohmann::json json = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
+  if (json.is_discarded()) return R::Error("malformed JSON");
+  if (!json.is_object()) return R::Error("request must be a JSON object");
+  auto cmd = json.find("cmd");
+  if (cmd == json.end() || !cmd->is_string()) return R::Error("request needs a string \"cmd\"");
+  const std::string& name = cmd->get_ref<const std::string&>();
+
+  Request request;
+  if (name == "status") {
+    request.command = Command::kStatus;
+  } else if (name == "watch") {
+    request.command = Command::kWatch;
+  } else if (name == "step-down") {
+    request.command = Command::kStepDown;
+  } else if (name == "transfer") {
+    request.command = Command::kTransfer;
+    auto to = json.find("to");
+    if (to != json.end() && !to->is_null()) {
+      if (!to->is_string() || to->get_ref<const std::string&>().empty()) {
+        return R::Error("transfer \"to\" must be a non-empty string node id");
+      }
+      request.transfer_to = to->get<std::string>();
+    }
+  } else if (name == "unplug") {
+    request.command = Command::kUnplug;
+    auto on = json.find("on");
+    if (on == json.end() || !on->is_boolean()) {
+      return R::Error("unplug needs a boolean \"on\"");
+    }
+    request.unplug_on = on->get<bool>();
+  } else {
+    // Only a short prefix is echoed, so a huge or binary command name cannot bloat the reply.
+    std::string shown = name.substr(0, 32);
+    return R::Error("unknown cmd '" + shown +
+                    "' (expected status, watch, step-down, transfer or unplug)");
+  }
+  return request;
+}
+
+std::string SerializeRequest(const Request& request) {
+  nlohmann::json json = {{"cmd", CommandName(request.command)}};
+  if (request.command == Command::kTransfer && request.transfer_to) {
+    json["to"] = *request.transfer_to;
+  }
+  if (request.command == Command::kUnplug) json["on"] = request.unplug_on;
+  return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace instaface::control

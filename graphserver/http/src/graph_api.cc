@@ -4,8 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/control/control_client.h"
-#include "instaface/control/control_request.h"
+#include "instaface/graphserver/agent_control.h"
 
 namespace instaface::graphserver {
 
@@ -277,12 +276,12 @@ HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
     return JsonError(503, "no agent control socket configured (--socket)", req.version(),
                      req.keep_alive());
   }
-  control::Request creq;
+  json creq = {{"cmd", "status"}};
+  bool on = false;
   if (put) {
     json body;
     std::string error;
     if (!ParseBody(req, json(), body, error)) return JsonError(400, error);
-    bool on = false;
     if (body.is_boolean()) {
       on = body.get<bool>();
     } else if (body.is_object() && body.contains("unplugged") && body["unplugged"].is_boolean()) {
@@ -291,19 +290,16 @@ HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
       return JsonError(400, "body must be true, false or {\"unplugged\": true|false}",
                        req.version(), req.keep_alive());
     }
-    creq.command = control::Command::kUnplug;
-    creq.unplug_on = on;
+    creq = {{"cmd", "unplug"}, {"on", on}};
   }
-  auto client = control::ControlClient::Connect(options_.control_socket, options_.control_timeout);
-  if (!client.ok()) return Unavailable("agent control socket: " + client.error(), req);
-  auto reply = client->Call(creq, options_.control_timeout);
-  if (!reply.ok()) return Unavailable("agent control socket: " + reply.error(), req);
-  const json& r = *reply;
+  AgentReply reply = CallAgent(options_.control_socket, creq, options_.control_timeout);
+  if (!reply.ok) return Unavailable("agent control socket: " + reply.error, req);
+  const json& r = reply.reply;
   if (r.contains("ok") && r["ok"].is_boolean() && !r["ok"].get<bool>()) {
     return JsonError(502, "agent refused: " + r.value("error", std::string("unknown error")),
                      req.version(), req.keep_alive());
   }
-  bool unplugged = put ? creq.unplug_on : false;
+  bool unplugged = on;
   if (r.contains("unplugged") && r["unplugged"].is_boolean())
     unplugged = r["unplugged"].get<bool>();
   return JsonResponse(200, json{{"unplugged", unplugged}}.dump(), req.version(), req.keep_alive());
@@ -320,13 +316,12 @@ HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
     answer["source"] = "none";
     return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
   }
-  auto client = control::ControlClient::Connect(options_.control_socket, options_.control_timeout);
-  if (!client.ok()) return Unavailable("agent control socket: " + client.error(), req);
-  auto reply = client->Call(control::Request{}, options_.control_timeout);
-  if (!reply.ok()) return Unavailable("agent control socket: " + reply.error(), req);
+  AgentReply reply =
+      CallAgent(options_.control_socket, {{"cmd", "status"}}, options_.control_timeout);
+  if (!reply.ok) return Unavailable("agent control socket: " + reply.error, req);
   answer["source"] = "agent";
   // The agent lists its peers with whether it heard from them recently; report the silent ones.
-  const json& status = *reply;
+  const json& status = reply.reply;
   if (status.contains("peers") && status["peers"].is_array()) {
     for (const json& peer : status["peers"]) {
       if (!peer.is_object()) continue;

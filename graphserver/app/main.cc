@@ -1,0 +1,238 @@
+// instaface-graphserver: the social-graph HTTP service. Every instance serves reads; only the
+// instance whose agent leads writes to MySQL, fenced by the term; the others forward writes.
+//
+//   export ConnectionStrings__DefaultConnection='server=127.0.0.1;database=instaface1;user=bob'
+//     instaface-graphserver --listen 0.0.0.0:8080 --shm instaface --socket
+//     /run/instaface/agent.sock
+//
+// Every flag can also come from the environment as INSTAFACE_GRAPH_<FLAG> (upper case, '-' as
+// '_'), for example INSTAFACE_GRAPH_LISTEN.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "instaface/graph/graph_service.h"
+#include "instaface/graphdb/connection_string.h"
+#include "instaface/graphdb/pool.h"
+#include "instaface/graphdb/schema.h"
+#include "instaface/graphserver/graph_api.h"
+#include "instaface/graphserver/graph_metrics.h"
+#include "instaface/graphserver/http_client.h"
+#include "instaface/graphserver/http_server.h"
+#include "instaface/view.h"
+
+namespace {
+
+using namespace instaface;
+using Clock = std::chrono::steady_clock;
+
+void Log(const std::string& line) { std::cerr << "instaface-graphserver: " << line << std::endl; }
+
+struct Flags {
+  std::string listen = "0.0.0.0:8080";
+  std::string app_address;
+  std::string shm = "instaface";               // the agent's default segment
+  std::string socket = "/tmp/instaface.sock";  // the agent's default socket
+  int threads = 2;
+  int workers = 16;
+  int db_pool = 16;
+  uint64_t body_limit = 1 << 20;
+  int request_timeout_ms = 10000;
+  int forward_timeout_ms = 5000;
+  int startup_wait_ms = 60000;
+  std::string election = "sidecar";
+};
+
+// Retries `attempt` until it succeeds or the deadline passes, logging the first failure and
+// then every few seconds; returns the last error, empty on success.
+template <typename F>
+std::string RetryUntil(Clock::time_point deadline, const std::string& what, F attempt) {
+  auto last_log = Clock::now() - std::chrono::hours(1);
+  for (;;) {
+    std::string error = attempt();
+    if (error.empty()) return error;
+    if (Clock::now() >= deadline) return error;
+    if (Clock::now() - last_log > std::chrono::seconds(5)) {
+      Log(what + ": " + error + " (retrying)");
+      last_log = Clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int Run(const Flags& flags) {
+  auto listen = graphserver::ParseHttpAddress(flags.listen);
+  if (!listen) {
+    Log("--listen must be host:port, got '" + flags.listen + "'");
+    return 2;
+  }
+  if (flags.election != "sidecar") {
+    Log("--election " + flags.election +
+        ": only 'sidecar' is supported by this build; run instaface-agent beside the server");
+    return 2;
+  }
+  std::string app_address = flags.app_address;
+  if (app_address.empty()) {
+    std::string host = listen->host == "0.0.0.0" ? "127.0.0.1" : listen->host;
+    app_address = "http://" + host + ":" + std::to_string(listen->port);
+  }
+
+  auto primary_config = graphdb::ConnectionConfigFromEnvironment("DefaultConnection");
+  if (!primary_config.ok()) {
+    Log("database configuration: " + primary_config.status().ToString() +
+        " (set ConnectionStrings__DefaultConnection)");
+    return 2;
+  }
+  std::optional<graphdb::ConnectionConfig> replica_config;
+  auto replica = graphdb::ConnectionConfigFromEnvironment("ReadReplica");
+  if (replica.ok()) {
+    replica_config = *replica;
+  } else if (replica.status().code() != graphdb::StatusCode::kNotFound) {
+    Log("read replica configuration: " + replica.status().ToString());
+    return 2;
+  }
+
+  auto deadline = Clock::now() + std::chrono::milliseconds(flags.startup_wait_ms);
+  std::string error = RetryUntil(deadline, "database schema", [&] {
+    graphdb::Status st = graphdb::EnsureSchema(*primary_config);
+    // Privilege and configuration problems do not fix themselves; only retry unreachable.
+    if (!st.ok() && st.code() != graphdb::StatusCode::kUnavailable) return "!" + st.ToString();
+    return st.ok() ? std::string() : st.ToString();
+  });
+  if (!error.empty()) {
+    Log("cannot prepare the database: " + (error[0] == '!' ? error.substr(1) : error));
+    return 1;
+  }
+
+  std::optional<Result<View>> view;
+  error = RetryUntil(deadline, "agent shared memory '" + flags.shm + "'", [&] {
+    view.emplace(View::Open(flags.shm));
+    return view->ok() ? std::string() : view->error();
+  });
+  if (!error.empty()) {
+    Log("cannot open the agent's shared memory: " + error + " (is instaface-agent running?)");
+    return 1;
+  }
+
+  graphdb::PoolOptions pool_options;
+  pool_options.max_connections = static_cast<size_t>(std::max(1, flags.db_pool));
+  auto primary = std::make_shared<graphdb::Pool>(*primary_config, pool_options);
+  std::shared_ptr<graphdb::Pool> replica_pool;
+  if (replica_config) replica_pool = std::make_shared<graphdb::Pool>(*replica_config, pool_options);
+  graph::GraphService service(primary, replica_pool);
+
+  graphserver::GraphMetrics metrics;
+  graphserver::GraphApiOptions api_options;
+  api_options.self_app_address = app_address;
+  api_options.control_socket = flags.socket;
+  api_options.forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms);
+  graphserver::GraphApi api(service, view->value(), metrics, api_options);
+  // Without a replica, a follower's cache misses come from the leader, whose caches are warm.
+  if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
+
+  graphserver::HttpServerOptions server_options;
+  server_options.host = listen->host;
+  server_options.port = listen->port;
+  server_options.io_threads = flags.threads;
+  server_options.worker_threads = flags.workers;
+  server_options.body_limit = flags.body_limit;
+  server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  graphserver::HttpServer server(
+      server_options, [&api](graphserver::HttpRequest&& req) { return api.Handle(std::move(req)); },
+      [&metrics](int status) { metrics.ObserveRequest("rejected", status, 0); });
+  error = server.Start();
+  if (!error.empty()) {
+    Log(error);
+    return 1;
+  }
+  Log("serving on " + listen->host + ":" + std::to_string(server.port()) + " as " + app_address +
+      " (database " + primary_config->server + ":" + std::to_string(primary_config->port) + "/" +
+      primary_config->database + (replica_pool ? ", read replica" : "") + ", agent shm '" +
+      flags.shm + "')");
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+  server.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Block the stop signals in every thread; main waits for them with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Flags flags;
+  CLI::App app{
+      "instaface-graphserver: the social-graph service over MySQL, writing through the "
+      "elected leader"};
+  auto env = [](const char* name) { return std::string("INSTAFACE_GRAPH_") + name; };
+  app.add_option("--listen", flags.listen, "host:port to serve HTTP on")
+      ->envname(env("LISTEN"))
+      ->capture_default_str();
+  app.add_option("--app-address", flags.app_address,
+                 "this server's address as the agent advertises it (default http://<listen>)")
+      ->envname(env("APP_ADDRESS"));
+  app.add_option("--shm", flags.shm, "the agent's shared-memory segment")
+      ->envname(env("SHM"))
+      ->capture_default_str();
+  app.add_option("--socket", flags.socket, "the agent's control socket (/unplugged, /unreachable)")
+      ->envname(env("SOCKET"))
+      ->capture_default_str();
+  app.add_option("--threads", flags.threads, "network I/O threads")
+      ->envname(env("THREADS"))
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--workers", flags.workers, "request handler threads (database calls block)")
+      ->envname(env("WORKERS"))
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--db-pool", flags.db_pool, "database connections per server")
+      ->envname(env("DB_POOL"))
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  app.add_option("--body-limit", flags.body_limit, "largest request body in bytes (413 above)")
+      ->envname(env("BODY_LIMIT"))
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--request-timeout-ms", flags.request_timeout_ms,
+                 "time to receive a request or send a reply; also the keep-alive idle limit")
+      ->envname(env("REQUEST_TIMEOUT_MS"))
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--forward-timeout-ms", flags.forward_timeout_ms,
+                 "how long a follower waits for the leader's answer to a forwarded write")
+      ->envname(env("FORWARD_TIMEOUT_MS"))
+      ->check(CLI::Range(10, 600000))
+      ->capture_default_str();
+  app.add_option("--startup-wait-ms", flags.startup_wait_ms,
+                 "how long to wait for the database and the agent at start")
+      ->envname(env("STARTUP_WAIT_MS"))
+      ->check(CLI::Range(0, 3600000))
+      ->capture_default_str();
+  app.add_option("--election", flags.election,
+                 "sidecar: read the agent's shared memory (embedded is not available)")
+      ->envname(env("ELECTION"))
+      ->check(CLI::IsMember({"sidecar", "embedded"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return Run(flags);
+}

@@ -1,0 +1,133 @@
+// Node: one member of an Instaface cluster, running in this process — the heart of
+// instaface-agent, and what an app embeds to run the election in-process.
+//
+// A Node owns one driver thread, and only that thread touches the election core. The thread
+// sleeps until the core's next deadline or until something is queued (a decoded peer message,
+// an admin command, a new peer set), then steps and ticks the core and, for each Ready:
+//   1. persists (term, voted_for) with fsync  -- before any message that depends on it leaves
+//   2. sends the messages (nng, asynchronously)
+//   3. publishes the status: to the shared-memory record (a named segment for the sidecar, an
+//      in-process record in embedded mode), to control-socket watchers, to metrics, and to
+//      Redis's `leader` key while leading.
+// It also stamps the record's liveness every heartbeat/2, so that readers can tell a live
+// agent from a dead or hung one.
+//
+// Sidecar or embedded is configuration alone: with an empty `shm_name` the record lives in
+// this process and view() reads it; with a name, view() reads the same named segment.
+//
+// Thread safety: every public method may be called from any thread. Admin commands are queued
+// to the driver thread and answered through futures. Stop() must not be called from the
+// driver thread (it joins it); the destructor calls Stop(false).
+#ifndef INSTAFACE_RUNTIME_NODE_H_
+#define INSTAFACE_RUNTIME_NODE_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "instaface/agent/status.h"
+#include "instaface/election/election.h"
+#include "instaface/view.h"
+
+namespace instaface::runtime {
+
+struct NodeOptions {
+  std::string id;             // 1..64 bytes, unique in the cluster
+  std::string cluster;        // 1..64 bytes; also the Redis key namespace
+  int cluster_size = 3;       // configured voters; quorum = cluster_size / 2 + 1
+  std::string listen_url;     // nng URL the node answers on
+  std::string advertise_url;  // nng URL peers dial; empty: listen_url
+  std::string app_address;    // published as the leader's app address when this node leads
+  std::string secret;         // the cluster secret (HMAC key); non-empty
+
+  // Where peers come from: Redis discovery (when redis_url is set) and/or a static map
+  // id -> nng URL. A static entry wins over a discovered one with the same id.
+  std::string redis_url;
+  std::map<std::string, std::string> static_peers;
+
+  // Publishing. Empty shm_name: an in-process record (embedded mode).
+  std::string shm_name;
+  mode_t shm_mode = 0660;
+  std::string socket_path;  // empty: no control socket
+  mode_t socket_mode = 0660;
+  std::string metrics_address;  // host:port; empty: no metrics endpoint
+
+  // Empty state_dir keeps (term, vote) in memory only: a restart may then vote twice in a
+  // term. Only tests should do that; the agent binary requires a directory.
+  std::string state_dir;
+
+  std::chrono::milliseconds heartbeat{500};
+  std::chrono::milliseconds election_min{750};
+  std::chrono::milliseconds election_max{1000};
+  bool pre_vote = true;
+  bool check_quorum = true;
+
+  uint64_t seed = 0;  // 0: from std::random_device
+  std::string version = "0.1.0";
+};
+
+// Empty when `options` is usable, else one line naming the first problem.
+std::string ValidateNodeOptions(const NodeOptions& options);
+
+// What the node last published, for status requests and tests.
+struct NodeStatus {
+  election::Status election;
+  std::string self_id;
+  std::string leader_peer_address;
+  std::string leader_app_address;
+  bool lease_valid = false;
+  size_t peers_known = 0;
+  uint64_t messages_rejected = 0;
+};
+
+class Node {
+ public:
+  // Validates, loads durable state, binds, creates the record, and starts the driver thread
+  // (and discovery, the control socket and metrics when configured).
+  static agent::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Stops everything. With `hand_over`, a leader first transfers leadership and waits (at most
+  // election_min) until another leader is known. Then: the control socket is removed, the
+  // driver stops, the node deregisters from Redis and the named segment is unlinked.
+  // Idempotent.
+  void Stop(bool hand_over);
+
+  // The published state, as the app reads it (same type in sidecar and embedded mode).
+  View view() const;
+  NodeStatus status() const;
+  // Blocks until `pred(status())` holds or `timeout` passes; returns the last status seen.
+  NodeStatus WaitForStatus(const std::function<bool(const NodeStatus&)>& pred,
+                           std::chrono::milliseconds timeout) const;
+
+  // Admin commands, run on the driver thread. The futures are ready once the core has taken
+  // the command; false when it did not apply (not leader, no suitable peer).
+  std::future<bool> StepDown();
+  std::future<bool> TransferLeadership(std::string target);  // empty: the best peer
+  std::future<bool> SetUnplugged(bool unplugged);
+
+  // Replaces the static peers (tests; discovery adds its own).
+  void SetStaticPeers(std::map<std::string, std::string> peers);
+
+  // The URL the node actually listens on (port 0 resolved).
+  const std::string& listen_url() const;
+  const NodeOptions& options() const;
+
+ private:
+  class Impl;
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instaface::runtime
+
+#endif  // INSTAFACE_RUNTIME_NODE_H_

@@ -1,0 +1,45 @@
+#include <gtest/gtest.h>
+
+#include "instaface/runtime/node.h"
+
+namespace instaface::runtime {
+namespace {
+
+NodeOptions Valid() {
+  NodeOptions o;
+  o.id = "a";
+  o.cluster = "graph";
+  o.secret = "k";
+  o.listen_url = "ipc:///tmp/x";
+  return o;
+}
+
+TEST(NodeOptionsTest, DefaultsAreValid) { EXPECT_EQ(ValidateNodeOptions(Valid()), ""); }
+
+TEST(NodeOptionsTest, EachBadSettingIsNamed) {
+  struct Case {
+    std::function<void(NodeOptions&)> change;
+    std::string mentions;
+  };
+  const Case cases[] = {
+      {[](NodeOptions& o) { o.id = ""; }, "node id"},
+      {[](NodeOptions& o) { o.id = std::string(65, 'x'); }, "node id"},
+      {[](NodeOptions& o) { o.cluster = ""; }, "cluster"},
+      {[](NodeOptions& o) { o.secret = ""; }, "secret"},
+      {[](NodeOptions& o) { o.cluster_size = 0; }, "cluster size"},
+      {[](NodeOptions& o) { o.election_min = std::chrono::milliseconds(2000); }, "above"},
+      {[](NodeOptions& o) { o.heartbeat = std::chrono::milliseconds(750); }, "heartbeat"},
+      {[](NodeOptions& o) { o.listen_url = ""; }, "listen"},
+      {[](NodeOptions& o) { o.static_peers["a"] = "ipc:///tmp/y"; }, "must not include"},
+      {[](NodeOptions& o) { o.static_peers["b"] = ""; }, "no URL"},
+  };
+  for (const Case& c : cases) {
+    NodeOptions o = Valid();
+    c.change(o);
+    const std::string error = ValidateNodeOptions(o);
+    EXPECT_NE(error.find(c.mentions), std::string::npos) << "got '" << error << "'";
+  }
+}
+
+}  // namespace
+}  // namespace instaface::runtime

@@ -21,8 +21,11 @@ RUN apt-get update -qq \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin instaface \
  && install -d -o 10001 -g 10001 -m 0700 /var/lib/instaface /run/instaface
-COPY --from=build /out/instaface-agent /usr/local/bin/instaface-agent
-COPY --from=build /out/instafacectl /usr/local/bin/instafacectl
+# The project's shared libraries (libinstaface), found through ld.so.cache.
+COPY --from=build /out/lib/ /usr/local/lib/
+RUN ldconfig
+COPY --from=build /out/bin/instaface-agent /usr/local/bin/instaface-agent
+COPY --from=build /out/bin/instafacectl /usr/local/bin/instafacectl
 USER 10001:10001
 # nng peers, Prometheus metrics.
 EXPOSE 7400 9400

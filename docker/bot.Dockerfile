@@ -19,6 +19,9 @@ RUN apt-get update -qq \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin instaface
-COPY --from=build /out/instaface-bot /usr/local/bin/instaface-bot
+# The project's shared libraries (libinstaface), found through ld.so.cache.
+COPY --from=build /out/lib/ /usr/local/lib/
+RUN ldconfig
+COPY --from=build /out/bin/instaface-bot /usr/local/bin/instaface-bot
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/instaface-bot"]

@@ -20,7 +20,10 @@ RUN apt-get update -qq \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin instaface
-COPY --from=build /out/instaface-graphserver /usr/local/bin/instaface-graphserver
+# The project's shared libraries (libinstaface), found through ld.so.cache.
+COPY --from=build /out/lib/ /usr/local/lib/
+RUN ldconfig
+COPY --from=build /out/bin/instaface-graphserver /usr/local/bin/instaface-graphserver
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/instaface-graphserver"]

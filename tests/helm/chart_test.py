@@ -198,9 +198,16 @@ def check_election_pods(docs, values, f):
     f.check(dig(graphserver, ["livenessProbe", "httpGet", "path"]) == "/healthz", "graphserver liveness is not /healthz")
     f.check(dig(graphserver, ["readinessProbe", "httpGet", "path"]) == "/readyz", "graphserver readiness is not /readyz")
     f.check(dig(graphserver, ["startupProbe", "httpGet", "path"]) == "/healthz", "graphserver has no startup probe")
-    f.check((dig(agent, ["livenessProbe", "exec", "command"]) or [""])[0] == "instafacectl"
-            or dig(agent, ["livenessProbe", "tcpSocket", "port"]) is not None,
-            "the agent's liveness is neither instafacectl status nor a TCP check")
+    probe = dig(agent, ["livenessProbe", "exec", "command"]) or []
+    if probe[:1] == ["instafacectl"]:
+        # instafacectl takes its global flags before the subcommand, and must ask the socket: the
+        # shared memory outlives a dead agent.
+        f.check(probe[-1] == "status", f"the agent's liveness command does not end in 'status': {probe}")
+        f.check(f"--socket={socket}" in probe, "the agent's liveness does not ask the control socket")
+        f.check(not any(a.startswith("--shm") for a in probe), "the agent's liveness reads shared memory")
+    else:
+        f.check(dig(agent, ["livenessProbe", "tcpSocket", "port"]) is not None,
+                "the agent's liveness is neither instafacectl status nor a TCP check")
 
     # The peers Service.
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}

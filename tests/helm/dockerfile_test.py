@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Lints docker/*.Dockerfile without a Docker engine.
 
-  dockerfile_test.py --root REPO [--binary NAME=PATH]...
+  dockerfile_test.py --root REPO [--build-dir BUILD] [--binary NAME=PATH]...
 
 For each image: a debian:bookworm build stage that builds with docker/build-binaries, whose
 packages all come from scripts/setup; a debian:bookworm-slim runtime stage with no -dev package,
 a numeric non-root USER, an exec-form ENTRYPOINT, and binaries that the build stage produced.
 When a shipped binary has been built (--binary), every library `ldd` shows for it must come from
 a package that the runtime stage installs, pulls in as a dependency, or that bookworm-slim already
-holds; and every package the runtime stage installs must provide a library some binary loads.
+holds, or be one of the project's own libraries (under --build-dir), which the image copies from
+/out/lib; and every package the runtime stage installs must provide a library some binary loads.
 """
 
 import argparse
@@ -143,7 +144,7 @@ def ldd_libraries(binary, f):
     return libs
 
 
-def check_image(root, dockerfile, binaries, built, setup_packages, f):
+def check_image(root, dockerfile, binaries, built, build_dir, f):
     path = os.path.join(root, "docker", dockerfile)
     if not f.check(os.path.isfile(path), f"docker/{dockerfile} is missing"):
         return
@@ -165,15 +166,23 @@ def check_image(root, dockerfile, binaries, built, setup_packages, f):
     f.check(any(k == "RUN" and "build-binaries deps" in a for k, a in build["steps"]),
             f"{name}: the build stage does not install packages with build-binaries deps")
 
-    copies = {}
+    copies, copies_libs, ldconfig_after_libs = {}, False, False
     for keyword, args in runtime["steps"]:
         if keyword == "COPY" and "--from=" in args:
             words = [w for w in args.split() if not w.startswith("--")]
             for source in words[:-1]:
-                copies[os.path.basename(source)] = words[-1]
+                if source.rstrip("/") == "/out/lib":
+                    copies_libs = True
+                else:
+                    f.check(source.startswith("/out/bin/"), f"{name}: copies {source}, not from /out/bin or /out/lib")
+                    copies[os.path.basename(source)] = words[-1]
+        if keyword == "RUN" and copies_libs and "ldconfig" in args:
+            ldconfig_after_libs = True
     f.check(sorted(copies) == sorted(binaries), f"{name}: ships {sorted(copies)}, expected {sorted(binaries)}")
     for binary in copies:
         f.check(binary in built_targets, f"{name}: ships {binary}, which its build stage does not build")
+    f.check(copies_libs, f"{name}: does not copy the project's shared libraries (/out/lib)")
+    f.check(ldconfig_after_libs, f"{name}: no ldconfig after copying the project's shared libraries")
 
     # User: numeric so that the kubelet can verify runAsNonRoot, and not root.
     users = [a for k, a in runtime["steps"] if k == "USER"]
@@ -209,9 +218,13 @@ def check_image(root, dockerfile, binaries, built, setup_packages, f):
         return
     base = dependency_closure(SLIM_ROOTS)
     installed = dependency_closure(runtime_packages) | base
-    used_packages = set()
+    used_packages, project_libs = set(), set()
     for binary, binary_path in present.items():
         for lib in ldd_libraries(binary_path, f):
+            if build_dir and os.path.realpath(lib).startswith(os.path.realpath(build_dir) + os.sep):
+                # Built by the project: docker/build-binaries copies these to /out/lib.
+                project_libs.add(os.path.basename(lib))
+                continue
             pkg = package_of(lib)
             if not f.check(pkg is not None, f"{name}: {binary} loads {lib}, which no Debian package holds"):
                 continue
@@ -221,13 +234,15 @@ def check_image(root, dockerfile, binaries, built, setup_packages, f):
     if len(present) == len(binaries):
         for pkg in runtime_packages:
             f.check(pkg in used_packages, f"{name}: runtime stage installs {pkg}, which none of its binaries loads")
-    print(f"checked libraries of {sorted(present)} in {name}: {sorted(used_packages - base)}")
+    print(f"checked libraries of {sorted(present)} in {name}: packages {sorted(used_packages - base)}, "
+          f"project libraries {sorted(project_libs)}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", required=True)
     parser.add_argument("--binary", action="append", default=[], help="NAME=PATH of a built binary")
+    parser.add_argument("--build-dir", help="the build tree: libraries under it are the project's own")
     args = parser.parse_args()
     built = dict(b.split("=", 1) for b in args.binary)
 
@@ -245,7 +260,7 @@ def main():
         f.check(".git" in patterns and "build-*" in patterns, ".dockerignore lets .git or build-* in")
 
     for dockerfile, binaries in IMAGES.items():
-        check_image(args.root, dockerfile, binaries, built, setup or [], f)
+        check_image(args.root, dockerfile, binaries, built, args.build_dir, f)
 
     for item in f.items:
         print(f"FAIL: {item}")

@@ -49,7 +49,13 @@ ChildPlan MakePlan(SubprocessOptions& options) {
     }
     if (!overridden) plan.env_storage.push_back(std::move(entry));
   }
-  for (const auto& [key, value] : options.env) plan.env_storage.push_back(key + "=" + value);
+  // A key listed twice takes its last value.
+  for (size_t i = 0; i < options.env.size(); ++i) {
+    bool later = false;
+    for (size_t j = i + 1; j < options.env.size(); ++j)
+      later = later || options.env[j].first == options.env[i].first;
+    if (!later) plan.env_storage.push_back(options.env[i].first + "=" + options.env[i].second);
+  }
   for (auto& arg : options.argv) plan.argv.push_back(arg.data());
   plan.argv.push_back(nullptr);
   for (auto& entry : plan.env_storage) plan.envp.push_back(entry.data());

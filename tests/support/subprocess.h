@@ -20,7 +20,8 @@ namespace instaface::testing {
 
 struct SubprocessOptions {
   std::vector<std::string> argv;  // argv[0] is looked up in PATH
-  // Set (or overridden) on top of this process's environment.
+  // Set (or overridden) on top of this process's environment; a key listed twice takes its
+  // last value.
   std::vector<std::pair<std::string, std::string>> env;
   std::string stdout_path;  // empty: /dev/null
   std::string stderr_path;  // empty: /dev/null

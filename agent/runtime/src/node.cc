@@ -112,7 +112,12 @@ class Node::Impl
 #endif
 {
  public:
-  using Command = std::function<void(Nanos now)>;
+  // An admin command: runs on the driver thread; its promise is kept only after the Ready it
+  // caused has been published, so status() already reflects it when the future is ready.
+  struct Command {
+    std::function<bool(Nanos now)> run;
+    std::shared_ptr<std::promise<bool>> done;
+  };
 
   explicit Impl(NodeOptions o) : options(std::move(o)) {
     if (options.advertise_url.empty()) options.advertise_url = options.listen_url;
@@ -132,7 +137,7 @@ class Node::Impl
         promise->set_value(false);
         return future;
       }
-      commands.push_back([promise, fn = std::move(fn)](Nanos now) { promise->set_value(fn(now)); });
+      commands.push_back(Command{std::move(fn), promise});
     }
     cv.notify_one();
     return future;
@@ -376,9 +381,11 @@ void Node::Impl::Run() {
     if (peers_changed) ApplyPeers();
     Nanos now = Now();
     for (const election::Message& m : messages) election->step(m, now);
-    for (Command& c : todo) c(now);
+    std::vector<bool> results;
+    for (Command& c : todo) results.push_back(c.run(now));
     election->tick(now);
     DrainReady(now);
+    for (size_t i = 0; i < todo.size(); ++i) todo[i].done->set_value(results[i]);
     if (now >= next_housekeeping) Housekeeping(now);
   }
 }
@@ -610,7 +617,7 @@ void Node::Impl::Stop(bool hand_over) {
   cv.notify_one();
   if (driver.joinable()) driver.join();
   // Commands that raced with the stop are answered, never left hanging.
-  for (Command& c : commands) c(Now());
+  for (Command& c : commands) c.done->set_value(false);
   commands.clear();
 #if INSTAFACE_HAVE_DISCOVERY
   if (discovery) discovery->Stop();

@@ -109,8 +109,9 @@ class Node {
   NodeStatus WaitForStatus(const std::function<bool(const NodeStatus&)>& pred,
                            std::chrono::milliseconds timeout) const;
 
-  // Admin commands, run on the driver thread. The futures are ready once the core has taken
-  // the command; false when it did not apply (not leader, no suitable peer).
+  // Admin commands, run on the driver thread. A future is ready once the core has taken the
+  // command and what it changed has been persisted, sent and published (status() shows it);
+  // false when it did not apply (not leader, no suitable peer) or the node is stopping.
   std::future<bool> StepDown();
   std::future<bool> TransferLeadership(std::string target);  // empty: the best peer
   std::future<bool> SetUnplugged(bool unplugged);

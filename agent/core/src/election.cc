@@ -3,6 +3,7 @@
 #include "instaface/election/election.h"
 
 #include <algorithm>
+#include <functional>
 #include <random>
 #include <utility>
 
@@ -523,8 +524,8 @@ class Election::Impl {
     Nanos lease(0);
     const int quorum = Quorum();
     if (role_ == Role::kLeader && !transferring_) {
-      std::vector<Nanos> acked;
-      acked.reserve(peers_.size() + 1);
+      std::vector<Nanos>& acked = scratch_;
+      acked.clear();
       acked.push_back(last_heartbeat_sent_);
       for (const PeerState& p : peers_) {
         if (p.last_acked_send != Nanos(0)) acked.push_back(p.last_acked_send);
@@ -547,8 +548,8 @@ class Election::Impl {
     const int needed = Quorum() - 1;
     if (needed <= 0) return Nanos::max();
     if (static_cast<int>(peers_.size()) < needed) return became_leader_at_;
-    std::vector<Nanos> heard;
-    heard.reserve(peers_.size());
+    std::vector<Nanos>& heard = scratch_;
+    heard.clear();
     for (const PeerState& p : peers_) heard.push_back(std::max(p.last_heard, became_leader_at_));
     std::nth_element(heard.begin(), heard.begin() + (needed - 1), heard.end(),
                      std::greater<Nanos>());
@@ -591,6 +592,9 @@ class Election::Impl {
 
   std::vector<Message> outbox_;
   std::optional<Status> published_;
+  // Reused by the lease and CheckQuorum computations, which run on every ack and deadline query
+  // and should not allocate.
+  mutable std::vector<Nanos> scratch_;
 };
 
 Election::Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored,

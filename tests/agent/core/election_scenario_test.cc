@@ -193,6 +193,37 @@ TEST(ElectionScenario, WithoutPreVoteRejoiningNodeForcesNewTerm) {
   EXPECT_NO_VIOLATIONS(net);
 }
 
+// A follower that restarts cannot remember whose lease it acked, so it must honour one for
+// election_min. Here the leader's lease rests on n_ack's acks alone (its heartbeats to the
+// other follower are lost); n_ack restarts while the leader is cut off, still holding its lease.
+TEST(ElectionScenario, RestartedFollowerHonoursLeaseItMayHaveAcked) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    MemoryNetwork net(Cluster(3, seed));
+    std::optional<NodeId> leader = net.elect();
+    ASSERT_TRUE(leader);
+    const std::vector<NodeId> followers = Except(net.ids(), {*leader});
+    const NodeId acker = followers[0];
+    const NodeId starved = followers[1];
+    net.drop_if([&](const Message& m) {
+      return m.from == *leader && m.to == starved && m.type == MessageType::kHeartbeat;
+    });
+    net.run_for(std::chrono::milliseconds(1500 + 97 * seed));
+    ASSERT_EQ(net.leader(), leader);
+    ASSERT_GT(net.node(*leader).status().lease_until, net.now());
+    net.isolate(*leader);
+    net.crash(acker);
+    net.restart(acker);
+    ASSERT_TRUE(net.run_until(
+        [&] {
+          return net.node(acker).status().role == Role::kLeader ||
+                 net.node(starved).status().role == Role::kLeader;
+        },
+        10s));
+    net.run_for(1s);  // the new leader's first acks arrive
+    EXPECT_NO_VIOLATIONS(net) << "seed " << seed;
+  }
+}
+
 TEST(ElectionScenario, IsolatedLeaderStepsDownByCheckQuorum) {
   const Config c;
   MemoryNetwork net(Cluster(3));

@@ -12,6 +12,9 @@
 // `waiters` is non-zero, wakes futex waiters on it (FUTEX_WAKE, shared, not private: the
 // mapping is shared between processes).
 //
+// Header fields are plain: readers read them once, when they open the segment. An agent that
+// takes over a compatible segment of a dead one rewrites only agent_pid.
+//
 // Liveness: the agent stores CLOCK_MONOTONIC ns into `liveness_ns` every heartbeat period or
 // more often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
 // reports the state as stale, and never as leader. CLOCK_MONOTONIC is shared by all containers
@@ -49,16 +52,16 @@ struct alignas(64) Record {
   uint32_t reserved0;
   uint64_t stale_after_ns;  // liveness older than this means the agent is dead or hung
 
-  alignas(64) std::atomic<uint32_t> seq;             // odd while the writer is mid-update
-  std::atomic<uint32_t> change_counter;              // futex word; +1 after every publish
-  std::atomic<uint32_t> waiters;                     // readers sleeping on change_counter
+  alignas(64) std::atomic<uint32_t> seq;  // odd while the writer is mid-update
+  std::atomic<uint32_t> change_counter;   // futex word; +1 after every publish
+  std::atomic<uint32_t> waiters;          // readers sleeping on change_counter
   std::atomic<uint32_t> reserved1;
 
-  alignas(64) std::atomic<uint64_t> liveness_ns;     // CLOCK_MONOTONIC of the agent's last stamp
+  alignas(64) std::atomic<uint64_t> liveness_ns;  // CLOCK_MONOTONIC of the agent's last stamp
 
   // Payload, guarded by seq.
-  alignas(64) std::atomic<uint32_t> role;            // Role
-  std::atomic<uint32_t> flags;                       // reserved, zero
+  alignas(64) std::atomic<uint32_t> role;  // Role
+  std::atomic<uint32_t> flags;             // reserved, zero
   std::atomic<uint64_t> term;
   // CLOCK_MONOTONIC ns until which this node's leader lease holds; 0 when none. The writer has
   // already subtracted CLOCK_MONOTONIC_COARSE's resolution, so a reader may compare it with the

@@ -10,17 +10,21 @@
 #ifndef INSTAFACE_VIEW_H_
 #define INSTAFACE_VIEW_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <utility>
-#include <variant>
+
+#include "instaface/result.h"
 
 namespace instaface {
 
 namespace shm {
 struct Record;
+}
+namespace internal {
+struct ViewAccess;  // libinstaface's own code: the C API, the writer
 }
 
 enum class Role { kFollower = 0, kCandidate = 1, kLeader = 2 };
@@ -31,40 +35,22 @@ struct Snapshot {
   Role role = Role::kFollower;
   uint64_t term = 0;
   std::string self_id;
-  std::string leader_id;           // empty when no leader is known
+  std::string leader_id;  // empty when no leader is known
   std::string leader_peer_address;
   std::string leader_app_address;  // e.g. http://10.0.0.5:8080
-  bool lease_valid = false;        // this node leads and its lease has not expired
-  bool stale = false;              // the agent is dead or hung: trust nothing above
-  uint32_t change_counter = 0;     // pass to View::WaitForChange
-};
-
-// A value or an error message, at the library boundary.
-template <typename T>
-class Result {
- public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit on purpose
-  static Result Error(std::string message) { return Result(ErrorTag{std::move(message)}); }
-  bool ok() const { return v_.index() == 0; }
-  const std::string& error() const { return std::get<1>(v_).message; }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() { return value(); }
-
- private:
-  struct ErrorTag {
-    std::string message;
-  };
-  explicit Result(ErrorTag e) : v_(std::move(e)) {}
-  std::variant<T, ErrorTag> v_;
+  // CLOCK_MONOTONIC ns (less the coarse clock's resolution) until which this node's lease
+  // holds; 0 when it holds none.
+  uint64_t lease_until_ns = 0;
+  bool lease_valid = false;     // this node leads and its lease has not expired
+  bool stale = false;           // the agent is dead or hung: trust nothing above
+  uint32_t change_counter = 0;  // pass to View::WaitForChange
 };
 
 class View {
  public:
   // Maps the agent's segment read-only. A missing segment, a foreign or truncated one, or an
-  // incompatible layout version is an error naming the segment, never garbage.
+  // incompatible layout version is an error naming the segment, never garbage. The name is a
+  // POSIX shared-memory name with or without its leading '/'.
   static Result<View> Open(const std::string& shm_name);
   // Reads a record that lives in this process (embedded mode). `owner` keeps it alive.
   static View FromRecord(const shm::Record* record, std::shared_ptr<const void> owner);
@@ -77,13 +63,27 @@ class View {
   bool is_leader() const noexcept;
   Snapshot snapshot() const;
   // Sleeps (futex) until change_counter differs from `last_seen` or `timeout` passes. Returns
-  // the current change counter (equal to last_seen on timeout).
+  // the current change counter (equal to last_seen on timeout). Spurious wakeups are absorbed.
+  // A dead agent publishes nothing, so this times out: check snapshot().stale afterwards.
   uint32_t WaitForChange(uint32_t last_seen, std::chrono::nanoseconds timeout) const;
 
+  // How old the liveness stamp may grow before the state counts as stale (set by the writer).
+  std::chrono::nanoseconds stale_after() const { return std::chrono::nanoseconds(stale_after_ns_); }
+
  private:
+  friend class Watcher;  // wakes its own sleeping thread to stop it
+  friend struct internal::ViewAccess;
   struct Mapping;
-  View(const shm::Record* record, std::shared_ptr<const void> owner);
+  View(const shm::Record* record, std::atomic<uint32_t>* waiters, uint64_t stale_after_ns,
+       std::shared_ptr<const void> owner);
+  // WaitForChange that also returns once *interrupt is set and the futex word is woken.
+  uint32_t WaitForChangeOrInterrupt(uint32_t last_seen, std::chrono::nanoseconds timeout,
+                                    const std::atomic<bool>* interrupt) const;
   const shm::Record* record_;
+  // Registration word for sleepers, so the writer may skip the wake syscall when nobody waits.
+  // Null when the segment could only be opened read-only (then waits sleep in short slices).
+  std::atomic<uint32_t>* waiters_;
+  uint64_t stale_after_ns_;
   std::shared_ptr<const void> owner_;
 };
 

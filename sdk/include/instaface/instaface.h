@@ -1,0 +1,83 @@
+/* libinstaface's C API: read the leader that the local instaface-agent publishes in shared
+ * memory, in nanoseconds and without a system call, or sleep until it changes.
+ *
+ *   instaface_view* view;
+ *   char err[256];
+ *   if (instaface_open("instaface-graph-0", &view, err, sizeof err) != INSTAFACE_OK) { ... }
+ *   if (instaface_is_leader(view)) { ... }
+ *   instaface_close(view);
+ *
+ * Thread safety: a view may be used by any number of threads at once; instaface_close must
+ * come after every other use. instaface_last_error is per thread.
+ */
+#ifndef INSTAFACE_INSTAFACE_H_
+#define INSTAFACE_INSTAFACE_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct instaface_view instaface_view; /* opaque */
+
+enum instaface_error {
+  INSTAFACE_OK = 0,
+  INSTAFACE_ERR_INVALID_ARGUMENT = 1, /* null pointer, malformed segment name */
+  INSTAFACE_ERR_NOT_FOUND = 2,        /* no segment by that name: is the agent running? */
+  INSTAFACE_ERR_INCOMPATIBLE = 3,     /* truncated, foreign or other layout version */
+  INSTAFACE_ERR_SYSTEM = 4,           /* permission denied, out of memory, ... */
+  INSTAFACE_ERR_TIMEOUT = 5           /* instaface_wait_for_change: nothing changed */
+};
+
+enum instaface_role {
+  INSTAFACE_ROLE_FOLLOWER = 0,
+  INSTAFACE_ROLE_CANDIDATE = 1,
+  INSTAFACE_ROLE_LEADER = 2
+};
+
+#define INSTAFACE_ID_BYTES 64       /* with the terminating NUL */
+#define INSTAFACE_ADDRESS_BYTES 192 /* with the terminating NUL */
+
+typedef struct instaface_snapshot {
+  int role; /* enum instaface_role */
+  uint64_t term;
+  char self_id[INSTAFACE_ID_BYTES];
+  char leader_id[INSTAFACE_ID_BYTES]; /* "" when no leader is known */
+  char leader_peer_address[INSTAFACE_ADDRESS_BYTES];
+  char leader_app_address[INSTAFACE_ADDRESS_BYTES];
+  uint64_t lease_until_ns; /* CLOCK_MONOTONIC ns, 0 when no lease is held */
+  int lease_valid;         /* this node leads and its lease has not expired */
+  int stale;               /* the agent is dead or hung: trust nothing above */
+  uint32_t change_counter; /* pass to instaface_wait_for_change */
+} instaface_snapshot_t;
+
+/* Opens the named segment. On failure returns an error code, sets *view to NULL, and writes a
+ * message naming the segment into error_buffer (if not NULL) and instaface_last_error(). */
+int instaface_open(const char* shm_name, instaface_view** view, char* error_buffer,
+                   size_t error_buffer_size);
+
+/* The message of this thread's last failed call, or "". Valid until its next call. */
+const char* instaface_last_error(void);
+
+/* 1 only when this node leads, its lease holds and the agent is alive; 0 otherwise. */
+int instaface_is_leader(const instaface_view* view);
+
+/* Copies a consistent snapshot; the strings are NUL-terminated. */
+int instaface_snapshot(const instaface_view* view, instaface_snapshot_t* out);
+
+/* Sleeps until the change counter differs from last_seen or timeout_ns passes. Stores the
+ * current counter in *current (if not NULL); returns INSTAFACE_OK or INSTAFACE_ERR_TIMEOUT. */
+int instaface_wait_for_change(const instaface_view* view, uint32_t last_seen, uint64_t timeout_ns,
+                              uint32_t* current);
+
+void instaface_close(instaface_view* view);
+
+const char* instaface_role_name(int role);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INSTAFACE_INSTAFACE_H_ */

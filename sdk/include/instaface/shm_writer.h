@@ -1,0 +1,81 @@
+// The writing side of the shared-memory record (shm_layout.h): instaface-agent publishes the
+// election state through it, and an app that embeds the election publishes to its own View.
+//
+//   auto writer = instaface::shm::Writer::Create("instaface-graph-0", 0660, 1500ms);
+//   writer->Publish(state);          // after every change of role, term, leader or lease
+//   writer->StampLiveness(now_ns);   // every heartbeat period or more often
+//
+// Thread safety: one writer thread per record (the agent's driver thread). Publish and
+// StampLiveness never block and never wait for readers. Readers (View) may be anywhere.
+#ifndef INSTAFACE_SHM_WRITER_H_
+#define INSTAFACE_SHM_WRITER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "instaface/result.h"
+#include "instaface/view.h"
+
+namespace instaface::shm {
+
+struct Record;
+
+// What the agent publishes. Strings longer than their field (shm_layout.h: 63 bytes for ids,
+// 191 for addresses) are cut at the field size, never overflowing it.
+struct PublishedState {
+  instaface::Role role = instaface::Role::kFollower;  // not shm::Role, the raw stored value
+  uint64_t term = 0;
+  // CLOCK_MONOTONIC ns until which this node's lease holds; 0 when it holds none. Publish
+  // subtracts CLOCK_MONOTONIC_COARSE's resolution so that readers may use the cheap clock.
+  uint64_t lease_until_ns = 0;
+  std::string self_id;
+  std::string leader_id;
+  std::string leader_peer_address;
+  std::string leader_app_address;
+};
+
+class Writer {
+ public:
+  // Creates the named segment with `mode` (0600 or 0660), writes its header, publishes a
+  // follower state in term 0 and stamps liveness. The segment becomes visible under its name
+  // only once complete. A leftover compatible segment of a dead agent is taken over in place,
+  // so that apps which still map it see the new agent without reopening; an incompatible one is
+  // replaced. A segment whose agent is still alive (fresh stamp, running pid) is an error.
+  static Result<Writer> Create(const std::string& shm_name, mode_t mode,
+                               std::chrono::nanoseconds stale_after);
+  // A record on the heap for embedded mode: the election runs inside the app, whose code reads
+  // it through view().
+  static Writer CreateInProcess(std::chrono::nanoseconds stale_after);
+
+  Writer(Writer&&) noexcept;
+  Writer& operator=(Writer&&) noexcept;
+  // Unmaps; leaves the segment in place (readers see it go stale). See Unlink.
+  ~Writer();
+
+  void Publish(const PublishedState& state);
+  // Stores CLOCK_MONOTONIC ns as the agent's liveness stamp. Tests pass old stamps on purpose.
+  void StampLiveness(uint64_t monotonic_now_ns);
+  void StampLiveness();
+  // Removes the segment's name (the agent's clean shutdown). Mapped readers keep their mapping.
+  Status Unlink();
+
+  // A reader of this writer's record, in this process.
+  View view() const;
+  // The POSIX name ("/..."), or empty for an in-process record.
+  const std::string& name() const { return name_; }
+
+ private:
+  struct Segment;
+  Writer(std::shared_ptr<Segment> segment, Record* record, std::string name);
+  std::shared_ptr<Segment> segment_;  // shared with the Views from view()
+  Record* record_;
+  std::string name_;
+};
+
+}  // namespace instaface::shm
+
+#endif  // INSTAFACE_SHM_WRITER_H_

@@ -1,0 +1,102 @@
+// How libinstaface reads and writes the fields of shm::Record: the seqlock protocol and the
+// word-wise text fields. Shared by View (reader) and shm::Writer so that both sides of the
+// protocol live next to each other.
+//
+// Memory order (C++ model, so TSan agrees): the writer stores seq odd (relaxed), then every
+// payload word with release, then seq even with release. A reader loads seq with acquire,
+// copies the payload with acquire loads, then loads seq again (relaxed; the acquire loads
+// before it keep it from moving up). If a copied word came from a write that started after
+// the first seq load, that word's release makes the odd seq visible to the second load, so the
+// two differ and the reader retries.
+#ifndef INSTAFACE_SDK_SRC_RECORD_ACCESS_H_
+#define INSTAFACE_SDK_SRC_RECORD_ACCESS_H_
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "instaface/shm_layout.h"
+#include "monotonic_clock.h"
+
+namespace instaface::internal {
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Runs `copy` (acquire loads of the payload) until it saw one stable version. Returns false,
+// without a copy, if the writer stays mid-update while the record is stale: an agent killed or
+// stopped between its two seq stores must not hang its readers.
+template <typename CopyFn>
+inline bool SeqlockRead(const shm::Record& record, uint64_t stale_after_ns, CopyFn&& copy) {
+  for (uint32_t spins = 0;; ++spins) {
+    const uint32_t s1 = record.seq.load(std::memory_order_acquire);
+    if ((s1 & 1) == 0) {
+      copy();
+      const uint32_t s2 = record.seq.load(std::memory_order_relaxed);
+      if (s1 == s2) return true;
+    }
+    if (spins < 64) {
+      CpuRelax();
+      continue;
+    }
+    // The writer is slow to finish: it may be descheduled (give it the CPU) or gone.
+    sched_yield();
+    if (spins % 64 == 0 &&
+        IsStale(MonotonicNowNs(), record.liveness_ns.load(std::memory_order_acquire),
+                stale_after_ns)) {
+      return false;
+    }
+  }
+}
+
+template <size_t Bytes>
+inline void LoadText(const shm::AtomicText<Bytes>& text, uint64_t (&out)[Bytes / 8]) {
+  for (size_t i = 0; i < Bytes / 8; ++i) out[i] = text.words[i].load(std::memory_order_acquire);
+}
+
+// The text up to its first NUL, or all of it if the writer left none (a foreign writer).
+template <size_t Bytes>
+inline std::string TextToString(const uint64_t (&words)[Bytes / 8]) {
+  char bytes[Bytes];
+  std::memcpy(bytes, words, Bytes);
+  return std::string(bytes, strnlen(bytes, Bytes));
+}
+
+// Cuts `text` to at most max_bytes without splitting a UTF-8 sequence.
+inline std::string_view TruncateUtf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return text.substr(0, end);
+}
+
+// Stores `text` NUL-padded, keeping one NUL at the end at least.
+template <size_t Bytes>
+inline void StoreText(shm::AtomicText<Bytes>& field, std::string_view text) {
+  const std::string_view cut = TruncateUtf8(text, Bytes - 1);
+  uint64_t words[Bytes / 8] = {};
+  std::memcpy(words, cut.data(), cut.size());
+  for (size_t i = 0; i < Bytes / 8; ++i) field.words[i].store(words[i], std::memory_order_release);
+}
+
+// Turns a name as the user wrote it into the POSIX form "/name"; empty if it is not valid.
+inline std::string PosixShmName(const std::string& name) {
+  std::string posix = (!name.empty() && name[0] == '/') ? name : "/" + name;
+  if (posix.size() < 2 || posix.size() > 255 || posix.find('/', 1) != std::string::npos ||
+      posix == "/." || posix == "/..") {
+    return std::string();
+  }
+  return posix;
+}
+
+}  // namespace instaface::internal
+
+#endif  // INSTAFACE_SDK_SRC_RECORD_ACCESS_H_

@@ -1,0 +1,158 @@
+// What the writer publishes is what a reader sees, field by field, through a named segment and
+// through an in-process record (embedded mode).
+#include <gtest/gtest.h>
+#include <time.h>
+
+#include <chrono>
+#include <optional>
+
+#include "instaface/shm_layout.h"
+#include "instaface/shm_writer.h"
+#include "instaface/view.h"
+#include "test_segment.h"
+
+namespace instaface {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TestSegment;
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+shm::PublishedState LeaderState(uint64_t term) {
+  shm::PublishedState state;
+  state.role = Role::kLeader;
+  state.term = term;
+  state.lease_until_ns = MonotonicNs() + 60'000'000'000ULL;
+  state.self_id = "node-a";
+  state.leader_id = "node-a";
+  state.leader_peer_address = "tcp://10.0.0.5:7000";
+  state.leader_app_address = "http://10.0.0.5:8080";
+  return state;
+}
+
+void ExpectSame(const shm::PublishedState& published, const Snapshot& seen) {
+  EXPECT_EQ(seen.role, published.role);
+  EXPECT_EQ(seen.term, published.term);
+  EXPECT_EQ(seen.self_id, published.self_id);
+  EXPECT_EQ(seen.leader_id, published.leader_id);
+  EXPECT_EQ(seen.leader_peer_address, published.leader_peer_address);
+  EXPECT_EQ(seen.leader_app_address, published.leader_app_address);
+}
+
+TEST(PublishReadTest, NamedSegmentRoundTrip) {
+  TestSegment segment("roundtrip");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 5s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+
+  const Snapshot initial = view->snapshot();
+  EXPECT_EQ(initial.role, Role::kFollower);
+  EXPECT_EQ(initial.term, 0u);
+  EXPECT_FALSE(initial.stale);
+  EXPECT_FALSE(view->is_leader());
+  EXPECT_EQ(view->stale_after(), 5s);
+
+  const shm::PublishedState leader = LeaderState(3);
+  writer->Publish(leader);
+  const Snapshot seen = view->snapshot();
+  ExpectSame(leader, seen);
+  EXPECT_TRUE(seen.lease_valid);
+  EXPECT_FALSE(seen.stale);
+  EXPECT_LT(seen.lease_until_ns, leader.lease_until_ns) << "the coarse resolution comes off";
+  EXPECT_GT(seen.lease_until_ns + 100'000'000ULL, leader.lease_until_ns);
+  EXPECT_EQ(seen.change_counter, initial.change_counter + 1);
+  EXPECT_TRUE(view->is_leader());
+
+  shm::PublishedState follower;
+  follower.role = Role::kFollower;
+  follower.term = 4;
+  follower.self_id = "node-a";
+  follower.leader_id = "node-b";
+  follower.leader_app_address = "http://10.0.0.6:8080";
+  writer->Publish(follower);
+  const Snapshot after = view->snapshot();
+  ExpectSame(follower, after);
+  EXPECT_FALSE(after.lease_valid);
+  EXPECT_EQ(after.lease_until_ns, 0u);
+  EXPECT_FALSE(view->is_leader());
+}
+
+TEST(PublishReadTest, CandidateIsNotLeader) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  shm::PublishedState state = LeaderState(2);
+  state.role = Role::kCandidate;
+  writer.Publish(state);
+  EXPECT_EQ(writer.view().snapshot().role, Role::kCandidate);
+  EXPECT_FALSE(writer.view().is_leader());
+  EXPECT_FALSE(writer.view().snapshot().lease_valid);
+}
+
+TEST(PublishReadTest, InProcessRecordServesTheSameView) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  View view = writer.view();
+  EXPECT_TRUE(writer.name().empty());
+  const shm::PublishedState leader = LeaderState(8);
+  writer.Publish(leader);
+  ExpectSame(leader, view.snapshot());
+  EXPECT_TRUE(view.is_leader());
+  EXPECT_TRUE(writer.Unlink().ok());
+}
+
+TEST(PublishReadTest, ViewOutlivesItsWriter) {
+  std::optional<View> view;
+  {
+    shm::Writer writer = shm::Writer::CreateInProcess(5s);
+    writer.Publish(LeaderState(5));
+    view.emplace(writer.view());
+  }
+  EXPECT_EQ(view->snapshot().term, 5u);
+}
+
+TEST(PublishReadTest, LongStringsAreCutToTheirFields) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  shm::PublishedState state;
+  state.self_id = std::string(500, 'i');
+  state.leader_id = std::string(64, 'l');
+  state.leader_peer_address = std::string(1000, 'p');
+  state.leader_app_address = std::string(191, 'a');
+  writer.Publish(state);
+  const Snapshot seen = writer.view().snapshot();
+  EXPECT_EQ(seen.self_id, std::string(shm::kIdBytes - 1, 'i'));
+  EXPECT_EQ(seen.leader_id, std::string(shm::kIdBytes - 1, 'l'));
+  EXPECT_EQ(seen.leader_peer_address, std::string(shm::kAddressBytes - 1, 'p'));
+  EXPECT_EQ(seen.leader_app_address, std::string(191, 'a')) << "191 bytes fit exactly";
+}
+
+TEST(PublishReadTest, CutNeverSplitsAUtf8Sequence) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  shm::PublishedState state;
+  // 62 ASCII bytes, then a 2-byte 'é' that would straddle the 63-byte limit.
+  state.self_id = std::string(62, 'x') + "\xC3\xA9" + "tail";
+  writer.Publish(state);
+  EXPECT_EQ(writer.view().snapshot().self_id, std::string(62, 'x'));
+}
+
+TEST(PublishReadTest, ShorterStringsOverwriteLongerOnesCompletely) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  shm::PublishedState state;
+  state.leader_app_address = "http://a-long-host-name.example:8080/path";
+  writer.Publish(state);
+  state.leader_app_address = "http://b:1";
+  writer.Publish(state);
+  EXPECT_EQ(writer.view().snapshot().leader_app_address, "http://b:1");
+}
+
+TEST(PublishReadTest, RoleNames) {
+  EXPECT_STREQ(RoleName(Role::kFollower), "follower");
+  EXPECT_STREQ(RoleName(Role::kCandidate), "candidate");
+  EXPECT_STREQ(RoleName(Role::kLeader), "leader");
+}
+
+}  // namespace
+}  // namespace instaface

@@ -1,0 +1,125 @@
+// A dead or hung agent shows as stale and never as leader; an expired lease is not leadership.
+// The liveness stamps here are faked in-process; agent_staleness_test kills a real agent.
+#include <gtest/gtest.h>
+#include <time.h>
+
+#include <chrono>
+#include <thread>
+
+#include "instaface/shm_layout.h"
+#include "instaface/shm_writer.h"
+#include "instaface/view.h"
+#include "test_segment.h"
+
+namespace instaface {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawMapping;
+using testing::TestSegment;
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+shm::PublishedState Leader(uint64_t lease_until_ns) {
+  shm::PublishedState state;
+  state.role = Role::kLeader;
+  state.term = 1;
+  state.lease_until_ns = lease_until_ns;
+  state.self_id = state.leader_id = "node-a";
+  return state;
+}
+
+TEST(StalenessTest, OldLivenessStampMeansStaleAndNotLeader) {
+  shm::Writer writer = shm::Writer::CreateInProcess(1s);
+  View view = writer.view();
+  writer.Publish(Leader(MonotonicNs() + 3600'000'000'000ULL));
+  ASSERT_TRUE(view.is_leader());
+
+  writer.StampLiveness(MonotonicNs() - 2'000'000'000ULL);  // two stale_after periods ago
+  const Snapshot stale = view.snapshot();
+  EXPECT_TRUE(stale.stale);
+  EXPECT_EQ(stale.role, Role::kLeader) << "the last published state is still shown";
+  EXPECT_FALSE(view.is_leader());
+
+  writer.StampLiveness();  // the agent recovers
+  EXPECT_FALSE(view.snapshot().stale);
+  EXPECT_TRUE(view.is_leader());
+}
+
+TEST(StalenessTest, StampWithinStaleAfterIsFresh) {
+  shm::Writer writer = shm::Writer::CreateInProcess(10s);
+  writer.Publish(Leader(MonotonicNs() + 3600'000'000'000ULL));
+  writer.StampLiveness(MonotonicNs() - 1'000'000'000ULL);  // 1 s old, 10 s allowed
+  EXPECT_FALSE(writer.view().snapshot().stale);
+  EXPECT_TRUE(writer.view().is_leader());
+}
+
+TEST(StalenessTest, NeverStampedIsStale) {
+  shm::Writer writer = shm::Writer::CreateInProcess(1s);
+  writer.StampLiveness(0);
+  EXPECT_TRUE(writer.view().snapshot().stale);
+}
+
+TEST(StalenessTest, ExpiredLeaseIsNotLeadership) {
+  shm::Writer writer = shm::Writer::CreateInProcess(10s);
+  writer.Publish(Leader(MonotonicNs() - 1));
+  const Snapshot s = writer.view().snapshot();
+  EXPECT_EQ(s.role, Role::kLeader);
+  EXPECT_FALSE(s.lease_valid);
+  EXPECT_FALSE(s.stale);
+  EXPECT_FALSE(writer.view().is_leader());
+}
+
+TEST(StalenessTest, NoLeaseIsNotLeadership) {
+  shm::Writer writer = shm::Writer::CreateInProcess(10s);
+  writer.Publish(Leader(0));
+  EXPECT_FALSE(writer.view().is_leader());
+}
+
+TEST(StalenessTest, LeaseEndsWithTimeAlone) {
+  shm::Writer writer = shm::Writer::CreateInProcess(10s);
+  View view = writer.view();
+  const uint64_t lease_end = MonotonicNs() + 300'000'000ULL;
+  writer.Publish(Leader(lease_end));
+  if (MonotonicNs() + 50'000'000ULL < lease_end) {  // skip the first check on a stalled machine
+    EXPECT_TRUE(view.is_leader());
+  }
+  // Nothing is published again; the answer must flip once the lease is over.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (view.is_leader() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_FALSE(view.is_leader());
+  EXPECT_GE(MonotonicNs(), lease_end - 20'000'000ULL) << "flipped long before the lease end";
+}
+
+// A writer killed or stopped between its two seq stores leaves seq odd. Readers must not spin
+// forever: once the stamp is stale they answer "stale, not leader".
+TEST(StalenessTest, WriterThatDiedMidUpdateDoesNotHangReaders) {
+  TestSegment segment("midupdate");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 100ms);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  writer->Publish(Leader(MonotonicNs() + 3600'000'000'000ULL));
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+  RawMapping raw(segment.posix(), sizeof(shm::Record));
+  ASSERT_TRUE(raw.ok());
+  auto* record = raw.as<shm::Record>();
+  record->seq.fetch_add(1);  // odd: "mid-update"
+  record->liveness_ns.store(MonotonicNs() - 1'000'000'000ULL);
+  EXPECT_FALSE(view->is_leader());
+  EXPECT_TRUE(view->snapshot().stale);
+
+  // A restarted writer finishes the interrupted update instead of inverting the protocol.
+  writer->StampLiveness();
+  writer->Publish(Leader(MonotonicNs() + 3600'000'000'000ULL));
+  EXPECT_EQ(record->seq.load() % 2, 0u);
+  EXPECT_TRUE(view->is_leader());
+}
+
+}  // namespace
+}  // namespace instaface

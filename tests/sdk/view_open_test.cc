@@ -1,0 +1,226 @@
+// Opening a view: every way a segment can be missing or wrong gives an error naming it, and
+// the writer's segment life cycle (create, take over, replace, unlink).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "instaface/shm_layout.h"
+#include "instaface/shm_writer.h"
+#include "instaface/view.h"
+#include "test_segment.h"
+
+namespace instaface {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawMapping;
+using testing::TestSegment;
+
+// Creates a segment of `size` zero bytes, as a foreign program or a crashed writer might.
+void CreateRawSegment(const std::string& posix, size_t size) {
+  const int fd = shm_open(posix.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+  close(fd);
+}
+
+TEST(ViewOpenTest, MissingSegmentIsAnErrorNamingIt) {
+  TestSegment segment("missing");
+  auto view = View::Open(segment.name());
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.error().find(segment.posix()), std::string::npos) << view.error();
+  EXPECT_NE(view.error().find("does not exist"), std::string::npos) << view.error();
+}
+
+TEST(ViewOpenTest, MalformedNameIsAnError) {
+  for (const std::string& name :
+       {std::string(), std::string("/"), std::string("a/b"), std::string(300, 'x')}) {
+    auto view = View::Open(name);
+    ASSERT_FALSE(view.ok()) << name;
+    EXPECT_NE(view.error().find("invalid"), std::string::npos) << view.error();
+  }
+}
+
+TEST(ViewOpenTest, TruncatedSegmentIsAnError) {
+  TestSegment segment("truncated");
+  CreateRawSegment(segment.posix(), 16);
+  auto view = View::Open(segment.name());
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.error().find(segment.posix()), std::string::npos) << view.error();
+  EXPECT_NE(view.error().find("16 bytes"), std::string::npos) << view.error();
+}
+
+TEST(ViewOpenTest, ForeignSegmentIsAnError) {
+  TestSegment segment("foreign");
+  CreateRawSegment(segment.posix(), 4096);
+  auto view = View::Open(segment.name());
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.error().find("magic"), std::string::npos) << view.error();
+  EXPECT_NE(view.error().find(segment.posix()), std::string::npos) << view.error();
+}
+
+TEST(ViewOpenTest, OtherLayoutVersionIsAnError) {
+  TestSegment segment("version");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 1s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  RawMapping raw(segment.posix(), sizeof(shm::Record));
+  ASSERT_TRUE(raw.ok());
+  raw.as<shm::Record>()->layout_version = shm::kLayoutVersion + 1;
+  auto view = View::Open(segment.name());
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.error().find("layout version " + std::to_string(shm::kLayoutVersion + 1)),
+            std::string::npos)
+      << view.error();
+}
+
+TEST(ViewOpenTest, OtherRecordSizeIsAnError) {
+  TestSegment segment("size");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 1s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  RawMapping raw(segment.posix(), sizeof(shm::Record));
+  ASSERT_TRUE(raw.ok());
+  raw.as<shm::Record>()->record_size = sizeof(shm::Record) + 64;
+  auto view = View::Open(segment.name());
+  ASSERT_FALSE(view.ok());
+  EXPECT_NE(view.error().find("-byte record"), std::string::npos) << view.error();
+}
+
+TEST(ViewOpenTest, AcceptsNameWithOrWithoutSlash) {
+  TestSegment segment("slash");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 1s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  EXPECT_TRUE(View::Open(segment.name()).ok());
+  EXPECT_TRUE(View::Open(segment.posix()).ok());
+}
+
+TEST(WriterCreateTest, AppliesTheRequestedModeDespiteTheUmask) {
+  for (const mode_t mode : {mode_t{0600}, mode_t{0660}}) {
+    TestSegment segment("mode");
+    const mode_t old_umask = umask(077);
+    auto writer = shm::Writer::Create(segment.name(), mode, 1s);
+    umask(old_umask);
+    ASSERT_TRUE(writer.ok()) << writer.error();
+    struct stat st;
+    ASSERT_EQ(stat(("/dev/shm" + segment.posix()).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, mode);
+  }
+}
+
+TEST(WriterCreateTest, RejectsOtherModesAndNonPositiveStaleAfter) {
+  TestSegment segment("badargs");
+  EXPECT_FALSE(shm::Writer::Create(segment.name(), 0666, 1s).ok());
+  EXPECT_FALSE(shm::Writer::Create(segment.name(), 0600, 0s).ok());
+  EXPECT_FALSE(View::Open(segment.name()).ok()) << "a rejected Create must leave nothing";
+}
+
+TEST(WriterCreateTest, ReplacesAnIncompatibleLeftover) {
+  TestSegment segment("leftover");
+  CreateRawSegment(segment.posix(), 4096);
+  auto writer = shm::Writer::Create(segment.name(), 0600, 1s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+  EXPECT_FALSE(view->snapshot().stale);
+}
+
+// An agent restarted after kill -9: apps that still map the old segment see the new agent
+// without reopening, and the published term does not go back.
+TEST(WriterCreateTest, TakesOverTheSegmentOfADeadAgentInPlace) {
+  TestSegment segment("takeover");
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
+    if (!writer.ok()) _exit(1);
+    shm::PublishedState state;
+    state.role = Role::kLeader;
+    state.term = 42;
+    state.self_id = "old-agent";
+    writer->Publish(state);
+    (void)!write(ready[1], "x", 1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char byte;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+  EXPECT_EQ(view->snapshot().term, 42u);
+
+  auto refused = shm::Writer::Create(segment.name(), 0600, 10s);
+  EXPECT_FALSE(refused.ok()) << "the first agent is alive";
+  if (!refused.ok()) {
+    EXPECT_NE(refused.error().find("live agent"), std::string::npos) << refused.error();
+  }
+
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  shm::PublishedState state;
+  state.role = Role::kFollower;
+  state.term = 43;
+  state.self_id = "new-agent";
+  writer->Publish(state);
+  const Snapshot seen = view->snapshot();  // through the mapping opened before the restart
+  EXPECT_EQ(seen.term, 43u);
+  EXPECT_EQ(seen.self_id, "new-agent");
+  EXPECT_FALSE(seen.stale);
+}
+
+TEST(WriterCreateTest, TakeOverKeepsTheTermAndDropsLeadership) {
+  TestSegment segment("keepterm");
+  {
+    auto first = shm::Writer::Create(segment.name(), 0600, 10s);
+    ASSERT_TRUE(first.ok()) << first.error();
+    shm::PublishedState state;
+    state.role = Role::kLeader;
+    state.term = 7;
+    state.lease_until_ns = UINT64_MAX / 2;
+    first->Publish(state);
+  }  // same pid: counts as a restarted agent
+  auto second = shm::Writer::Create(segment.name(), 0600, 10s);
+  ASSERT_TRUE(second.ok()) << second.error();
+  const Snapshot s = second->view().snapshot();
+  EXPECT_EQ(s.term, 7u);
+  EXPECT_EQ(s.role, Role::kFollower);
+  EXPECT_FALSE(second->view().is_leader());
+}
+
+TEST(WriterCreateTest, UnlinkRemovesTheNameButNotOpenViews) {
+  TestSegment segment("unlink");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+  ASSERT_TRUE(writer->Unlink().ok());
+  EXPECT_FALSE(View::Open(segment.name()).ok());
+  shm::PublishedState state;
+  state.term = 9;
+  writer->Publish(state);
+  EXPECT_EQ(view->snapshot().term, 9u);
+}
+
+TEST(WriterCreateTest, UnlinkLeavesASegmentThatReplacedOurs) {
+  TestSegment segment("replaced");
+  auto first = shm::Writer::Create(segment.name(), 0600, 10s);
+  ASSERT_TRUE(first.ok()) << first.error();
+  ASSERT_EQ(shm_unlink(segment.posix().c_str()), 0);
+  auto second = shm::Writer::Create(segment.name(), 0600, 10s);
+  ASSERT_TRUE(second.ok()) << second.error();
+  EXPECT_TRUE(first->Unlink().ok());
+  EXPECT_TRUE(View::Open(segment.name()).ok()) << "the second writer's segment must survive";
+}
+
+}  // namespace
+}  // namespace instaface

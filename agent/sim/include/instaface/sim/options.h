@@ -1,0 +1,68 @@
+// What one simulated cluster looks like: its size, its election timings and the faults its
+// network, processes and clocks suffer. Plain values; copy freely between threads.
+#ifndef INSTAFACE_SIM_OPTIONS_H_
+#define INSTAFACE_SIM_OPTIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "instaface/election/election.h"
+
+namespace instaface::sim {
+
+using election::Nanos;
+
+struct FaultOptions {
+  double loss_percent = 0;       // each copy of a message is dropped with this probability
+  double duplicate_percent = 0;  // a message is sent twice with this probability
+  // Each copy is delivered after a delay drawn uniformly from [delay_min, delay_max]; a spread
+  // between the two reorders messages.
+  Nanos delay_min = std::chrono::milliseconds(1);
+  Nanos delay_max = std::chrono::milliseconds(1);
+  // Rates are events per simulated minute for the whole cluster (Poisson arrivals).
+  double partitions_per_minute = 0;  // the cluster splits into groups for a while, then heals
+  double crashes_per_minute = 0;     // a node (the leader half the time) stops, later restarts
+  double transfers_per_minute = 0;   // the leader is asked to hand over (a rolling deploy)
+  // Each node's clock runs at a rate off true time by up to this many parts per million.
+  uint32_t drift_ppm = 0;
+  // Discovery is flaky: every node knows only a random, changing subset of its peers.
+  bool flaky_discovery = false;
+};
+
+// "all": a sensible mix of every fault; "none": a quiet network with a fixed 1 ms delay.
+// Returns nothing for any other name.
+std::optional<FaultOptions> FaultPreset(std::string_view name);
+
+struct SimOptions {
+  int nodes = 5;
+  Nanos duration = std::chrono::seconds(60);  // simulated time per seed
+  Nanos heartbeat_interval = std::chrono::milliseconds(500);
+  Nanos election_min = std::chrono::milliseconds(750);
+  Nanos election_max = std::chrono::milliseconds(1000);
+  FaultOptions faults;
+  // UNSAFE mode under test: quorum counted from the peers a node currently knows. Implies
+  // flaky discovery, because with a complete peer list the two rules agree.
+  bool quorum_from_discovery = false;
+  // Liveness: once a quorum is up and connected, a leader must appear among it within this
+  // bound. Zero selects DefaultLivenessBound().
+  Nanos liveness_bound{0};
+  // The drift bound the cores are told about; normally faults.drift_ppm. Setting it lower than
+  // the real drift breaks the lease on purpose (the checker's own test uses it).
+  std::optional<uint32_t> config_drift_ppm;
+
+  election::Config MakeConfig() const;
+  Nanos EffectiveLivenessBound() const;
+  // Empty when the options are usable, else what is wrong with them.
+  std::string Validate() const;
+};
+
+// election_min (voters honour a lease that long) + 5 x election_max (time-outs, PreVote and vote
+// rounds, split votes and lost messages) + 4 x the largest message delay.
+Nanos DefaultLivenessBound(const SimOptions& options);
+
+}  // namespace instaface::sim
+
+#endif  // INSTAFACE_SIM_OPTIONS_H_

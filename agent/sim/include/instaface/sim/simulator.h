@@ -1,0 +1,82 @@
+// instaface-sim as a library: runs N election cores on a simulated clock and network, injects
+// faults, and checks the election's invariants after every step.
+//
+// One seed is one deterministic run: the same options and seed give the same events in the same
+// order, and so the same trace and trace hash. RunSeed is re-entrant (each call owns its whole
+// world), so RunSeeds runs seeds on several threads; the options are read-only while it runs.
+#ifndef INSTAFACE_SIM_SIMULATOR_H_
+#define INSTAFACE_SIM_SIMULATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "instaface/sim/options.h"
+
+namespace instaface::sim {
+
+// The invariants, by the name reports use.
+inline constexpr const char* kOneLeaderPerTerm = "one-leader-per-term";
+inline constexpr const char* kLeaseOverlap = "lease-overlap";
+inline constexpr const char* kTermDecreased = "term-decreased";
+inline constexpr const char* kDoubleVote = "double-vote";
+inline constexpr const char* kUnpersistedSend = "sent-before-persist";
+inline constexpr const char* kSameTermHeartbeat = "same-term-heartbeat-as-leader";
+inline constexpr const char* kLiveness = "liveness";
+
+struct Violation {
+  uint64_t seed = 0;
+  Nanos at{0};        // true (simulated) time
+  std::string check;  // one of the names above
+  std::string description;
+};
+
+struct SeedResult {
+  uint64_t seed = 0;
+  uint64_t violation_count = 0;
+  std::vector<Violation> violations;  // the first few of violation_count
+  uint64_t elections = 0;             // terms in which some node became leader
+  uint64_t elections_started = 0;     // candidacies (terms raised), all nodes and restarts
+  uint64_t leader_crashes = 0;
+  uint64_t unresolved_failovers = 0;  // leader crashes not followed by a survivor leading
+  std::vector<Nanos> failovers;       // leader crash -> a surviving node leads
+  Nanos longest_wait_for_leader{0};   // worst liveness window: quorum connected -> leader
+  uint64_t events = 0;
+  uint64_t messages_sent = 0;
+  uint64_t trace_hash = 0;  // digest of every event; equal runs have equal hashes
+};
+
+// Receives one line per event (no trailing newline) when a trace is wanted.
+using TraceSink = std::function<void(const std::string& line)>;
+
+SeedResult RunSeed(const SimOptions& options, uint64_t seed, const TraceSink& trace = nullptr);
+
+struct Summary {
+  uint64_t first_seed = 0;
+  uint64_t seeds = 0;
+  uint64_t violation_count = 0;
+  std::vector<Violation> violations;  // the first few per seed, in seed order
+  uint64_t elections = 0;
+  uint64_t elections_started = 0;
+  uint64_t leader_crashes = 0;
+  uint64_t unresolved_failovers = 0;
+  std::vector<Nanos> failovers;  // sorted
+  Nanos longest_wait_for_leader{0};
+  uint64_t events = 0;
+  uint64_t messages_sent = 0;
+  double wall_seconds = 0;
+
+  Nanos FailoverPercentile(double p) const;  // nearest rank; zero when there are none
+};
+
+// Runs seeds first..first+count-1 on `jobs` threads (0: hardware concurrency). The summary does
+// not depend on `jobs`.
+Summary RunSeeds(const SimOptions& options, uint64_t first, uint64_t count, int jobs);
+
+// The command line that replays one seed with a trace, spelling out every option.
+std::string ReplayCommand(const SimOptions& options, uint64_t seed);
+
+}  // namespace instaface::sim
+
+#endif  // INSTAFACE_SIM_SIMULATOR_H_

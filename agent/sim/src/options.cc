@@ -1,0 +1,74 @@
+#include "instaface/sim/options.h"
+
+#include <algorithm>
+
+namespace instaface::sim {
+
+using std::chrono::milliseconds;
+
+std::optional<FaultOptions> FaultPreset(std::string_view name) {
+  FaultOptions faults;
+  if (name == "none") return faults;
+  if (name != "all") return std::nullopt;
+  // Enough of each fault that a 60 s run sees several of every kind, with delays that stay
+  // well below the default election timeout so the cluster can still make progress.
+  faults.loss_percent = 5;
+  faults.duplicate_percent = 2;
+  faults.delay_min = milliseconds(1);
+  faults.delay_max = milliseconds(20);
+  faults.partitions_per_minute = 2;
+  faults.crashes_per_minute = 3;
+  faults.transfers_per_minute = 1;
+  faults.drift_ppm = 500;
+  return faults;
+}
+
+election::Config SimOptions::MakeConfig() const {
+  election::Config config;
+  config.heartbeat_interval = heartbeat_interval;
+  config.election_min = election_min;
+  config.election_max = election_max;
+  config.cluster_size = nodes;
+  config.pre_vote = true;
+  config.check_quorum = true;
+  config.max_clock_drift_ppm = config_drift_ppm.value_or(faults.drift_ppm);
+  config.quorum_from_discovery = quorum_from_discovery;
+  return config;
+}
+
+Nanos DefaultLivenessBound(const SimOptions& options) {
+  return options.election_min + 5 * options.election_max + 4 * options.faults.delay_max;
+}
+
+Nanos SimOptions::EffectiveLivenessBound() const {
+  return liveness_bound.count() > 0 ? liveness_bound : DefaultLivenessBound(*this);
+}
+
+std::string SimOptions::Validate() const {
+  if (nodes < 1 || nodes > 64) return "--nodes must be between 1 and 64";
+  if (duration.count() <= 0) return "--duration must be positive";
+  if (duration > std::chrono::hours(24)) return "--duration must be at most a day";
+  if (heartbeat_interval.count() <= 0) return "--heartbeat-ms must be positive";
+  if (election_min.count() <= 0) return "--election-min-ms must be positive";
+  if (election_max < election_min) return "--election-max-ms must be at least --election-min-ms";
+  if (heartbeat_interval >= election_min) {
+    return "--heartbeat-ms must be below --election-min-ms (followers would time out between "
+           "heartbeats)";
+  }
+  const FaultOptions& f = faults;
+  if (f.loss_percent < 0 || f.loss_percent > 100) return "--loss must be a percentage";
+  if (f.duplicate_percent < 0 || f.duplicate_percent > 100) {
+    return "--duplicate must be a percentage";
+  }
+  if (f.delay_min.count() < 0 || f.delay_max < f.delay_min) {
+    return "message delay needs 0 <= min <= max";
+  }
+  if (f.partitions_per_minute < 0 || f.crashes_per_minute < 0 || f.transfers_per_minute < 0) {
+    return "fault rates must not be negative";
+  }
+  if (f.drift_ppm > 100000) return "--drift-ppm must be at most 100000";
+  if (config_drift_ppm && *config_drift_ppm > 100000) return "--config-drift-ppm too large";
+  return "";
+}
+
+}  // namespace instaface::sim

@@ -92,7 +92,18 @@ def labels_match(selector, labels):
 
 
 def pod_workloads(docs):
-    return [d for d in docs if d["kind"] in ("StatefulSet", "Deployment", "DaemonSet", "Job")]
+    return [d for d in docs if d["kind"] in ("StatefulSet", "Deployment", "DaemonSet", "Job", "Pod")]
+
+
+def template(workload):
+    """The pod template of a controller, or a bare Pod as one."""
+    if workload["kind"] == "Pod":
+        return {"metadata": workload["metadata"], "spec": workload["spec"]}
+    return workload["spec"]["template"]
+
+
+def is_hook(doc):
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
 
 
 def check_election_pods(docs, values, f):
@@ -235,15 +246,16 @@ def check_election_pods(docs, values, f):
 
 def check_containers(docs, f):
     for workload in pod_workloads(docs):
-        pod = workload["spec"]["template"]["spec"]
+        pod = template(workload)["spec"]
         pod_ctx = pod.get("securityContext") or {}
         where = f"{workload['kind']}/{workload['metadata']['name']}"
         for container in pod["containers"]:
             name = f"{where}/{container['name']}"
             ctx = container.get("securityContext") or {}
             effective = dict(pod_ctx, **ctx)
-            f.check(container.get("livenessProbe"), f"{name} has no livenessProbe")
-            f.check(container.get("readinessProbe"), f"{name} has no readinessProbe")
+            if not is_hook(workload):  # a test Pod runs to completion and serves nothing
+                f.check(container.get("livenessProbe"), f"{name} has no livenessProbe")
+                f.check(container.get("readinessProbe"), f"{name} has no readinessProbe")
             f.check(effective.get("runAsNonRoot") is True, f"{name} may run as root")
             f.check(effective.get("runAsUser", 0) != 0, f"{name} runs as uid 0")
             f.check(ctx.get("allowPrivilegeEscalation") is False, f"{name} allows privilege escalation")
@@ -290,7 +302,7 @@ def check_secrets(docs, values, f):
     # Credentials reach containers only through secretKeyRef; $(VAR) splices them into strings.
     refs = set()
     for workload in pod_workloads(docs):
-        for container in workload["spec"]["template"]["spec"]["containers"]:
+        for container in template(workload)["spec"]["containers"]:
             name = f"{workload['metadata']['name']}/{container['name']}"
             for env in container.get("env") or []:
                 ref = dig(env, ["valueFrom", "secretKeyRef"])
@@ -338,9 +350,9 @@ def check_dependencies(docs, values, sts, f):
 
     # Every Service selects some rendered pods and targets ports they declare.
     for service in (d for d in docs if d["kind"] == "Service"):
-        selected = [w for w in workloads if labels_match(service["spec"].get("selector"), w["spec"]["template"]["metadata"]["labels"])]
+        selected = [w for w in workloads if labels_match(service["spec"].get("selector"), template(w)["metadata"]["labels"])]
         if f.check(selected, f"Service {service['metadata']['name']} selects no pods"):
-            declared = {p.get("name") for w in selected for c in w["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
+            declared = {p.get("name") for w in selected for c in template(w)["spec"]["containers"] for p in c.get("ports") or []}
             for port in service["spec"]["ports"]:
                 target = port.get("targetPort")
                 f.check(not isinstance(target, str) or target in declared,
@@ -370,6 +382,19 @@ def check_dependencies(docs, values, sts, f):
     if values["metrics"]["annotations"]:
         f.check(annotations.get("prometheus.io/port") == str(values["agent"]["metricsPort"]),
                 "prometheus.io/port is not the agent's metrics port")
+    # `helm test`: the bot against the API Service.
+    tests = [d for d in docs if d["kind"] == "Pod" and d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"]
+    if values["smokeTest"]["enabled"]:
+        api = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") != "None"
+               and labels_match(d["spec"].get("selector"), sts["spec"]["template"]["metadata"]["labels"])]
+        if f.check(len(tests) == 1 and api, "no helm test Pod, or no API Service for it"):
+            args = flag_values(tests[0]["spec"]["containers"][0].get("args"))
+            expected = f"http://{api[0]['metadata']['name']}.{NAMESPACE}.svc:{api[0]['spec']['ports'][0]['port']}"
+            f.check(args.get("targets") == expected, f"the helm test targets {args.get('targets')}, not {expected}")
+            f.check(tests[0]["spec"].get("restartPolicy") == "Never", "the helm test Pod restarts")
+    else:
+        f.check(not tests, "a helm test Pod is rendered while smokeTest is disabled")
+
     if values["serviceAccount"]["create"]:
         account = sts["spec"]["template"]["spec"].get("serviceAccountName")
         f.check(("ServiceAccount", account) in names, "the pods' ServiceAccount is not rendered")
@@ -386,12 +411,12 @@ def check_network_policies(docs, values, sts, f):
     for policy in policies:
         name = policy["metadata"]["name"]
         selected = [w for w in workloads
-                    if labels_match(policy["spec"]["podSelector"]["matchLabels"], w["spec"]["template"]["metadata"]["labels"])]
+                    if labels_match(policy["spec"]["podSelector"]["matchLabels"], template(w)["metadata"]["labels"])]
         if not f.check(len(selected) == 1, f"NetworkPolicy {name} selects {len(selected)} workloads, not one"):
             continue
         workload = selected[0]
         guarded.add(workload["metadata"]["name"])
-        declared = {p.get("name") for c in workload["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
+        declared = {p.get("name") for c in template(workload)["spec"]["containers"] for p in c.get("ports") or []}
         for rule in policy["spec"].get("ingress") or []:
             ports = [p["port"] for p in rule.get("ports") or []]
             for port in ports:
@@ -407,7 +432,8 @@ def check_network_policies(docs, values, sts, f):
                        if any(labels_match(dig(src, ["podSelector", "matchLabels"]), members) for src in rule.get("from") or [])}
             f.check({"peer", "http"} <= allowed, "members cannot reach each other's peer and http ports")
     for workload in workloads:
-        f.check(workload["metadata"]["name"] in guarded, f"{workload['metadata']['name']} has no NetworkPolicy")
+        if not is_hook(workload):
+            f.check(workload["metadata"]["name"] in guarded, f"{workload['metadata']['name']} has no NetworkPolicy")
 
 
 def render(args):

@@ -81,11 +81,17 @@ void MemoryNetwork::drain(const NodeId& id) {
     bool dropped = std::any_of(drop_rules_.begin(), drop_rules_.end(),
                                [&](const auto& rule) { return rule(m); });
     if (dropped) continue;
-    Nanos delay = options_.latency;
-    if (options_.jitter > Nanos(0)) {
-      delay += Nanos(static_cast<int64_t>(rng_() % (options_.jitter.count() + 1)));
+    const int copies = options_.duplicate_percent > 0 &&
+                               static_cast<int>(rng_() % 100) < options_.duplicate_percent
+                           ? 2
+                           : 1;
+    for (int copy = 0; copy < copies; ++copy) {
+      Nanos delay = options_.latency;
+      if (options_.jitter > Nanos(0)) {
+        delay += Nanos(static_cast<int64_t>(rng_() % (options_.jitter.count() + 1)));
+      }
+      queue_.push(InFlight{now_ + delay, seq_++, m});
     }
-    queue_.push(InFlight{now_ + delay, seq_++, std::move(m)});
   }
   if (ready.status) {
     const Status& s = *ready.status;

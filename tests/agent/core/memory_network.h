@@ -39,7 +39,8 @@ class MemoryNetwork {
     int nodes = 3;
     uint64_t seed = 1;
     Nanos latency = std::chrono::milliseconds(1);
-    Nanos jitter{0};  // extra delay, uniform in [0, jitter], seeded: reorders messages
+    Nanos jitter{0};            // extra delay, uniform in [0, jitter], seeded: reorders messages
+    int duplicate_percent = 0;  // messages delivered twice, each copy with its own delay
   };
 
   explicit MemoryNetwork(Options options);

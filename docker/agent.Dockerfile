@@ -15,7 +15,7 @@ FROM debian:bookworm-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libnng1 libhiredis0.14 libssl3 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libboost-system1.74.0 libspdlog1.10 libfmt9 \
+      libspdlog1.10 libfmt9 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -14,7 +14,7 @@ FROM debian:bookworm-slim
 # and the binary in step.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libboost-system1.74.0 \
+      libhiredis0.14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

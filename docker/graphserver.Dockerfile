@@ -15,7 +15,7 @@ FROM debian:bookworm-slim
 # and the binary in step.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libmariadb3 libprometheus-cpp-core1.0 libboost-system1.74.0 \
+      libmariadb3 libprometheus-cpp-core1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -532,7 +532,7 @@ class Election::Impl {
       }
       if (static_cast<int>(acked.size()) >= quorum) {
         std::nth_element(acked.begin(), acked.begin() + (quorum - 1), acked.end(),
-                         std::greater<Nanos>());
+                         std::greater<>());
         const int64_t em = config_.election_min.count();
         const int64_t ppm2 = 2 * static_cast<int64_t>(config_.max_clock_drift_ppm);
         const int64_t margin = (em / 1000000) * ppm2 + ((em % 1000000) * ppm2 + 999999) / 1000000;
@@ -552,7 +552,7 @@ class Election::Impl {
     heard.clear();
     for (const PeerState& p : peers_) heard.push_back(std::max(p.last_heard, became_leader_at_));
     std::nth_element(heard.begin(), heard.begin() + (needed - 1), heard.end(),
-                     std::greater<Nanos>());
+                     std::greater<>());
     return heard[needed - 1] + config_.election_max;
   }
 

@@ -137,12 +137,15 @@ class Election {
   // Leader only: hand leadership to `target`, or, when empty, to the reachable peer whose ack
   // is freshest. The leader gives up its lease at once; the transfer is aborted if the target
   // has not taken over within election_max. Returns false (and does nothing) if this node is
-  // not the leader or no suitable peer is reachable.
+  // not the leader, a transfer is already in progress, `target` is not a known peer, or (with
+  // no target) no peer was heard from within election_min.
   bool transfer_leadership(const NodeId& target, Nanos now);
   // Leader only: step down to follower now (admin command). Returns false if not leader.
   bool step_down(Nanos now);
   // Fault injection, like the original's unplugging: while unplugged the node neither sends
-  // nor receives; its timers still run.
+  // nor receives (output not yet collected is dropped too); its timers still run, so an
+  // unplugged leader steps down by CheckQuorum and an unplugged follower keeps pre-voting
+  // without raising its term.
   void set_unplugged(bool unplugged, Nanos now);
 
   // Collects everything produced since the last call.
@@ -150,6 +153,7 @@ class Election {
   bool has_ready() const;
 
   // The earliest `now` at which tick() has something to do; the driver may sleep until then.
+  // Right after tick(now) it is always later than `now`.
   Nanos next_deadline() const;
 
   const NodeId& self() const;

@@ -103,6 +103,11 @@ struct RedisDiscovery::Impl {
   // Outage bookkeeping, thread only.
   bool in_outage = false;
   Clock::time_point outage_since;
+  bool ever_connected = false;
+  // Until then, peers missing from Redis are kept: after a reconnect Redis may have restarted
+  // empty, and the others re-register only on their next refresh. Dropping them meanwhile would
+  // stop heartbeats to live followers and start needless elections.
+  Clock::time_point rebuild_until;
 
   void Log(const std::string& line) {
     if (options.log) {
@@ -146,6 +151,8 @@ struct RedisDiscovery::Impl {
         RedisConnection::Connect(url, options.connect_timeout, options.command_timeout);
     if (!connection.ok()) return connection.status();
     redis.emplace(std::move(*connection));
+    if (ever_connected) rebuild_until = Clock::now() + options.ttl;
+    ever_connected = true;
     return Status::Ok();
   }
 
@@ -204,11 +211,19 @@ struct RedisDiscovery::Impl {
             {ids[i], h.elements[0].str, h.elements[1].is_nil() ? "" : h.elements[1].str});
       }
     }
-    std::sort(fresh.begin(), fresh.end(),
-              [](const PeerInfo& a, const PeerInfo& b) { return a.id < b.id; });
+    bool rebuilding = Clock::now() < rebuild_until;
     bool changed;
     {
       std::lock_guard<std::mutex> lock(mu);
+      if (rebuilding) {
+        for (const auto& known : peers) {
+          bool present = false;
+          for (const auto& f : fresh) present = present || f.id == known.id;
+          if (!present) fresh.push_back(known);
+        }
+      }
+      std::sort(fresh.begin(), fresh.end(),
+                [](const PeerInfo& a, const PeerInfo& b) { return a.id < b.id; });
       changed = fresh != peers;
       if (changed) peers = fresh;
     }

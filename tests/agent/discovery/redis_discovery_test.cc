@@ -286,7 +286,22 @@ TEST_F(RedisDiscoveryTest, StopRemovesOwnLeaderKey) {
 
 TEST_F(RedisDiscoveryTest, RedisRestartKeepsPeersThenReconnectsAndReregisters) {
   auto a = Make("n1");
-  auto b = Make("n2");
+  // n2 retries more slowly, so n1 is back (and refreshing an empty Redis) well before n2.
+  auto slow = Options("n2");
+  slow.initial_backoff = milliseconds(400);
+  slow.max_backoff = milliseconds(400);
+  auto created = RedisDiscovery::Create(slow);
+  ASSERT_TRUE(created.ok()) << created.error();
+  auto b = std::move(*created);
+  // After the restart Redis is empty and n1 may refresh before n2 has re-registered: n1 must
+  // not drop n2 in between (that would stop heartbeats to a live follower).
+  std::atomic<bool> seen_n2{false}, lost_n2{false};
+  a->SetPeersCallback([&](const std::vector<PeerInfo>& peers) {
+    bool has = false;
+    for (const auto& p : peers) has = has || p.id == "n2";
+    if (has) seen_n2 = true;
+    if (!has && seen_n2) lost_n2 = true;
+  });
   ASSERT_TRUE(a->Start().ok());
   ASSERT_TRUE(b->Start().ok());
   ASSERT_TRUE(Eventually([&] { return HasPeer(*a, "n2") && HasPeer(*b, "n1"); }));
@@ -313,6 +328,7 @@ TEST_F(RedisDiscoveryTest, RedisRestartKeepsPeersThenReconnectsAndReregisters) {
     return r.ok() && r->has_value() && (*r)->id == "n1";
   }));
   EXPECT_TRUE(HasPeer(*a, "n2"));
+  EXPECT_FALSE(lost_n2.load());
 
   // Exactly one "unreachable" line and one "reachable again" line per node for one outage.
   auto log = Log();

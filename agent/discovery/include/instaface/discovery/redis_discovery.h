@@ -10,7 +10,8 @@
 // Start() runs a thread that every `refresh_interval` re-registers this node, prunes expired
 // members and reads the peers. When Redis is unreachable it keeps the last known peers,
 // reconnects with exponential backoff (capped at `max_backoff`), logs once per outage and once
-// on recovery, and re-registers on reconnect.
+// on recovery, and re-registers on reconnect. For one `ttl` after a reconnect, peers missing
+// from Redis are kept (Redis may have restarted empty and the others not yet re-registered).
 //
 // Thread safety: all public methods may be called from any thread, except that Start() and
 // Stop() must not race each other. The peers callback runs on the discovery thread; it must not

@@ -905,6 +905,32 @@ TEST(ElectionRules, ProgressTracksPeers) {
   EXPECT_EQ(b->last_acked_send, t);
 }
 
+TEST(ElectionRules, SetPeersKeepsProgressAndSkipsSelfAndDuplicates) {
+  auto e = MakeNode();
+  const Nanos t = MakeLeader(*e);
+  e->step(Ack("b", 1, t), t + 1ms);
+  e->set_peers({"b", "a", "d", "b", ""});
+  std::vector<PeerProgress> progress = e->progress();
+  ASSERT_EQ(progress.size(), 2u);
+  EXPECT_EQ(progress[0].id, "b");
+  EXPECT_EQ(progress[0].last_acked_send, t) << "a retained peer keeps its progress";
+  EXPECT_EQ(progress[1].id, "d");
+  EXPECT_EQ(progress[1].last_heard, Nanos(0));
+  e->tick(t + Config().heartbeat_interval);
+  std::vector<Message> heartbeats = OfType(e->ready().messages, MessageType::kHeartbeat);
+  ASSERT_EQ(heartbeats.size(), 2u);
+  EXPECT_EQ(heartbeats[1].to, "d") << "heartbeats follow discovery";
+}
+
+TEST(ElectionRules, RequestFromUndiscoveredPeerIsAnswered) {
+  auto e = MakeNode();
+  Message request = Make(MessageType::kVoteRequest, "z", 1);
+  e->step(request, kAfterStart);
+  Message reply = OnlyReply(*e, MessageType::kVoteResponse);
+  EXPECT_EQ(reply.to, "z");
+  EXPECT_TRUE(reply.granted);
+}
+
 TEST(ElectionRules, NamesForLogs) {
   EXPECT_STREQ(RoleName(Role::kPreCandidate), "pre-candidate");
   EXPECT_STREQ(MessageTypeName(MessageType::kTimeoutNow), "TimeoutNow");

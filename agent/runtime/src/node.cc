@@ -537,6 +537,7 @@ void Node::Impl::Housekeeping(Nanos now) {
     published.lease_valid =
         last_status.role == election::Role::kLeader && last_status.lease_until > now;
   }
+  status_cv.notify_all();
 #if INSTAFACE_HAVE_METRICS
   if (!metrics) return;
   const election::Stats& stats = election->stats();

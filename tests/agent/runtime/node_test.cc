@@ -187,6 +187,26 @@ TEST_F(NodeTest, RestartedNodeResumesFromItsDurableTerm) {
   WaitForAgreement();
 }
 
+// A node under another secret can neither vote nor lead here: its messages are rejected and
+// counted, and the cluster keeps its leader.
+TEST_F(NodeTest, MessagesUnderTheWrongSecretAreRejectedAndCounted) {
+  StartAll();
+  const std::string leader = WaitForAgreement();
+  ASSERT_FALSE(leader.empty());
+  const uint64_t term = nodes_[leader]->status().election.term;
+  NodeOptions o = Options("intruder");
+  o.secret = "not-the-cluster-secret";
+  o.static_peers.clear();
+  for (const auto& id : ids_) o.static_peers[id] = Url(id);
+  auto intruder = Node::Start(o);
+  ASSERT_TRUE(intruder.ok()) << intruder.status().message();
+  const NodeStatus s = nodes_[leader]->WaitForStatus(
+      [](const NodeStatus& s) { return s.messages_rejected > 0; }, kLiveness);
+  EXPECT_GT(s.messages_rejected, 0u);
+  EXPECT_EQ(WaitForAgreement(), leader);
+  EXPECT_EQ(nodes_[leader]->status().election.term, term);
+}
+
 TEST_F(NodeTest, ASecondNodeOnTheSameStateDirectoryIsRefused) {
   StartNode("a");
   NodeOptions o = Options("a");

@@ -193,6 +193,40 @@ TEST(ElectionScenario, WithoutPreVoteRejoiningNodeForcesNewTerm) {
   EXPECT_NO_VIOLATIONS(net);
 }
 
+// One-way failures: the leader's heartbeats still go out, but nothing comes back to it.
+TEST(ElectionScenario, LeaderThatCannotHearStepsDownAndIsReplaced) {
+  MemoryNetwork net(Cluster(3));
+  std::optional<NodeId> deaf = net.elect();
+  ASSERT_TRUE(deaf);
+  const NodeId leader_id = *deaf;
+  net.drop_if([&](const Message& m) { return m.to == leader_id; });
+  ASSERT_TRUE(net.run_until(
+      [&] {
+        std::optional<NodeId> current = net.leader();
+        return current && *current != leader_id;
+      },
+      10s));
+  net.run_for(10s);
+  EXPECT_NE(net.leader(), deaf);
+  EXPECT_EQ(net.leaders().size(), 1u);
+  EXPECT_EQ(net.node(leader_id).stats().check_quorum_step_downs, 1u);
+  EXPECT_NO_VIOLATIONS(net);
+}
+
+TEST(ElectionScenario, FollowerThatCannotHearDoesNotDisrupt) {
+  MemoryNetwork net(Cluster(3));
+  std::optional<NodeId> leader = net.elect();
+  ASSERT_TRUE(leader);
+  const Term term = net.node(*leader).status().term;
+  const NodeId deaf = Except(net.ids(), {*leader})[0];
+  net.drop_if([&](const Message& m) { return m.to == deaf; });
+  net.run_for(20s);
+  EXPECT_EQ(net.leader(), leader);
+  EXPECT_EQ(net.node(*leader).status().term, term);
+  EXPECT_GT(net.node(deaf).stats().pre_votes_started, 10u);
+  EXPECT_NO_VIOLATIONS(net);
+}
+
 // A follower that restarts cannot remember whose lease it acked, so it must honour one for
 // election_min. Here the leader's lease rests on n_ack's acks alone (its heartbeats to the
 // other follower are lost); n_ack restarts while the leader is cut off, still holding its lease.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -106,7 +107,16 @@ class GraphService::Impl {
         entities_(options.entity_cache_capacity),
         associations_(options.association_cache_capacity, options.association_cache_ttl) {}
 
-  graphdb::Pool& ReadPool() { return replica_ ? *replica_ : *primary_; }
+  // Reads go to the replica when there is one; if it cannot be reached they go to the primary,
+  // which has all the data (the replica only takes load off it).
+  Status ReadDatabase(const std::function<Status(Connection&)>& body) {
+    if (replica_) {
+      Status status = replica_->Read(body);
+      if (status.code() != StatusCode::kUnavailable) return status;
+      replica_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return primary_->Read(body);
+  }
 
   Status CountError(Status s) {
     if (!s.ok() && (s.code() == StatusCode::kUnavailable || s.code() == StatusCode::kInternal)) {
@@ -149,7 +159,7 @@ class GraphService::Impl {
       }
       filler_failures_.fetch_add(1, std::memory_order_relaxed);
     }
-    return CountError(ReadPool().Read([&](Connection& conn) -> Status {
+    return CountError(ReadDatabase([&](Connection& conn) -> Status {
       for (size_t start = 0; start < misses.size(); start += kMaxInList) {
         const size_t n = std::min(kMaxInList, misses.size() - start);
         const size_t padded = PaddedSize(n);
@@ -215,7 +225,7 @@ class GraphService::Impl {
       }
     }
     if (!filled) {
-      Status status = CountError(ReadPool().Read([&](Connection& conn) -> Status {
+      Status status = CountError(ReadDatabase([&](Connection& conn) -> Status {
         for (size_t start = 0; start < misses.size(); start += kMaxInList) {
           const size_t n = std::min(kMaxInList, misses.size() - start);
           const size_t padded = PaddedSize(n);
@@ -411,6 +421,7 @@ class GraphService::Impl {
   std::atomic<uint64_t> filler_failures_{0};
   std::atomic<uint64_t> database_errors_{0};
   std::atomic<uint64_t> queries_{0};
+  std::atomic<uint64_t> replica_failures_{0};
 };
 
 GraphService::GraphService(std::shared_ptr<graphdb::Pool> primary,
@@ -462,7 +473,7 @@ StatusOr<json> GraphService::Random(const std::string& type, int64_t count) {
   count = std::min(count, impl_->options_.max_random_count);
   json answer = json::array();
   if (count == 0) return answer;
-  Status status = impl_->CountError(impl_->ReadPool().Read([&](Connection& conn) -> Status {
+  Status status = impl_->CountError(impl_->ReadDatabase([&](Connection& conn) -> Status {
     // ORDER BY RAND() reads every id of the type through the (type, id) index: fine for the
     // demo's sizes, linear in the type's row count.
     StatusOr<PreparedStatement*> stmt =
@@ -560,6 +571,7 @@ GraphStats GraphService::stats() const {
   s.filler_failures = impl_->filler_failures_.load(std::memory_order_relaxed);
   s.database_errors = impl_->database_errors_.load(std::memory_order_relaxed);
   s.database_queries = impl_->queries_.load(std::memory_order_relaxed);
+  s.replica_failures = impl_->replica_failures_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -65,6 +65,15 @@ TEST(GraphReplicaTest, TheReplicaServesReadsAndReceivesThePrimarysWrites) {
   auto random = service.Random("user", 10);
   ASSERT_TRUE(random.ok());
   EXPECT_EQ(random->size(), 2u) << random->dump();  // the replicated one and the replica-only one
+
+  // The replica goes away: reads fall back to the primary instead of failing.
+  replica.Stop();
+  service.ClearCaches();
+  got = service.GetEntities(json::array({*id, 900001, 900002}));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 2u) << got->dump();
+  EXPECT_EQ((*got)[1]["id"], 900002);
+  EXPECT_GE(service.stats().replica_failures, 1u);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // GraphService: the social-graph domain of instaface-graphserver, JSON in and JSON out, one
 // method per route of /api/graph. It reads through bounded LRU caches (entities by id,
 // associations by (type, from)), fills misses from a MissFiller (a follower asking the leader),
-// a read-replica Pool, or the primary Pool, in that order of preference; it writes through the
+// a read-replica Pool (falling back to the primary when the replica is unreachable; a replica
+// may lag the primary by its replication delay), or the primary Pool; it writes through the
 // primary Pool in fenced transactions (graphdb/fence.h) with the term the caller leads in.
 //
 // Shapes (mirroring the original service):
@@ -64,6 +65,7 @@ struct GraphStats {
   uint64_t filler_fetches = 0;   // miss batches filled by the MissFiller
   uint64_t filler_failures = 0;  // ... that failed and fell back to the database
   uint64_t database_errors = 0;
+  uint64_t replica_failures = 0;  // reads that fell back to the primary (replica unreachable)
   uint64_t database_queries = 0;  // SELECTs sent to a database (to check batching)
 };
 

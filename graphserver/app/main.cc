@@ -29,6 +29,13 @@
 #include "instaface/graphserver/http_server.h"
 #include "instaface/view.h"
 
+#ifdef INSTAFACE_GRAPH_EMBEDDED
+#include <fstream>
+#include <sstream>
+
+#include "instaface/runtime/node.h"
+#endif
+
 namespace {
 
 using namespace instaface;
@@ -49,6 +56,10 @@ struct Flags {
   int forward_timeout_ms = 5000;
   int startup_wait_ms = 60000;
   std::string election = "sidecar";
+  int max_batch = 128;
+  // --election embedded: the agent's own settings, for the in-process node.
+  std::string node_id, cluster, peer_listen, peer_advertise, redis, peers, secret_file, state_dir;
+  int cluster_size = 3, heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;
 };
 
 // Retries `attempt` until it succeeds or the deadline passes, logging the first failure and
@@ -74,11 +85,13 @@ int Run(const Flags& flags) {
     Log("--listen must be host:port, got '" + flags.listen + "'");
     return 2;
   }
+#ifndef INSTAFACE_GRAPH_EMBEDDED
   if (flags.election != "sidecar") {
     Log("--election " + flags.election +
         ": only 'sidecar' is supported by this build; run instaface-agent beside the server");
     return 2;
   }
+#endif
   std::string app_address = flags.app_address;
   if (app_address.empty()) {
     std::string host = listen->host == "0.0.0.0" ? "127.0.0.1" : listen->host;
@@ -113,13 +126,65 @@ int Run(const Flags& flags) {
   }
 
   std::optional<Result<View>> view;
-  error = RetryUntil(deadline, "agent shared memory '" + flags.shm + "'", [&] {
-    view.emplace(View::Open(flags.shm));
-    return view->ok() ? std::string() : view->error();
-  });
-  if (!error.empty()) {
-    Log("cannot open the agent's shared memory: " + error + " (is instaface-agent running?)");
-    return 1;
+#ifdef INSTAFACE_GRAPH_EMBEDDED
+  std::unique_ptr<runtime::Node> node;
+  if (flags.election == "embedded") {
+    runtime::NodeOptions o;
+    o.id = flags.node_id;
+    o.cluster = flags.cluster;
+    o.cluster_size = flags.cluster_size;
+    o.listen_url = flags.peer_listen;
+    o.advertise_url = flags.peer_advertise;
+    o.app_address = app_address;
+    o.redis_url = flags.redis;
+    o.socket_path = flags.socket;
+    o.state_dir = flags.state_dir;
+    o.heartbeat = std::chrono::milliseconds(flags.heartbeat_ms);
+    o.election_min = std::chrono::milliseconds(flags.election_min_ms);
+    o.election_max = std::chrono::milliseconds(flags.election_max_ms);
+    std::stringstream peers(flags.peers);
+    for (std::string item; std::getline(peers, item, ',');) {
+      size_t eq = item.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        Log("bad --peers entry '" + item + "' (want id=url)");
+        return 2;
+      }
+      o.static_peers[item.substr(0, eq)] = item.substr(eq + 1);
+    }
+    std::ifstream secret_in(flags.secret_file);
+    std::stringstream secret;
+    secret << secret_in.rdbuf();
+    o.secret = secret.str();
+    while (!o.secret.empty() && (o.secret.back() == '\n' || o.secret.back() == '\r')) {
+      o.secret.pop_back();
+    }
+    if (!secret_in || o.secret.empty()) {
+      Log("--secret-file '" + flags.secret_file + "' is missing or empty");
+      return 2;
+    }
+    if (std::string bad = runtime::ValidateNodeOptions(o); !bad.empty()) {
+      Log("embedded election: " + bad);
+      return 2;
+    }
+    auto started = runtime::Node::Start(o);
+    if (!started.ok()) {
+      Log("embedded election: " + started.status().message());
+      return 1;
+    }
+    node = std::move(*started);
+    view.emplace(node->view());
+    Log("embedded election node " + o.id + " on " + node->listen_url());
+  }
+#endif
+  if (!view) {
+    error = RetryUntil(deadline, "agent shared memory '" + flags.shm + "'", [&] {
+      view.emplace(View::Open(flags.shm));
+      return view->ok() ? std::string() : view->error();
+    });
+    if (!error.empty()) {
+      Log("cannot open the agent's shared memory: " + error + " (is instaface-agent running?)");
+      return 1;
+    }
   }
 
   graphdb::PoolOptions pool_options;
@@ -137,6 +202,10 @@ int Run(const Flags& flags) {
   graphserver::GraphApi api(service, view->value(), metrics, api_options);
   // Without a replica, a follower's cache misses come from the leader, whose caches are warm.
   if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
+  if (flags.max_batch > 1) {
+    api.set_entity_batcher(std::make_shared<graphserver::EntityBatcher>(
+        primary, static_cast<size_t>(flags.max_batch)));
+  }
 
   graphserver::HttpServerOptions server_options;
   server_options.host = listen->host;
@@ -166,6 +235,9 @@ int Run(const Flags& flags) {
   sigwait(&signals, &sig);
   Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
   server.Stop();
+#ifdef INSTAFACE_GRAPH_EMBEDDED
+  if (node) node->Stop(/*hand_over=*/true);
+#endif
   return 0;
 }
 
@@ -228,10 +300,41 @@ int main(int argc, char** argv) {
       ->envname(env("STARTUP_WAIT_MS"))
       ->check(CLI::Range(0, 3600000))
       ->capture_default_str();
+  app.add_option("--max-batch", flags.max_batch,
+                 "entity creates committed together by the leader (group commit); 1 disables")
+      ->envname(env("MAX_BATCH"))
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
   app.add_option("--election", flags.election,
-                 "sidecar: read the agent's shared memory (embedded is not available)")
+                 "sidecar: read instaface-agent's shared memory; embedded: run the election in "
+                 "this process (takes the agent's flags below)")
       ->envname(env("ELECTION"))
       ->check(CLI::IsMember({"sidecar", "embedded"}))
+      ->capture_default_str();
+  auto* embedded = app.add_option_group("embedded election", "with --election embedded");
+  embedded->add_option("--id", flags.node_id, "this node's id")->envname(env("ID"));
+  embedded->add_option("--cluster", flags.cluster, "cluster name")->envname(env("CLUSTER"));
+  embedded->add_option("--cluster-size", flags.cluster_size, "configured voters")
+      ->envname(env("CLUSTER_SIZE"))
+      ->capture_default_str();
+  embedded->add_option("--peer-listen", flags.peer_listen, "nng URL to answer peers on")
+      ->envname(env("PEER_LISTEN"));
+  embedded->add_option("--peer-advertise", flags.peer_advertise, "nng URL peers dial")
+      ->envname(env("PEER_ADVERTISE"));
+  embedded->add_option("--redis", flags.redis, "Redis for discovery")->envname(env("REDIS"));
+  embedded->add_option("--peers", flags.peers, "static peers id=url,...")->envname(env("PEERS"));
+  embedded->add_option("--secret-file", flags.secret_file, "the cluster secret")
+      ->envname(env("SECRET_FILE"));
+  embedded->add_option("--state-dir", flags.state_dir, "durable term and vote")
+      ->envname(env("STATE_DIR"));
+  embedded->add_option("--heartbeat-ms", flags.heartbeat_ms, "leader heartbeat period")
+      ->envname(env("HEARTBEAT_MS"))
+      ->capture_default_str();
+  embedded->add_option("--election-min-ms", flags.election_min_ms, "shortest election timeout")
+      ->envname(env("ELECTION_MIN_MS"))
+      ->capture_default_str();
+  embedded->add_option("--election-max-ms", flags.election_max_ms, "longest election timeout")
+      ->envname(env("ELECTION_MAX_MS"))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   return Run(flags);

@@ -222,7 +222,9 @@ HttpResponse GraphApi::Write(HttpRequest& req, const Route& route, bool& databas
   Snapshot s = view_.snapshot();
   if (Leads(s)) {
     if (route.kind == RouteKind::kCreateEntity) {
-      graphdb::StatusOr<int64_t> id = service_.CreateEntity(route.type, attributes, s.term);
+      graphdb::StatusOr<int64_t> id = batcher_
+                                          ? batcher_->Create(route.type, attributes, s.term)
+                                          : service_.CreateEntity(route.type, attributes, s.term);
       if (!id.ok()) return FromStatus(id.status(), req, database_error);
       return JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive());
     }

@@ -21,6 +21,7 @@
 
 #include "instaface/graph/graph_service.h"
 #include "instaface/graph/miss_filler.h"
+#include "instaface/graphserver/entity_batcher.h"
 #include "instaface/graphserver/graph_metrics.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
@@ -53,6 +54,9 @@ class GraphApi {
   // with GraphService::set_miss_filler before serving.
   std::shared_ptr<graph::MissFiller> MakeLeaderMissFiller();
 
+  // Routes this leader's entity creates through group commit (set before serving).
+  void set_entity_batcher(std::shared_ptr<EntityBatcher> batcher) { batcher_ = std::move(batcher); }
+
  private:
   class LeaderFiller;
   HttpResponse Dispatch(HttpRequest& request, Route& route, bool& database_error);
@@ -68,6 +72,7 @@ class GraphApi {
   GraphMetrics& metrics_;
   GraphApiOptions options_;
   ClientPool forward_clients_;
+  std::shared_ptr<EntityBatcher> batcher_;
 };
 
 }  // namespace instaface::graphserver

@@ -1,0 +1,173 @@
+// Staleness with a real instaface-agent: after kill -9 or SIGSTOP, the state reads as stale and
+// never as leader within 3 heartbeat periods (the agent's stale_after), and a restarted agent
+// is seen through the mapping an app already holds.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "instaface/view.h"
+#include "support/free_port.h"
+#include "support/subprocess.h"
+#include "support/temp_dir.h"
+
+namespace instaface {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Subprocess;
+using testing::SubprocessOptions;
+using testing::TempDir;
+
+constexpr auto kHeartbeat = 100ms;
+constexpr auto kDeadline = 15s;  // liveness only: election and startup
+
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string AgentBinary() {
+  if (const char* env = std::getenv("INSTAFACE_AGENT"); env != nullptr) return env;
+#ifdef INSTAFACE_AGENT_BINARY
+  return INSTAFACE_AGENT_BINARY;
+#else
+  return std::string();
+#endif
+}
+
+// Sleeps until CLOCK_MONOTONIC passes `until_ns` (never less: staleness only grows with time).
+void SleepUntil(uint64_t until_ns) {
+  for (uint64_t now = MonotonicNs(); now < until_ns; now = MonotonicNs()) {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(until_ns - now));
+  }
+}
+
+class AgentStalenessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    binary_ = AgentBinary();
+    if (binary_.empty() || access(binary_.c_str(), X_OK) != 0) {
+      GTEST_SKIP() << "no instaface-agent binary (set INSTAFACE_AGENT)";
+    }
+    shm_name_ = "instaface-test-agent-" + std::to_string(getpid());
+    std::ofstream(dir_.File("secret")) << "test-secret\n";
+    mkdir(dir_.File("state").c_str(), 0700);
+    port_ = testing::FreePort();
+  }
+  void TearDown() override {
+    if (agent_.ok() && agent_.Running()) {
+      agent_.Continue();
+      agent_.Kill();
+    }
+    shm_unlink(("/" + shm_name_).c_str());
+  }
+
+  // A one-node cluster, which elects itself and keeps renewing its lease.
+  void StartAgent() {
+    SubprocessOptions o;
+    o.argv = {binary_,
+              "--id=solo",
+              "--cluster=staleness",
+              "--cluster-size=1",
+              "--listen=tcp://127.0.0.1:" + std::to_string(port_),
+              "--shm=" + shm_name_,
+              "--socket=" + dir_.File("agent.sock"),
+              "--state-dir=" + dir_.File("state"),
+              "--secret-file=" + dir_.File("secret"),
+              "--heartbeat-ms=" + std::to_string(kHeartbeat.count()),
+              "--election-min-ms=300",
+              "--election-max-ms=400",
+              "--log-level=warn"};
+    o.stderr_path = dir_.File("agent.log");
+    agent_ = Subprocess(o);
+    ASSERT_TRUE(agent_.ok()) << agent_.error();
+  }
+
+  // Opens the agent's segment (once) and waits until it says leader.
+  void WaitUntilLeader() {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!view_) {
+        auto opened = View::Open(shm_name_);
+        if (opened.ok()) view_.emplace(std::move(*opened));
+      }
+      if (view_ && view_->is_leader()) return;
+      ASSERT_TRUE(agent_.Running()) << agent_.ReadStderr();
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "the agent did not become leader; log:\n" << agent_.ReadStderr();
+  }
+
+  // Stale and not leader once 3 heartbeat periods have passed since `signalled_ns`.
+  void ExpectStaleWithinThreeHeartbeats(uint64_t signalled_ns) {
+    const uint64_t stale_after = std::chrono::nanoseconds(3 * kHeartbeat).count();
+    ASSERT_EQ(view_->stale_after().count(), static_cast<int64_t>(stale_after))
+        << "the agent publishes stale_after = 3 heartbeat periods";
+    // 1 ms for the signal to land; sleeping longer than asked only makes staleness surer.
+    SleepUntil(signalled_ns + stale_after + 1'000'000);
+    const Snapshot s = view_->snapshot();
+    EXPECT_TRUE(s.stale);
+    EXPECT_EQ(s.role, Role::kLeader) << "the last published state stays visible";
+    EXPECT_FALSE(view_->is_leader());
+  }
+
+  std::string binary_;
+  TempDir dir_{"instaface-agent-stale"};
+  std::string shm_name_;
+  uint16_t port_ = 0;
+  Subprocess agent_;
+  std::optional<View> view_;
+};
+
+TEST_F(AgentStalenessTest, KillNineIsStaleWithinThreeHeartbeats) {
+  StartAgent();
+  WaitUntilLeader();
+  ASSERT_FALSE(view_->snapshot().stale);
+  const uint64_t killed = MonotonicNs();
+  agent_.Kill();
+  ExpectStaleWithinThreeHeartbeats(killed);
+}
+
+TEST_F(AgentStalenessTest, SigstopIsStaleWithinThreeHeartbeatsAndSigcontRecovers) {
+  StartAgent();
+  WaitUntilLeader();
+  const uint64_t stopped = MonotonicNs();
+  ASSERT_TRUE(agent_.Stop());
+  ExpectStaleWithinThreeHeartbeats(stopped);
+  ASSERT_TRUE(agent_.Continue());
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!view_->is_leader() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(view_->is_leader()) << "the resumed agent should lead again";
+  EXPECT_FALSE(view_->snapshot().stale);
+}
+
+TEST_F(AgentStalenessTest, RestartedAgentIsSeenThroughTheOldMapping) {
+  StartAgent();
+  WaitUntilLeader();
+  const uint64_t term = view_->snapshot().term;
+  const uint64_t killed = MonotonicNs();
+  agent_.Kill();
+  ExpectStaleWithinThreeHeartbeats(killed);  // so that "leader" below is the new agent's
+  StartAgent();                              // takes the dead agent's segment over in place
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!view_->is_leader() && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(agent_.Running()) << agent_.ReadStderr();
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(view_->is_leader()) << agent_.ReadStderr();
+  EXPECT_GT(view_->snapshot().term, term);
+}
+
+}  // namespace
+}  // namespace instaface

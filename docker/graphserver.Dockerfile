@@ -12,10 +12,12 @@ RUN /src/docker/build-binaries build /out instaface-graphserver
 
 FROM debian:bookworm-slim
 # Only the shared libraries the binary loads (ldd); tests/helm/dockerfile_test.py keeps this list
-# and the binary in step.
+# and the binary in step. nng, hiredis, spdlog and prometheus-cpp-pull come with the embedded
+# election mode (--election embedded), linked in even when the sidecar is used.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libmariadb3 libprometheus-cpp-core1.0 \
+      libmariadb3 libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+      libnng1 libhiredis0.14 libspdlog1.10 libfmt9 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -29,10 +29,34 @@ IMAGES = {
 # The Priority: required packages that make up debian:bookworm-slim. They and their dependencies
 # (libsystemd0, libgnutls30 and so on, resolved through dpkg) are in every image already.
 SLIM_ROOTS = [
-    "base-files", "base-passwd", "bash", "coreutils", "dash", "debianutils", "diffutils", "dpkg",
-    "findutils", "grep", "gzip", "hostname", "init-system-helpers", "libc-bin", "libc6",
-    "libgcc-s1", "libstdc++6", "login", "mount", "ncurses-bin", "passwd", "perl-base", "sed",
-    "sysvinit-utils", "tar", "util-linux", "apt", "zlib1g",
+    "base-files",
+    "base-passwd",
+    "bash",
+    "coreutils",
+    "dash",
+    "debianutils",
+    "diffutils",
+    "dpkg",
+    "findutils",
+    "grep",
+    "gzip",
+    "hostname",
+    "init-system-helpers",
+    "libc-bin",
+    "libc6",
+    "libgcc-s1",
+    "libstdc++6",
+    "login",
+    "mount",
+    "ncurses-bin",
+    "passwd",
+    "perl-base",
+    "sed",
+    "sysvinit-utils",
+    "tar",
+    "util-linux",
+    "apt",
+    "zlib1g",
 ]
 
 
@@ -83,7 +107,7 @@ def apt_installs(run_args):
     for command in re.split(r"&&|;|\|\|", run_args):
         words = shlex.split(command)
         if "apt-get" in words and "install" in words:
-            for word in words[words.index("install") + 1:]:
+            for word in words[words.index("install") + 1 :]:
                 if not word.startswith("-") and "=" not in word:
                     packages.append(word)
     return packages
@@ -104,7 +128,7 @@ def package_of(path):
         if p.startswith("/lib"):
             candidates.append("/usr" + p)
         elif p.startswith("/usr/lib"):
-            candidates.append(p[len("/usr"):])
+            candidates.append(p[len("/usr") :])
     for p in candidates:
         result = subprocess.run(["dpkg-query", "-S", p], capture_output=True, text=True)
         if result.returncode == 0:
@@ -120,8 +144,11 @@ def dependency_closure(roots):
         if pkg in seen:
             continue
         seen.add(pkg)
-        result = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", pkg],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", pkg],
+            capture_output=True,
+            text=True,
+        )
         for clause in result.stdout.split(","):
             for alternative in clause.split("|"):
                 name = re.sub(r"\(.*?\)", "", alternative).strip().split(":", 1)[0]
@@ -154,17 +181,25 @@ def check_image(root, dockerfile, binaries, built, build_dir, f):
     if not f.check(len(parsed) >= 2, f"{name}: not a multi-stage build"):
         return
     build, runtime = parsed[0], parsed[-1]
-    f.check(build["from"] == "debian:bookworm", f"{name}: build stage is {build['from']}, not debian:bookworm")
-    f.check(runtime["from"] == "debian:bookworm-slim", f"{name}: runtime stage is {runtime['from']}, not debian:bookworm-slim")
+    f.check(
+        build["from"] == "debian:bookworm",
+        f"{name}: build stage is {build['from']}, not debian:bookworm",
+    )
+    f.check(
+        runtime["from"] == "debian:bookworm-slim",
+        f"{name}: runtime stage is {runtime['from']}, not debian:bookworm-slim",
+    )
 
     # The build stage runs docker/build-binaries for exactly the binaries it ships.
     built_targets = []
     for keyword, args in build["steps"]:
         if keyword == "RUN" and "build-binaries build" in args:
             words = shlex.split(args)
-            built_targets += words[words.index("build") + 2:]
-    f.check(any(k == "RUN" and "build-binaries deps" in a for k, a in build["steps"]),
-            f"{name}: the build stage does not install packages with build-binaries deps")
+            built_targets += words[words.index("build") + 2 :]
+    f.check(
+        any(k == "RUN" and "build-binaries deps" in a for k, a in build["steps"]),
+        f"{name}: the build stage does not install packages with build-binaries deps",
+    )
 
     copies, copies_libs, ldconfig_after_libs = {}, False, False
     for keyword, args in runtime["steps"]:
@@ -174,39 +209,65 @@ def check_image(root, dockerfile, binaries, built, build_dir, f):
                 if source.rstrip("/") == "/out/lib":
                     copies_libs = True
                 else:
-                    f.check(source.startswith("/out/bin/"), f"{name}: copies {source}, not from /out/bin or /out/lib")
+                    f.check(
+                        source.startswith("/out/bin/"),
+                        f"{name}: copies {source}, not from /out/bin or /out/lib",
+                    )
                     copies[os.path.basename(source)] = words[-1]
         if keyword == "RUN" and copies_libs and "ldconfig" in args:
             ldconfig_after_libs = True
-    f.check(sorted(copies) == sorted(binaries), f"{name}: ships {sorted(copies)}, expected {sorted(binaries)}")
+    f.check(
+        sorted(copies) == sorted(binaries),
+        f"{name}: ships {sorted(copies)}, expected {sorted(binaries)}",
+    )
     for binary in copies:
-        f.check(binary in built_targets, f"{name}: ships {binary}, which its build stage does not build")
+        f.check(
+            binary in built_targets, f"{name}: ships {binary}, which its build stage does not build"
+        )
     f.check(copies_libs, f"{name}: does not copy the project's shared libraries (/out/lib)")
-    f.check(ldconfig_after_libs, f"{name}: no ldconfig after copying the project's shared libraries")
+    f.check(
+        ldconfig_after_libs, f"{name}: no ldconfig after copying the project's shared libraries"
+    )
 
     # User: numeric so that the kubelet can verify runAsNonRoot, and not root.
     users = [a for k, a in runtime["steps"] if k == "USER"]
     if f.check(users, f"{name}: the runtime stage has no USER"):
         uid = users[-1].split(":", 1)[0]
-        f.check(uid.isdigit() and int(uid) != 0, f"{name}: USER {users[-1]} is not a numeric non-root uid")
+        f.check(
+            uid.isdigit() and int(uid) != 0,
+            f"{name}: USER {users[-1]} is not a numeric non-root uid",
+        )
         f.check(uid == "10001", f"{name}: USER is {uid}, not 10001")
-        f.check(re.search(r"useradd[^&]*--uid\s+" + re.escape(uid), text),
-                f"{name}: uid {uid} is not created with useradd")
+        f.check(
+            re.search(r"useradd[^&]*--uid\s+" + re.escape(uid), text),
+            f"{name}: uid {uid} is not created with useradd",
+        )
 
     entry = [a for k, a in runtime["steps"] if k == "ENTRYPOINT"]
     if f.check(entry, f"{name}: no ENTRYPOINT"):
-        f.check(entry[-1].startswith("["), f"{name}: ENTRYPOINT is shell form; the image needs no shell")
-        f.check(any(b in entry[-1] for b in binaries), f"{name}: ENTRYPOINT runs none of its binaries")
+        f.check(
+            entry[-1].startswith("["), f"{name}: ENTRYPOINT is shell form; the image needs no shell"
+        )
+        f.check(
+            any(b in entry[-1] for b in binaries), f"{name}: ENTRYPOINT runs none of its binaries"
+        )
 
     runtime_runs = [a for k, a in runtime["steps"] if k == "RUN"]
     runtime_packages = [p for run in runtime_runs for p in apt_installs(run)]
     for pkg in runtime_packages:
-        f.check(not pkg.endswith("-dev") and pkg not in ("build-essential", "cmake", "pkg-config"),
-                f"{name}: runtime stage installs build package {pkg}")
+        f.check(
+            not pkg.endswith("-dev") and pkg not in ("build-essential", "cmake", "pkg-config"),
+            f"{name}: runtime stage installs build package {pkg}",
+        )
     for run in runtime_runs:
         if "apt-get install" in run:
-            f.check("--no-install-recommends" in run, f"{name}: apt-get install without --no-install-recommends")
-            f.check("rm -rf /var/lib/apt/lists" in run, f"{name}: apt lists stay in the runtime image")
+            f.check(
+                "--no-install-recommends" in run,
+                f"{name}: apt-get install without --no-install-recommends",
+            )
+            f.check(
+                "rm -rf /var/lib/apt/lists" in run, f"{name}: apt lists stay in the runtime image"
+            )
 
     # Libraries: what the built binaries load must be in the image, and nothing more.
     present = {b: built[b] for b in binaries if b in built and os.path.isfile(built[b])}
@@ -226,38 +287,63 @@ def check_image(root, dockerfile, binaries, built, build_dir, f):
                 project_libs.add(os.path.basename(lib))
                 continue
             pkg = package_of(lib)
-            if not f.check(pkg is not None, f"{name}: {binary} loads {lib}, which no Debian package holds"):
+            if not f.check(
+                pkg is not None, f"{name}: {binary} loads {lib}, which no Debian package holds"
+            ):
                 continue
             used_packages.add(pkg)
-            f.check(pkg in installed, f"{name}: {binary} loads {os.path.basename(lib)} from {pkg}, "
-                                      f"which the runtime stage does not install")
+            f.check(
+                pkg in installed,
+                f"{name}: {binary} loads {os.path.basename(lib)} from {pkg}, "
+                f"which the runtime stage does not install",
+            )
     if len(present) == len(binaries):
         for pkg in runtime_packages:
-            f.check(pkg in used_packages, f"{name}: runtime stage installs {pkg}, which none of its binaries loads")
-    print(f"checked libraries of {sorted(present)} in {name}: packages {sorted(used_packages - base)}, "
-          f"project libraries {sorted(project_libs)}")
+            f.check(
+                pkg in used_packages,
+                f"{name}: runtime stage installs {pkg}, which none of its binaries loads",
+            )
+    print(
+        f"checked libraries of {sorted(present)} in {name}: packages "
+        f"{sorted(used_packages - base)}, project libraries {sorted(project_libs)}"
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", required=True)
     parser.add_argument("--binary", action="append", default=[], help="NAME=PATH of a built binary")
-    parser.add_argument("--build-dir", help="the build tree: libraries under it are the project's own")
+    parser.add_argument(
+        "--build-dir", help="the build tree: libraries under it are the project's own"
+    )
     args = parser.parse_args()
     built = dict(b.split("=", 1) for b in args.binary)
 
     f = Failures()
     setup = bash_array(open(os.path.join(args.root, "scripts", "setup")).read(), "packages")
     build_script = os.path.join(args.root, "docker", "build-binaries")
-    build_packages = bash_array(open(build_script).read(), "packages") if os.path.isfile(build_script) else None
-    if f.check(setup and build_packages, "cannot read the package lists of scripts/setup and docker/build-binaries"):
+    build_packages = (
+        bash_array(open(build_script).read(), "packages") if os.path.isfile(build_script) else None
+    )
+    if f.check(
+        setup and build_packages,
+        "cannot read the package lists of scripts/setup and docker/build-binaries",
+    ):
         extra = sorted(set(build_packages) - set(setup))
-        f.check(not extra, f"docker/build-binaries installs packages scripts/setup does not: {extra}")
+        f.check(
+            not extra, f"docker/build-binaries installs packages scripts/setup does not: {extra}"
+        )
     f.check(os.access(build_script, os.X_OK), "docker/build-binaries is not executable")
     ignore = os.path.join(args.root, ".dockerignore")
-    if f.check(os.path.isfile(ignore), "no .dockerignore: build trees would enter the build context"):
+    if f.check(
+        os.path.isfile(ignore), "no .dockerignore: build trees would enter the build context"
+    ):
         patterns = open(ignore).read().split()
-        f.check(".git" in patterns and "build-*" in patterns, ".dockerignore lets .git or build-* in")
+        f.check(
+            ".git" in patterns and "build-*" in patterns, ".dockerignore lets .git or build-* in"
+        )
 
     for dockerfile, binaries in IMAGES.items():
         check_image(args.root, dockerfile, binaries, built, args.build_dir, f)

@@ -101,7 +101,9 @@ void InvariantChecker::OnStatus(int node, Nanos now, const Status& status, Nanos
 
   if (status.role == Role::kLeader) {
     auto [it, inserted] = leader_by_term_.emplace(status.term, node);
-    if (!inserted && it->second != node) {
+    // Reported once per usurper and term, not again at every later status it publishes.
+    if (!inserted && it->second != node &&
+        reported_.insert({kOneLeaderPerTerm, status.term, node, -1}).second) {
       Record(now, kOneLeaderPerTerm,
              name + " became leader in term " + std::to_string(status.term) + ", which " +
                  names_[it->second] + " already led");
@@ -111,6 +113,9 @@ void InvariantChecker::OnStatus(int node, Nanos now, const Status& status, Nanos
   if (lease_end > now) {
     for (size_t other = 0; other < names_.size(); ++other) {
       if (static_cast<int>(other) == node || lease_end_[other] <= now) continue;
+      if (!reported_.insert({kLeaseOverlap, status.term, node, static_cast<int>(other)}).second) {
+        continue;
+      }
       Record(now, kLeaseOverlap,
              name + " holds a lease (term " + std::to_string(status.term) + ") until " +
                  Ms(lease_end) + " while " + names_[other] + " holds one until " +

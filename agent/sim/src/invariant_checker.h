@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "instaface/election/election.h"
@@ -55,6 +57,8 @@ class InvariantChecker {
   std::vector<election::Term> highest_term_;                  // per node, across restarts
   std::vector<Nanos> lease_end_;                              // per node; true time, 0 = none
   std::vector<bool> reported_same_term_heartbeat_;
+  // (check, term, node, other node): one report per distinct conflict, not per status update.
+  std::set<std::tuple<std::string, election::Term, int, int>> reported_;
 };
 
 }  // namespace instaface::sim

@@ -1,0 +1,27 @@
+# Runs instaface-sim with ARGS and checks its exit status; when it printed JSON, checks the
+# report's shape and that the violation count agrees with the exit status.
+#   cmake -DSIM=... -DEXPECTED_EXIT=N -DARGS="a|b|c" -P check_sim_cli.cmake
+cmake_policy(SET CMP0057 NEW)  # if(IN_LIST)
+string(REPLACE "|" ";" ARGS "${ARGS}")
+execute_process(COMMAND ${SIM} ${ARGS}
+                RESULT_VARIABLE exit_code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT exit_code EQUAL EXPECTED_EXIT)
+  message(FATAL_ERROR "instaface-sim ${ARGS}: exit ${exit_code}, expected ${EXPECTED_EXIT}\n${out}\n${err}")
+endif()
+if("--json" IN_LIST ARGS)
+  string(JSON violations GET "${out}" violations)
+  string(JSON listed LENGTH "${out}" violation_list)
+  string(JSON elections GET "${out}" elections)
+  foreach(field median p99 max)
+    string(JSON value GET "${out}" failover_ms ${field})
+  endforeach()
+  if(EXPECTED_EXIT EQUAL 0 AND NOT violations EQUAL 0)
+    message(FATAL_ERROR "exit 0 but ${violations} violations")
+  endif()
+  if(EXPECTED_EXIT EQUAL 1 AND (violations EQUAL 0 OR listed EQUAL 0))
+    message(FATAL_ERROR "exit 1 but violations=${violations}, listed=${listed}")
+  endif()
+  if(elections EQUAL 0)
+    message(FATAL_ERROR "no elections in the report")
+  endif()
+endif()

@@ -1,0 +1,143 @@
+// The simulator as a whole: it replays a seed exactly, does not depend on its thread count,
+// injects the faults it claims to, keeps a quiet cluster live with one leader, and its lease
+// check catches a core that is told a smaller drift bound than its clocks really have.
+#include "instaface/sim/simulator.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "instaface/sim/report.h"
+
+namespace instaface::sim {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+SimOptions AllFaults(Nanos duration = seconds(60)) {
+  SimOptions options;
+  options.duration = duration;
+  options.faults = *FaultPreset("all");
+  return options;
+}
+
+SimOptions NoFaults(Nanos duration) {
+  SimOptions options;
+  options.duration = duration;
+  options.faults = *FaultPreset("none");
+  return options;
+}
+
+std::vector<std::string> Trace(const SimOptions& options, uint64_t seed, uint64_t* hash) {
+  std::vector<std::string> lines;
+  const SeedResult result =
+      RunSeed(options, seed, [&lines](const std::string& line) { lines.push_back(line); });
+  *hash = result.trace_hash;
+  return lines;
+}
+
+bool AnyLineHas(const std::vector<std::string>& lines, const std::string& text) {
+  for (const auto& line : lines) {
+    if (line.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(SimulatorTest, SameSeedAndOptionsReplayTheSameTrace) {
+  const SimOptions options = AllFaults(seconds(20));
+  uint64_t first_hash = 0, second_hash = 0, other_hash = 0;
+  const auto first = Trace(options, 7, &first_hash);
+  const auto second = Trace(options, 7, &second_hash);
+  ASSERT_GT(first.size(), 100u);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(first_hash, second_hash);
+  // Tracing only observes: an untraced run of the seed has the same hash.
+  EXPECT_EQ(RunSeed(options, 7).trace_hash, first_hash);
+  Trace(options, 8, &other_hash);
+  EXPECT_NE(other_hash, first_hash);
+}
+
+TEST(SimulatorTest, SummaryDoesNotDependOnTheNumberOfThreads) {
+  const SimOptions options = AllFaults(seconds(20));
+  const Summary one = RunSeeds(options, 1, 24, 1);
+  const Summary two = RunSeeds(options, 1, 24, 2);
+  EXPECT_EQ(one.events, two.events);
+  EXPECT_EQ(one.elections, two.elections);
+  EXPECT_EQ(one.leader_crashes, two.leader_crashes);
+  EXPECT_EQ(one.failovers, two.failovers);
+  EXPECT_EQ(one.violation_count, two.violation_count);
+}
+
+TEST(SimulatorTest, AllFaultsPresetInjectsEveryKindOfFault) {
+  uint64_t hash = 0;
+  std::vector<std::string> lines;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    auto more = Trace(AllFaults(), seed, &hash);
+    lines.insert(lines.end(), more.begin(), more.end());
+  }
+  EXPECT_TRUE(AnyLineHas(lines, "lost on the way"));
+  EXPECT_TRUE(AnyLineHas(lines, "partition for"));
+  EXPECT_TRUE(AnyLineHas(lines, "partition healed"));
+  EXPECT_TRUE(AnyLineHas(lines, "dropped (partition)"));
+  EXPECT_TRUE(AnyLineHas(lines, "crash"));
+  EXPECT_TRUE(AnyLineHas(lines, "start (incarnation 1"));
+  EXPECT_TRUE(AnyLineHas(lines, "asked to transfer leadership: started"));
+  EXPECT_TRUE(AnyLineHas(lines, "clock +500 ppm") || AnyLineHas(lines, "clock -500 ppm"));
+  EXPECT_TRUE(AnyLineHas(lines, "send TimeoutNow"));
+}
+
+TEST(SimulatorTest, QuietClusterElectsOneLeaderAndKeepsIt) {
+  const SimOptions options = NoFaults(seconds(30));
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const SeedResult result = RunSeed(options, seed);
+    EXPECT_EQ(result.violation_count, 0u) << "seed " << seed;  // includes the liveness check
+    EXPECT_EQ(result.elections, 1u) << "seed " << seed;
+    EXPECT_GT(result.longest_wait_for_leader, Nanos(0)) << "seed " << seed;
+    EXPECT_LE(result.longest_wait_for_leader, options.EffectiveLivenessBound());
+  }
+}
+
+TEST(SimulatorTest, EveryLeaderCrashOnAQuietNetworkFailsOverWithinTheLivenessBound) {
+  SimOptions options = NoFaults(seconds(60));
+  options.faults.crashes_per_minute = 6;
+  const Summary summary = RunSeeds(options, 1, 50, 0);
+  EXPECT_EQ(summary.violation_count, 0u);
+  ASSERT_GT(summary.failovers.size(), 20u);
+  EXPECT_LE(summary.failovers.back(), options.EffectiveLivenessBound());
+  // Survivors must wait out the dead leader's lease (election_min after its last heartbeat).
+  EXPECT_GE(summary.failovers.front(), options.election_min - options.heartbeat_interval);
+}
+
+TEST(SimulatorTest, LeaseCheckCatchesCoresToldTooSmallADriftBound) {
+  SimOptions options = AllFaults(seconds(60));
+  options.faults.drift_ppm = 100000;  // 10 %
+  options.config_drift_ppm = 0;       // the cores believe clocks are perfect
+  const Summary broken = RunSeeds(options, 1, 100, 0);
+  bool lease_overlap = false;
+  for (const auto& v : broken.violations) lease_overlap |= v.check == kLeaseOverlap;
+  EXPECT_TRUE(lease_overlap) << broken.violation_count << " violations, none a lease overlap";
+
+  options.config_drift_ppm.reset();  // told the truth, the same clocks are safe
+  EXPECT_EQ(RunSeeds(options, 1, 100, 0).violation_count, 0u);
+}
+
+TEST(SimulatorTest, JsonReportCarriesCountsAndReplayCommands) {
+  SimOptions options = NoFaults(seconds(15));
+  options.quorum_from_discovery = true;
+  const Summary summary = RunSeeds(options, 1, 4, 1);
+  const auto json = SummaryToJson(summary, options);
+  EXPECT_EQ(json["violations"].get<uint64_t>(), summary.violation_count);
+  ASSERT_GT(summary.violation_count, 0u);
+  const std::string replay = json["violation_list"][0]["replay"];
+  EXPECT_NE(replay.find("--seed " + std::to_string(summary.violations[0].seed) + " --trace"),
+            std::string::npos);
+  EXPECT_NE(replay.find("--quorum-from-discovery"), std::string::npos);
+  EXPECT_TRUE(json["failover_ms"].contains("median"));
+  EXPECT_TRUE(json["failover_ms"].contains("p99"));
+  EXPECT_TRUE(json["failover_ms"].contains("max"));
+}
+
+}  // namespace
+}  // namespace instaface::sim

@@ -1,0 +1,318 @@
+// graphserver_bench: one run, one table. Starts a private MariaDB, Redis, three agents and three
+// graphservers (tests/graphserver/e2e's GraphCluster), then measures on the same database:
+//
+//   1. write throughput: HTTP entity creates through the leader (keep-alive clients, C at once)
+//      against a raw MariaDB Connector/C loop inserting into the same table with the same
+//      concurrency and the same durability (autocommit, the server's defaults); alternated
+//      twice so that machine noise hits both sides;
+//   2. the added latency of a forwarded write: sequential creates through a follower against
+//      the same through the leader, p50 and p99;
+//   3. cached read throughput under wrk (POST /api/graph/entities on a follower, warm cache),
+//      against wrk on /healthz of the same server as the HTTP ceiling;
+//   4. optionally, the leader's write throughput without group commit (--max-batch 1).
+//
+//   graphserver_bench [--concurrency 8] [--seconds 5] [--no-batch-compare]
+#include <mysql.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graph_cluster.h"
+#include "support/subprocess.h"
+#include "support/temp_dir.h"
+
+namespace {
+
+using namespace instaface;
+namespace ift = instaface::testing;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+namespace http = boost::beast::http;
+
+struct Rate {
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  double seconds = 0;
+  double per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+};
+
+// C threads of Connector/C: prepared INSERT, autocommit, as many as fit in `duration`.
+Rate RawInserts(ift::GraphCluster& cluster, int concurrency, std::chrono::seconds duration) {
+  std::atomic<uint64_t> ops{0}, errors{0};
+  auto start = Clock::now();
+  auto end = start + duration;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&, t] {
+      mysql_thread_init();
+      MYSQL* db = mysql_init(nullptr);
+      if (!mysql_real_connect(db, "127.0.0.1", "root", cluster.db().root_password().c_str(),
+                              cluster.database().c_str(), cluster.db().port(), nullptr, 0)) {
+        std::cerr << "raw connect: " << mysql_error(db) << "\n";
+        ++errors;
+        mysql_close(db);
+        mysql_thread_end();
+        return;
+      }
+      MYSQL_STMT* stmt = mysql_stmt_init(db);
+      const char* sql =
+          "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)";
+      if (mysql_stmt_prepare(stmt, sql, strlen(sql)) != 0) {
+        std::cerr << "raw prepare: " << mysql_stmt_error(stmt) << "\n";
+        ++errors;
+      } else {
+        std::string type = "raw";
+        for (uint64_t i = 0; Clock::now() < end; ++i) {
+          std::string attrs = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
+          MYSQL_BIND bind[2] = {};
+          unsigned long type_len = type.size(), attrs_len = attrs.size();
+          bind[0].buffer_type = MYSQL_TYPE_STRING;
+          bind[0].buffer = type.data();
+          bind[0].buffer_length = type_len;
+          bind[0].length = &type_len;
+          bind[1].buffer_type = MYSQL_TYPE_STRING;
+          bind[1].buffer = attrs.data();
+          bind[1].buffer_length = attrs_len;
+          bind[1].length = &attrs_len;
+          if (mysql_stmt_bind_param(stmt, bind) != 0 || mysql_stmt_execute(stmt) != 0) {
+            ++errors;
+          } else {
+            ++ops;
+          }
+        }
+      }
+      mysql_stmt_close(stmt);
+      mysql_close(db);
+      mysql_thread_end();
+    });
+  }
+  for (auto& th : threads) th.join();
+  return Rate{ops, errors, std::chrono::duration<double>(Clock::now() - start).count()};
+}
+
+// C keep-alive clients creating entities through node `node`.
+Rate HttpCreates(ift::GraphCluster& cluster, int node, int concurrency,
+                 std::chrono::seconds duration) {
+  std::atomic<uint64_t> ops{0}, errors{0};
+  auto start = Clock::now();
+  auto end = start + duration;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&, t] {
+      graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
+      for (uint64_t i = 0; Clock::now() < end; ++i) {
+        std::string body = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
+        auto r = client.Send(http::verb::post, "/api/graph/entities/bench/create", body, 10s);
+        if (r.ok && r.response.result_int() == 200) {
+          ++ops;
+        } else {
+          ++errors;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  return Rate{ops, errors, std::chrono::duration<double>(Clock::now() - start).count()};
+}
+
+struct Latency {
+  double p50 = 0, p99 = 0;
+};
+
+Latency SequentialWrites(ift::GraphCluster& cluster, int node, int count) {
+  graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
+  std::vector<double> ms;
+  for (int i = 0; i < count; ++i) {
+    auto t0 = Clock::now();
+    auto r = client.Send(http::verb::post, "/api/graph/entities/lat/create", "{}", 10s);
+    if (r.ok && r.response.result_int() == 200) {
+      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+  }
+  Latency l;
+  if (ms.empty()) return l;
+  std::sort(ms.begin(), ms.end());
+  l.p50 = ms[ms.size() / 2];
+  l.p99 = ms[std::min(ms.size() - 1, static_cast<size_t>(std::ceil(ms.size() * 0.99)) - 1)];
+  return l;
+}
+
+// Requests/sec that wrk reports, or 0.
+double Wrk(const std::string& url, const std::string& lua, int seconds, const ift::TempDir& dir) {
+  std::vector<std::string> argv = {"wrk", "-t2", "-c16", "-d" + std::to_string(seconds) + "s"};
+  if (!lua.empty()) {
+    std::ofstream(dir.File("post.lua")) << lua;
+    argv.push_back("-s");
+    argv.push_back(dir.File("post.lua"));
+  }
+  argv.push_back(url);
+  ift::SubprocessOptions o;
+  o.argv = argv;
+  o.stdout_path = dir.File("wrk.out");
+  o.stderr_path = dir.File("wrk.err");
+  ift::Subprocess wrk(o);
+  if (!wrk.ok()) {
+    std::cerr << "wrk: " << wrk.error() << "\n";
+    return 0;
+  }
+  wrk.Wait(std::chrono::seconds(seconds + 30));
+  std::string out = wrk.ReadStdout();
+  size_t at = out.find("Requests/sec:");
+  if (at == std::string::npos) {
+    std::cerr << "wrk output:\n" << out << wrk.ReadStderr() << "\n";
+    return 0;
+  }
+  size_t non2xx = out.find("Non-2xx");
+  if (non2xx != std::string::npos) std::cerr << "wrk saw errors: " << out.substr(non2xx, 60);
+  return std::atof(out.c_str() + at + 13);
+}
+
+std::string Fmt(const char* format, double a, double b = 0) {
+  char buf[128];
+  snprintf(buf, sizeof(buf), format, a, b);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int concurrency = 8;
+  int seconds = 5;
+  bool batch_compare = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--concurrency" && i + 1 < argc) {
+      concurrency = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--no-batch-compare") {
+      batch_compare = false;
+    } else {
+      std::cerr
+          << "usage: graphserver_bench [--concurrency N] [--seconds S] [--no-batch-compare]\n";
+      return 2;
+    }
+  }
+  mysql_library_init(0, nullptr, nullptr);
+  ift::GraphClusterOptions options;
+  options.agent_binary = INSTAFACE_AGENT_BINARY;
+  options.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
+  options.database = "bench";
+  options.graph_workers = std::max(16, concurrency * 2);
+  options.db_pool = std::max(16, concurrency * 2);
+  // Benchmark timings: the seed's defaults, so elections stay out of the measurement.
+  options.heartbeat_ms = 100;
+  options.election_min_ms = 300;
+  options.election_max_ms = 600;
+  std::cerr << "starting MariaDB, Redis, 3 agents and 3 graphservers...\n";
+  ift::GraphCluster cluster(options);
+  std::string error;
+  if (!cluster.Start(&error)) {
+    std::cerr << error << "\n";
+    return 1;
+  }
+  int leader = cluster.WaitForLeader(10s);
+  int follower = (leader + 1) % cluster.size();
+  auto phase = std::chrono::seconds(seconds);
+
+  std::cerr << "writes: raw vs HTTP through the leader, " << concurrency << " at once, 2 x "
+            << seconds << " s each...\n";
+  HttpCreates(cluster, leader, concurrency, 1s);  // warm-up: connections, pools, statements
+  Rate raw, via_leader;
+  for (int round = 0; round < 2; ++round) {
+    Rate r = RawInserts(cluster, concurrency, phase);
+    Rate h = HttpCreates(cluster, leader, concurrency, phase);
+    raw.ops += r.ops, raw.errors += r.errors, raw.seconds += r.seconds;
+    via_leader.ops += h.ops, via_leader.errors += h.errors, via_leader.seconds += h.seconds;
+  }
+  std::cerr << "forwarded write latency...\n";
+  SequentialWrites(cluster, follower, 50);  // warm-up
+  Latency lat_leader = SequentialWrites(cluster, leader, 500);
+  Latency lat_follower = SequentialWrites(cluster, follower, 500);
+  Rate via_follower = HttpCreates(cluster, follower, concurrency, phase);
+
+  std::cerr << "cached reads under wrk...\n";
+  ift::TempDir dir("ifbench");
+  std::vector<int64_t> ids;
+  graphserver::HttpClient setup("127.0.0.1", cluster.app_port(leader));
+  for (int i = 0; i < 10; ++i) {
+    auto r = setup.Send(http::verb::post, "/api/graph/entities/user/create",
+                        "{\"name\":\"u" + std::to_string(i) + "\"}", 10s);
+    if (r.ok && r.response.result_int() == 200) ids.push_back(std::stoll(r.response.body()));
+  }
+  std::string body = nlohmann::json(ids).dump();
+  std::string lua = "wrk.method = \"POST\"\nwrk.body = \"" + body +
+                    "\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n";
+  std::string base = cluster.app_address(follower);
+  graphserver::HttpClient(("127.0.0.1"), cluster.app_port(follower))
+      .Send(http::verb::post, "/api/graph/entities", body, 10s);  // fill the cache
+  double reads = Wrk(base + "/api/graph/entities", lua, seconds, dir);
+  double healthz = Wrk(base + "/healthz", "", seconds, dir);
+
+  Rate unbatched;
+  if (batch_compare) {
+    std::cerr << "the leader without group commit (--max-batch 1)...\n";
+    ift::GraphClusterOptions o2 = options;
+    o2.database = "bench_nobatch";
+    o2.extra_graphserver_args = {"--max-batch", "1"};
+    ift::GraphCluster second(o2);
+    if (second.Start(&error)) {
+      int l2 = second.WaitForLeader(10s);
+      HttpCreates(second, l2, concurrency, 1s);
+      unbatched = HttpCreates(second, l2, concurrency, phase);
+    } else {
+      std::cerr << error << "\n";
+    }
+  }
+
+  double raw_rate = raw.per_second();
+  printf("\n%-52s %14s %10s\n", "measurement", "value", "ratio");
+  printf("%-52s %14s %10s\n", std::string(52, '-').c_str(), "--------------", "----------");
+  printf("%-52s %14s %10s\n",
+         ("raw Connector/C inserts, " + std::to_string(concurrency) + " connections").c_str(),
+         Fmt("%.0f/s", raw_rate).c_str(), "1.00");
+  printf("%-52s %14s %10s\n",
+         ("HTTP creates via the leader, " + std::to_string(concurrency) + " clients").c_str(),
+         Fmt("%.0f/s", via_leader.per_second()).c_str(),
+         Fmt("%.2f", via_leader.per_second() / raw_rate).c_str());
+  printf("%-52s %14s %10s\n",
+         ("HTTP creates via a follower, " + std::to_string(concurrency) + " clients").c_str(),
+         Fmt("%.0f/s", via_follower.per_second()).c_str(),
+         Fmt("%.2f", via_follower.per_second() / raw_rate).c_str());
+  if (batch_compare) {
+    printf("%-52s %14s %10s\n", "HTTP creates via the leader, no group commit",
+           Fmt("%.0f/s", unbatched.per_second()).c_str(),
+           Fmt("%.2f", unbatched.per_second() / raw_rate).c_str());
+  }
+  printf("%-52s %14s %10s\n", "write latency via the leader, p50 / p99",
+         Fmt("%.2f / %.2f ms", lat_leader.p50, lat_leader.p99).c_str(), "");
+  printf("%-52s %14s %10s\n", "write latency via a follower, p50 / p99",
+         Fmt("%.2f / %.2f ms", lat_follower.p50, lat_follower.p99).c_str(), "");
+  printf(
+      "%-52s %14s %10s\n", "added by forwarding, p50 / p99",
+      Fmt("%+.2f / %+.2f ms", lat_follower.p50 - lat_leader.p50, lat_follower.p99 - lat_leader.p99)
+          .c_str(),
+      Fmt("%.2fx", lat_leader.p50 > 0 ? lat_follower.p50 / lat_leader.p50 : 0).c_str());
+  printf("%-52s %14s %10s\n", "wrk /healthz on a follower (HTTP ceiling)",
+         Fmt("%.0f/s", healthz).c_str(), "1.00");
+  printf("%-52s %14s %10s\n", "wrk cached POST /api/graph/entities (10 ids)",
+         Fmt("%.0f/s", reads).c_str(), Fmt("%.2f", healthz > 0 ? reads / healthz : 0).c_str());
+  printf("\nerrors: raw %llu, via leader %llu, via follower %llu\n",
+         static_cast<unsigned long long>(raw.errors),
+         static_cast<unsigned long long>(via_leader.errors),
+         static_cast<unsigned long long>(via_follower.errors));
+  printf("target: HTTP creates via the leader >= 0.80 of raw inserts: %s\n",
+         via_leader.per_second() >= 0.8 * raw_rate ? "met" : "NOT met");
+  mysql_library_end();
+  return 0;
+}

@@ -632,6 +632,8 @@ void Node::Impl::Stop(bool hand_over) {
 
 agent::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   if (std::string err = ValidateNodeOptions(options); !err.empty()) return Status::Error(err);
+  // spdlog creates its registry on first use; do it here, before any of our threads exist.
+  spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>(std::move(options));
   if (agent::Status st = impl->Init(); !st.ok()) {
     impl->Stop(false);

@@ -50,26 +50,44 @@ bool MariaDbServer::running() { return process_.Running(); }
 
 std::string MariaDbServer::log() const { return ReadFileOrEmpty(dir_.File("error.log")); }
 
+// mariadb-install-db takes from one to several seconds (it fsyncs a fresh system schema), so
+// one pristine data directory per process is installed once and copied for every server.
 bool MariaDbServer::Install(std::string* error) {
-  SubprocessOptions options;
-  options.argv = {"mariadb-install-db",
-                  "--no-defaults",
-                  "--user=" + CurrentUserName(),
-                  "--datadir=" + dir_.File("data"),
-                  "--auth-root-authentication-method=normal",
-                  "--skip-test-db"};
-  options.stdout_path = dir_.File("install.log");
-  options.stderr_path = dir_.File("install.log");
-  Subprocess install(options);
-  if (!install.ok()) {
-    if (error) *error = "mariadb-install-db: " + install.error();
-    return false;
-  }
-  std::optional<ExitStatus> status = install.Wait(std::chrono::seconds(120));
-  if (!status || !status->success()) {
-    if (error) {
-      *error = "mariadb-install-db failed: " + ReadFileOrEmpty(dir_.File("install.log"));
+  static TempDir* const pristine = new TempDir("instaface-mariadb-pristine");
+  // Removed at exit (a heap TempDir would never be destroyed).
+  static const struct Cleanup {
+    ~Cleanup() { delete pristine; }
+  } cleanup;
+  static bool pristine_ready = false;
+  if (!pristine_ready) {
+    SubprocessOptions options;
+    options.argv = {"mariadb-install-db",
+                    "--no-defaults",
+                    "--user=" + CurrentUserName(),
+                    "--datadir=" + pristine->File("data"),
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db"};
+    options.stdout_path = pristine->File("install.log");
+    options.stderr_path = pristine->File("install.log");
+    Subprocess install(options);
+    if (!install.ok()) {
+      if (error) *error = "mariadb-install-db: " + install.error();
+      return false;
     }
+    std::optional<ExitStatus> status = install.Wait(std::chrono::seconds(120));
+    if (!status || !status->success()) {
+      if (error) {
+        *error = "mariadb-install-db failed: " + ReadFileOrEmpty(pristine->File("install.log"));
+      }
+      return false;
+    }
+    pristine_ready = true;
+  }
+  std::error_code ec;
+  std::filesystem::copy(pristine->File("data"), dir_.File("data"),
+                        std::filesystem::copy_options::recursive, ec);
+  if (ec) {
+    if (error) *error = "copying the installed data directory: " + ec.message();
     return false;
   }
   installed_ = true;

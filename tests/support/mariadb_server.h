@@ -1,9 +1,9 @@
 // MariaDbServer: a private mariadbd for tests, on 127.0.0.1 at a free port, with its data
 // directory, socket and logs in its own temp dir, never touching /etc/mysql or a system service.
-// The first Start() installs the data directory (mariadb-install-db, about a second) and sets
-// the root password; Stop() + Start() restart it on the same port and data (for reconnect
-// tests); Kill() is a crash. With server_id set, it runs with a binary log and GTIDs so that a
-// second instance can replicate from it (ReplicateFrom).
+// The first Start() installs the data directory (mariadb-install-db runs once per process; later
+// servers copy its result) and sets the root password; Stop() + Start() restart it on the same
+// port and data (for reconnect tests); Kill() is a crash. With server_id set, it runs with a binary
+// log and GTIDs so that a second instance can replicate from it (ReplicateFrom).
 //
 // SQL for setup (users, grants, replication) runs through the `mariadb` command-line client
 // over the Unix socket, so this helper needs no client library.

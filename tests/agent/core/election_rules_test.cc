@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <random>
 #include <set>
 
 #include "instaface/election/election.h"
@@ -929,6 +930,61 @@ TEST(ElectionRules, RequestFromUndiscoveredPeerIsAnswered) {
   Message reply = OnlyReply(*e, MessageType::kVoteResponse);
   EXPECT_EQ(reply.to, "z");
   EXPECT_TRUE(reply.granted);
+}
+
+// Whatever arrives, in whatever order, a node's own promises hold: its term never decreases,
+// it never changes its vote within a term, and its timers always point to the future.
+TEST(ElectionRules, ArbitraryInputsKeepLocalPromises) {
+  std::mt19937_64 rng(2024);
+  const std::vector<NodeId> ids = {"a", "b", "c", "d", "z", ""};
+  for (int node = 0; node < 20; ++node) {
+    Config c;
+    c.cluster_size = 1 + static_cast<int>(rng() % 5);
+    c.pre_vote = rng() % 2 == 0;
+    auto e = MakeNode(c, HardState{rng() % 3, ""}, kT0, {"b", "c", "d"}, rng());
+    HardState last = e->hard_state();
+    Nanos now = kT0;
+    for (int i = 0; i < 5000; ++i) {
+      now += Nanos(static_cast<int64_t>(rng() % 50'000'000));
+      switch (rng() % 8) {
+        case 0:
+          e->tick(now);
+          EXPECT_GT(e->next_deadline(), now);
+          break;
+        case 1:
+          e->transfer_leadership(ids[rng() % ids.size()], now);
+          break;
+        case 2:
+          if (rng() % 10 == 0) e->set_unplugged(rng() % 2 == 0, now);
+          break;
+        default: {
+          Message m;
+          m.type = static_cast<MessageType>(1 + rng() % 7);
+          m.from = ids[rng() % ids.size()];
+          m.to = rng() % 10 == 0 ? "b" : "a";
+          m.term = last.term + rng() % 3 - (last.term > 0 ? 1 : 0);
+          m.granted = rng() % 2 == 0;
+          m.transfer = rng() % 4 == 0;
+          m.transferring = rng() % 4 == 0;
+          m.send_time = now - Nanos(static_cast<int64_t>(rng() % 100'000'000));
+          e->step(m, now);
+        }
+      }
+      Ready r = e->ready();
+      const HardState hs = e->hard_state();
+      ASSERT_GE(hs.term, last.term);
+      if (hs.term == last.term && !last.voted_for.empty()) {
+        ASSERT_EQ(hs.voted_for, last.voted_for) << "two votes in term " << hs.term;
+      }
+      if (!(hs == last)) {
+        ASSERT_TRUE(r.hard_state) << "a changed hard state must be handed out";
+      }
+      last = hs;
+      if (r.status && r.status->role == Role::kLeader && r.status->lease_until > Nanos(0)) {
+        EXPECT_LE(r.status->lease_until, now + c.election_min) << "a lease from the future";
+      }
+    }
+  }
 }
 
 TEST(ElectionRules, NamesForLogs) {

@@ -86,6 +86,11 @@ bool WellFormedAssociation(const json& a) {
          a["attributes"].is_object();
 }
 
+// Invalid UTF-8 (possible in a json built in code rather than parsed) is replaced, not thrown.
+std::string AttributesText(const json& attributes) {
+  return attributes.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 std::vector<int64_t> Dedupe(const std::vector<int64_t>& ids) {
   std::vector<int64_t> out;
   std::unordered_set<int64_t> seen;
@@ -494,7 +499,7 @@ StatusOr<int64_t> GraphService::CreateEntity(const std::string& type, const json
                                              uint64_t fence_term) {
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
-  const std::string text = attributes.is_null() ? "{}" : attributes.dump();
+  const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
   int64_t id = 0;
   Status status = impl_->CountError(
       graphdb::RunFencedTransaction(*impl_->primary_, fence_term, [&](Connection& conn) -> Status {
@@ -517,7 +522,7 @@ Status GraphService::CreateAssociation(const std::string& type, int64_t from, in
     return Status::InvalidArgument("from and to must be integers from 1 to 9223372036854775807");
   }
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
-  const std::string text = attributes.is_null() ? "{}" : attributes.dump();
+  const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
   Status status =
       graphdb::RunFencedTransaction(*impl_->primary_, fence_term, [&](Connection& conn) -> Status {
         StatusOr<PreparedStatement*> stmt = conn.Prepare(

@@ -118,6 +118,12 @@ TEST_F(GraphServiceTest, SqlMetacharactersInAttributesAreStoredVerbatim) {
   EXPECT_EQ(Count("associations"), 0);  // both tables still exist
 }
 
+TEST_F(GraphServiceTest, InvalidUtf8InAttributesIsReplacedNotThrown) {
+  const int64_t id = Create("user", {{"name", std::string("ok\xff")}});
+  service_->ClearCaches();
+  EXPECT_EQ(Entity(id)["attributes"]["name"], "ok\xEF\xBF\xBD");  // U+FFFD
+}
+
 TEST_F(GraphServiceTest, BadInputIsInvalidArgumentWithAReason) {
   auto expect_invalid = [](const Status& s, const std::string& words) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();

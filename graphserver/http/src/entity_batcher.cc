@@ -3,6 +3,9 @@
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
 
+#include <cstdlib>
+#include <variant>
+
 namespace instaface::graphserver {
 
 EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, size_t max_batch)
@@ -50,17 +53,72 @@ graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
   return mine->id;
 }
 
+namespace {
+
+// "INSERT ... VALUES (?, UTC_TIMESTAMP(6), ?), ..." with `rows` tuples.
+std::string MultiRowInsert(size_t rows) {
+  std::string sql = "INSERT INTO entities (type, created, attributes) VALUES ";
+  for (size_t i = 0; i < rows; ++i)
+    sql += i == 0 ? "(?, UTC_TIMESTAMP(6), ?)" : ", (?, UTC_TIMESTAMP(6), ?)";
+  return sql;
+}
+
+int64_t AsInt(const graphdb::Value& v) {
+  if (const int64_t* i = std::get_if<int64_t>(&v)) return *i;
+  if (const std::string* s = std::get_if<std::string>(&v)) return std::atoll(s->c_str());
+  return -1;
+}
+
+}  // namespace
+
+// Whether one multi-row INSERT hands out consecutive ids (first id = LAST_INSERT_ID()): true
+// for InnoDB's "traditional" and "consecutive" auto-increment lock modes with an increment of 1,
+// not for "interleaved" mode.
+graphdb::Status EntityBatcher::CheckConsecutiveIds(graphdb::Connection& conn) {
+  auto stmt = conn.Prepare("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment");
+  if (!stmt.ok()) return stmt.status();
+  auto rows = (*stmt)->Query({});
+  if (!rows.ok()) return rows.status();
+  bool consecutive = !rows->empty() && (*rows)[0].size() == 2 && AsInt((*rows)[0][0]) >= 0 &&
+                     AsInt((*rows)[0][0]) <= 1 && AsInt((*rows)[0][1]) == 1;
+  id_mode_.store(consecutive ? kMultiRow : kRowByRow);
+  return graphdb::Status();
+}
+
 void EntityBatcher::Flush(std::deque<std::shared_ptr<Pending>>& batch) {
   std::vector<int64_t> ids(batch.size(), 0);
   graphdb::Status status = graphdb::RunFencedTransaction(
       *primary_, batch.front()->term, [&](graphdb::Connection& conn) -> graphdb::Status {
-        auto stmt = conn.Prepare(
-            "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)");
-        if (!stmt.ok()) return stmt.status();
-        for (size_t i = 0; i < batch.size(); ++i) {
-          auto r = (*stmt)->Execute({batch[i]->type, batch[i]->attributes});
+        if (id_mode_.load() == kUnknown) {
+          if (graphdb::Status s = CheckConsecutiveIds(conn); !s.ok()) return s;
+        }
+        // Few round trips per batch: chunks of 64, 32, ... 1 rows, so that each connection
+        // prepares at most seven statement shapes.
+        size_t done = 0;
+        while (done < batch.size()) {
+          size_t chunk = 1;
+          if (id_mode_.load() == kMultiRow) {
+            while (chunk * 2 <= batch.size() - done && chunk * 2 <= 64) chunk *= 2;
+          }
+          auto stmt = conn.Prepare(MultiRowInsert(chunk));
+          if (!stmt.ok()) return stmt.status();
+          std::vector<graphdb::Value> params;
+          params.reserve(chunk * 2);
+          for (size_t i = done; i < done + chunk; ++i) {
+            params.emplace_back(batch[i]->type);
+            params.emplace_back(batch[i]->attributes);
+          }
+          auto r = (*stmt)->Execute(params);
           if (!r.ok()) return r.status();
-          ids[i] = static_cast<int64_t>(r->insert_id);
+          if (r->affected_rows != chunk) {
+            return graphdb::Status::Internal("a batched insert wrote " +
+                                             std::to_string(r->affected_rows) + " of " +
+                                             std::to_string(chunk) + " rows");
+          }
+          for (size_t i = 0; i < chunk; ++i) {
+            ids[done + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
+          }
+          done += chunk;
         }
         return graphdb::Status();
       });

@@ -4,8 +4,9 @@
 // one at a time, each paying its own log flush; the database's group commit never gets to
 // combine them. The batcher restores it: concurrent creates queue up while one transaction is
 // in flight, and the next transaction takes all of them (up to max_batch) under one fence
-// check and one COMMIT. Every create in a batch gets its own id; a batch fails or commits as a
-// whole, and every waiter gets the batch's outcome.
+// check and one COMMIT, inserted with multi-row INSERTs when the server hands out consecutive
+// auto-increment ids (it checks once). Every create in a batch gets its own id; a batch fails
+// or commits as a whole, and every waiter gets the batch's outcome.
 //
 // Only creates of the same fence term share a transaction. Associations are not batched: one
 // duplicate (409) would abort everyone else's write.
@@ -14,6 +15,7 @@
 #ifndef INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
 #define INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -49,8 +51,10 @@ class EntityBatcher {
     graphdb::Status status;
     int64_t id = 0;
   };
+  enum IdMode { kUnknown, kMultiRow, kRowByRow };
   // Runs one batch; the caller holds no lock.
   void Flush(std::deque<std::shared_ptr<Pending>>& batch);
+  graphdb::Status CheckConsecutiveIds(graphdb::Connection& conn);
 
   std::shared_ptr<graphdb::Pool> primary_;
   size_t max_batch_;
@@ -60,6 +64,7 @@ class EntityBatcher {
   bool flushing_ = false;                       // under mu_: a caller is running a batch
   uint64_t transactions_ = 0;                   // under mu_
   uint64_t creates_ = 0;                        // under mu_
+  std::atomic<int> id_mode_{kUnknown};          // learned from the server once
 };
 
 }  // namespace instaface::graphserver

@@ -154,21 +154,53 @@ View::View(View&&) noexcept = default;
 View& View::operator=(View&&) noexcept = default;
 View::~View() = default;
 
-bool View::is_leader() const noexcept {
-  const uint64_t coarse = internal::CoarseNowNs();
-  uint32_t role = 0;
-  uint64_t lease_until = 0;
-  const bool stable = internal::SeqlockRead(*record_, stale_after_ns_, [&] {
-    role = record_->role.load(kAcquire);
-    lease_until = record_->lease_until_ns.load(kAcquire);
-  });
-  if (!stable || role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
-  const uint64_t liveness = record_->liveness_ns.load(kAcquire);
+namespace {
+
+// The lease or staleness edge is near: decide with the precise clock.
+__attribute__((noinline)) bool LeadsAtPreciseNow(uint64_t lease_until, uint64_t liveness,
+                                                 uint64_t stale_after_ns) {
+  const uint64_t now = internal::MonotonicNowNs();
+  return now < lease_until && !internal::IsStale(now, liveness, stale_after_ns);
+}
+
+// is_leader() once the role, lease and stamp are known: the coarse clock when both edges are
+// far, else the precise one.
+inline bool LeadsAt(uint64_t coarse, uint32_t role, uint64_t lease_until, uint64_t liveness,
+                    uint64_t stale_after_ns) {
+  if (role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
   // Far from the lease end and from staleness even if the coarse clock lags by the guard.
   const uint64_t latest = coarse + internal::kCoarseLagGuardNs;
-  if (latest < lease_until && latest <= liveness + stale_after_ns_) return true;
-  const uint64_t now = internal::MonotonicNowNs();
-  return now < lease_until && !internal::IsStale(now, liveness, stale_after_ns_);
+  if (latest < lease_until && latest <= liveness + stale_after_ns) return true;
+  return LeadsAtPreciseNow(lease_until, liveness, stale_after_ns);
+}
+
+// The seqlock loop, for when the one-shot read in is_leader() met a writer mid-update.
+__attribute__((noinline, cold)) bool IsLeaderContended(const shm::Record& record, uint64_t coarse,
+                                                       uint64_t stale_after_ns) {
+  uint32_t role = 0;
+  uint64_t lease_until = 0;
+  const bool stable = internal::SeqlockRead(record, stale_after_ns, [&] {
+    role = record.role.load(kAcquire);
+    lease_until = record.lease_until_ns.load(kAcquire);
+  });
+  if (!stable) return false;
+  return LeadsAt(coarse, role, lease_until, record.liveness_ns.load(kAcquire), stale_after_ns);
+}
+
+}  // namespace
+
+bool View::is_leader() const noexcept {
+  const shm::Record& r = *record_;
+  const uint64_t coarse = internal::CoarseNowNs();
+  // One pass of the seqlock inline; the retry loop lives out of line.
+  const uint32_t s1 = r.seq.load(kAcquire);
+  const uint32_t role = r.role.load(kAcquire);
+  const uint64_t lease_until = r.lease_until_ns.load(kAcquire);
+  const uint32_t s2 = r.seq.load(std::memory_order_relaxed);
+  if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0)) {
+    return IsLeaderContended(r, coarse, stale_after_ns_);
+  }
+  return LeadsAt(coarse, role, lease_until, r.liveness_ns.load(kAcquire), stale_after_ns_);
 }
 
 Snapshot View::snapshot() const {

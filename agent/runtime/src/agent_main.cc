@@ -5,10 +5,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "instaface/runtime/node.h"
 #include "instaface/wire/secret.h"
@@ -145,6 +148,15 @@ int main(int argc, char** argv) {
   int received = 0;
   sigwait(&signals, &received);
   spdlog::info("{}: shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  // Shutdown is bounded: whatever hangs below must not keep a terminating pod alive.
+  const auto limit = o.election_min + std::chrono::seconds(5);
+  std::thread([limit] {
+    std::this_thread::sleep_for(limit);
+    spdlog::error("shutdown did not finish within {} ms; exiting",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(limit).count());
+    spdlog::default_logger_raw()->flush();
+    std::_Exit(1);
+  }).detach();
   (*node)->Stop(/*hand_over=*/true);
   spdlog::info("stopped");
   return 0;

@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <ctime>
+#include <future>
 #include <mutex>
 #include <random>
+#include <thread>
 
 namespace instaface::transport {
 namespace {
@@ -33,6 +35,21 @@ constexpr size_t kMaxReceiveBytes = 1024;
 static_assert(wire::kMaxFrameBytes < kMaxReceiveBytes);
 
 enum class Phase { kIdle, kSending, kReceiving };
+
+// nng 1.5's nng_close can block forever in a race inside req/rep socket shutdown
+// (nanomsg/nng#1813, fixed in nng 1.8; seen here about once in a hundred test runs). A stuck
+// close must not hang the agent's shutdown, so it runs on a helper thread and is abandoned after
+// `limit`: a leaked socket at exit, nothing worse, because every aio was stopped before.
+void CloseSocketBounded(nng_socket socket, std::chrono::milliseconds limit) {
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> closed = done->get_future();
+  std::thread([socket, done] {
+    nng_close(socket);
+    done->set_value();
+  }).detach();
+  closed.wait_for(limit);
+}
+constexpr std::chrono::milliseconds kCloseLimit{500};
 
 }  // namespace
 
@@ -220,7 +237,7 @@ struct Transport::Impl {
     for (auto& slot : peer.slots) {
       if (slot->aio != nullptr) nng_aio_stop(slot->aio);  // waits for a running callback
     }
-    nng_close(peer.socket);  // closes the contexts too
+    CloseSocketBounded(peer.socket, kCloseLimit);  // closes the contexts too
     for (auto& slot : peer.slots) {
       if (slot->aio != nullptr) nng_aio_free(slot->aio);
       slot->aio = nullptr;
@@ -238,7 +255,7 @@ struct Transport::Impl {
       closing.swap(peers);
     }
     for (auto& [id, peer] : closing) ClosePeer(*peer);
-    nng_close(rep);
+    CloseSocketBounded(rep, kCloseLimit);
     for (auto& slot : replies) {
       if (slot->aio != nullptr) nng_aio_free(slot->aio);
       slot->aio = nullptr;

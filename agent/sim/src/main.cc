@@ -1,5 +1,6 @@
 // instaface-sim: runs election cores under simulated faults and checks the invariants.
 // Exit status: 0 no violation, 1 violations found, 2 bad flags.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>

@@ -148,8 +148,10 @@ Latency SequentialWrites(ift::GraphCluster& cluster, int node, int count) {
 }
 
 // Requests/sec that wrk reports, or 0.
-double Wrk(const std::string& url, const std::string& lua, int seconds, const ift::TempDir& dir) {
-  std::vector<std::string> argv = {"wrk", "-t2", "-c16", "-d" + std::to_string(seconds) + "s"};
+double Wrk(const std::string& url, const std::string& lua, int seconds, const ift::TempDir& dir,
+           int connections = 16) {
+  std::vector<std::string> argv = {"wrk", "-t2", "-c" + std::to_string(connections),
+                                   "-d" + std::to_string(seconds) + "s"};
   if (!lua.empty()) {
     std::ofstream(dir.File("post.lua")) << lua;
     argv.push_back("-s");
@@ -235,6 +237,22 @@ int main(int argc, char** argv) {
     raw.ops += r.ops, raw.errors += r.errors, raw.seconds += r.seconds;
     via_leader.ops += h.ops, via_leader.errors += h.errors, via_leader.seconds += h.seconds;
   }
+  // The same writes from wrk's C client, so that the client's own CPU weighs less on a small
+  // machine; alternated with raw inserts again.
+  std::cerr << "writes: raw vs wrk through the leader...\n";
+  ift::TempDir wrk_dir("ifbenchw");
+  const std::string create_lua =
+      "wrk.method = \"POST\"\nwrk.body = \"{\\\"by\\\":\\\"wrk\\\"}\"\n"
+      "wrk.headers[\"Content-Type\"] = \"application/json\"\n";
+  Rate raw2;
+  double wrk_writes = 0;
+  for (int round = 0; round < 2; ++round) {
+    Rate r = RawInserts(cluster, concurrency, phase);
+    raw2.ops += r.ops, raw2.errors += r.errors, raw2.seconds += r.seconds;
+    wrk_writes += Wrk(cluster.app_address(leader) + "/api/graph/entities/bench/create", create_lua,
+                      seconds, wrk_dir, concurrency) /
+                  2;
+  }
   std::cerr << "forwarded write latency...\n";
   SequentialWrites(cluster, follower, 50);  // warm-up
   Latency lat_leader = SequentialWrites(cluster, leader, 500);
@@ -289,6 +307,14 @@ int main(int argc, char** argv) {
          ("HTTP creates via a follower, " + std::to_string(concurrency) + " clients").c_str(),
          Fmt("%.0f/s", via_follower.per_second()).c_str(),
          Fmt("%.2f", via_follower.per_second() / raw_rate).c_str());
+  printf("%-52s %14s %10s\n",
+         ("raw Connector/C inserts, " + std::to_string(concurrency) + " connections (2nd pair)")
+             .c_str(),
+         Fmt("%.0f/s", raw2.per_second()).c_str(), "1.00");
+  printf("%-52s %14s %10s\n",
+         ("wrk creates via the leader, " + std::to_string(concurrency) + " connections").c_str(),
+         Fmt("%.0f/s", wrk_writes).c_str(),
+         Fmt("%.2f", raw2.per_second() > 0 ? wrk_writes / raw2.per_second() : 0).c_str());
   if (batch_compare) {
     printf("%-52s %14s %10s\n", "HTTP creates via the leader, no group commit",
            Fmt("%.0f/s", unbatched.per_second()).c_str(),
@@ -311,8 +337,10 @@ int main(int argc, char** argv) {
          static_cast<unsigned long long>(raw.errors),
          static_cast<unsigned long long>(via_leader.errors),
          static_cast<unsigned long long>(via_follower.errors));
-  printf("target: HTTP creates via the leader >= 0.80 of raw inserts: %s\n",
-         via_leader.per_second() >= 0.8 * raw_rate ? "met" : "NOT met");
+  printf(
+      "target: HTTP creates via the leader >= 0.80 of raw inserts: %s (Beast client), %s (wrk)\n",
+      via_leader.per_second() >= 0.8 * raw_rate ? "met" : "NOT met",
+      wrk_writes >= 0.8 * raw2.per_second() ? "met" : "NOT met");
   mysql_library_end();
   return 0;
 }

@@ -273,9 +273,11 @@ int main(int argc, char** argv) {
       ->envname(env("THREADS"))
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--workers", flags.workers, "request handler threads (database calls block)")
+  app.add_option("--workers", flags.workers,
+                 "request handler threads (database calls block); 0 runs handlers on the "
+                 "--threads I/O threads")
       ->envname(env("WORKERS"))
-      ->check(CLI::Range(1, 256))
+      ->check(CLI::Range(0, 256))
       ->capture_default_str();
   app.add_option("--db-pool", flags.db_pool, "database connections per server")
       ->envname(env("DB_POOL"))

@@ -29,7 +29,7 @@ struct HttpServerOptions {
   std::string host = "0.0.0.0";
   uint16_t port = 8080;  // 0 picks a free port; see HttpServer::port()
   int io_threads = 2;
-  int worker_threads = 16;
+  int worker_threads = 16;  // 0: handlers run on the I/O threads (give enough of them)
   uint64_t body_limit = 1 << 20;
   std::chrono::milliseconds request_timeout{10000};  // also the keep-alive idle limit
 };

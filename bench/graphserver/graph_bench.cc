@@ -11,7 +11,8 @@
 //      against wrk on /healthz of the same server as the HTTP ceiling;
 //   4. optionally, the leader's write throughput without group commit (--max-batch 1).
 //
-//   graphserver_bench [--concurrency 8] [--seconds 5] [--no-batch-compare]
+//   graphserver_bench [--concurrency 8] [--seconds 5] [--inline] [--no-batch-compare]
+//   (--inline: the graphservers answer on their I/O threads, without the worker pool)
 #include <mysql.h>
 
 #include <algorithm>
@@ -191,17 +192,20 @@ int main(int argc, char** argv) {
   int concurrency = 8;
   int seconds = 5;
   bool batch_compare = true;
+  bool inline_handlers = false;  // graphservers run handlers on their I/O threads
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--concurrency" && i + 1 < argc) {
       concurrency = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--seconds" && i + 1 < argc) {
       seconds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--inline") {
+      inline_handlers = true;
     } else if (a == "--no-batch-compare") {
       batch_compare = false;
     } else {
-      std::cerr
-          << "usage: graphserver_bench [--concurrency N] [--seconds S] [--no-batch-compare]\n";
+      std::cerr << "usage: graphserver_bench [--concurrency N] [--seconds S] [--inline] "
+                   "[--no-batch-compare]\n";
       return 2;
     }
   }
@@ -212,6 +216,10 @@ int main(int argc, char** argv) {
   options.database = "bench";
   options.graph_workers = std::max(16, concurrency * 2);
   options.db_pool = std::max(16, concurrency * 2);
+  if (inline_handlers) {
+    options.graph_workers = 0;
+    options.extra_graphserver_args = {"--threads", std::to_string(std::max(16, concurrency * 2))};
+  }
   // Benchmark timings: the seed's defaults, so elections stay out of the measurement.
   options.heartbeat_ms = 100;
   options.election_min_ms = 300;
@@ -282,7 +290,8 @@ int main(int argc, char** argv) {
     std::cerr << "the leader without group commit (--max-batch 1)...\n";
     ift::GraphClusterOptions o2 = options;
     o2.database = "bench_nobatch";
-    o2.extra_graphserver_args = {"--max-batch", "1"};
+    o2.extra_graphserver_args.push_back("--max-batch");
+    o2.extra_graphserver_args.push_back("1");
     ift::GraphCluster second(o2);
     if (second.Start(&error)) {
       int l2 = second.WaitForLeader(10s);

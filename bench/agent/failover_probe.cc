@@ -1,0 +1,279 @@
+// instaface-failover-probe: how fast real instaface-agent processes (with a private Redis on
+// loopback) agree on a leader after a start, a kill -9 of the leader and a SIGTERM of the
+// leader, and what an idle agent costs in CPU and memory. Agreement is read from each agent's
+// shared-memory View, polled in-process every 0.5 ms (Cluster::AgreedLeader: every agent in the
+// set names the same leader and term, and that leader holds a valid lease).
+//
+//   instaface-failover-probe [--trials=20] [--idle-seconds=30] [--idle-nodes=5]
+//                            [--only=start,kill,term,idle]
+//
+// Prints one line per measurement: median, p90 and max over the trials, and the agents'
+// command line. This is a benchmark, not a test: it asserts nothing about the numbers.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster.h"
+
+namespace instaface::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+constexpr auto kGiveUp = 10s;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// Polls every 0.5 ms until `among` agree on a leader in a term above `after_term`.
+std::optional<int> PollAgreement(Cluster& c, const std::vector<int>& among, uint64_t after_term,
+                                 uint64_t* term) {
+  const auto deadline = Clock::now() + kGiveUp;
+  while (Clock::now() < deadline) {
+    uint64_t t = 0;
+    if (auto l = c.AgreedLeader(among, &t); l && t > after_term) {
+      if (term) *term = t;
+      return l;
+    }
+    std::this_thread::sleep_for(500us);
+  }
+  return std::nullopt;
+}
+
+std::string TimingFlags(const Timings& t) {
+  return "--heartbeat-ms " + std::to_string(t.heartbeat_ms) + " --election-min-ms " +
+         std::to_string(t.election_min_ms) + " --election-max-ms " +
+         std::to_string(t.election_max_ms);
+}
+
+void Report(const std::string& what, const Timings& t, std::vector<double> ms, int failures,
+            const std::string& target) {
+  std::sort(ms.begin(), ms.end());
+  std::printf("%-44s", what.c_str());
+  if (ms.empty()) {
+    std::printf(" no successful trial (%d failed)\n", failures);
+  } else {
+    auto at = [&](double q) {
+      size_t i = static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5);
+      return ms[std::min(i, ms.size() - 1)];
+    };
+    std::printf(" median %7.1f ms  p90 %7.1f ms  max %7.1f ms  (n=%zu, failed %d; target %s)\n",
+                at(0.5), at(0.9), ms.back(), ms.size(), failures, target.c_str());
+  }
+  std::printf("    agents: instaface-agent --cluster-size 3 %s\n", TimingFlags(t).c_str());
+  std::fflush(stdout);
+}
+
+ClusterOptions Options(const Timings& t, int size = 3) {
+  ClusterOptions o;
+  o.cluster_size = size;
+  o.timings = t;
+  return o;
+}
+
+// Once the agents are started on a Redis that is already up: the time to the first agreement.
+void MeasureStart(const Timings& t, int trials, const std::string& name) {
+  std::vector<double> ms;
+  int failures = 0;
+  for (int trial = 0; trial < trials; ++trial) {
+    Cluster c(Options(t));
+    std::string error;
+    if (!c.Start(0, &error)) {
+      std::cerr << "redis: " << error << "\n";
+      ++failures;
+      continue;
+    }
+    const auto t0 = Clock::now();
+    for (int i = 0; i < 3; ++i) c.AddAgent();
+    if (PollAgreement(c, c.All(), 0, nullptr)) {
+      ms.push_back(Ms(Clock::now() - t0));
+    } else {
+      ++failures;
+      std::cerr << "start trial " << trial << ": no agreement\n" << c.Logs();
+    }
+  }
+  Report(name, t, ms, failures, "< 2000 ms");
+}
+
+// Restarts agent i after it was killed or stopped, dropping the cached mapping of its old
+// segment (a restarted agent publishes a new one under the same name).
+void Revive(Cluster& c, int i) {
+  c.agent(i).process.Wait(5s);
+  c.agent(i).view.reset();
+  c.Restart(i);
+}
+
+// Kill -9 (signal SIGKILL) or SIGTERM of the leader, then the time until the others agree on a
+// new leader in a higher term. The leader is revived between trials.
+void MeasureFailover(const Timings& t, int signal, int trials, const std::string& name,
+                     const std::string& target) {
+  std::vector<double> ms;
+  int failures = 0;
+  Cluster c(Options(t));
+  std::string error;
+  if (!c.Start(3, &error)) {
+    std::cerr << "cluster: " << error << "\n";
+    return;
+  }
+  for (int trial = 0; trial < trials; ++trial) {
+    uint64_t term = 0;
+    auto leader = PollAgreement(c, c.All(), 0, &term);
+    if (!leader) {
+      ++failures;
+      std::cerr << name << " trial " << trial << ": no leader before the signal\n" << c.Logs();
+      break;
+    }
+    // Let the followers' lease refusal and heartbeats settle into the steady state.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * t.heartbeat_ms));
+    const std::vector<int> survivors = c.AllBut(*leader);
+    const auto t0 = Clock::now();
+    if (signal == SIGKILL) {
+      c.agent(*leader).process.Kill();
+    } else {
+      c.agent(*leader).process.Signal(signal);
+    }
+    if (PollAgreement(c, survivors, term, nullptr)) {
+      ms.push_back(Ms(Clock::now() - t0));
+    } else {
+      ++failures;
+      std::cerr << name << " trial " << trial << ": no new leader\n" << c.Logs();
+    }
+    Revive(c, *leader);
+  }
+  Report(name, t, ms, failures, target);
+}
+
+struct ProcSample {
+  double cpu_seconds = 0;
+  long rss_kib = 0;
+};
+
+ProcSample SampleProc(pid_t pid) {
+  ProcSample s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+  // are fields 14 and 15.
+  size_t close = line.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int f = 3; f <= 15 && rest >> field; ++f) {
+      if (f == 14) utime = std::stoull(field);
+      if (f == 15) stime = std::stoull(field);
+    }
+    s.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stol(line.substr(6));
+  }
+  return s;
+}
+
+void MeasureIdle(int nodes, int seconds) {
+  Cluster c(Options(kSeedTimings, nodes));
+  std::string error;
+  if (!c.Start(nodes, &error)) {
+    std::cerr << "cluster: " << error << "\n";
+    return;
+  }
+  auto leader = PollAgreement(c, c.All(), 0, nullptr);
+  if (!leader) {
+    std::cerr << "idle: no leader\n" << c.Logs();
+    return;
+  }
+  std::this_thread::sleep_for(2s);  // past start-up work (Redis registration, first dials)
+  std::vector<ProcSample> before;
+  for (int i : c.All()) before.push_back(SampleProc(c.agent(i).process.pid()));
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  std::printf("idle %d-node cluster, seed timings, over %d s (CPU as %% of one core):\n", nodes,
+              seconds);
+  double follower_cpu_sum = 0;
+  long rss_max = 0;
+  for (int i : c.All()) {
+    ProcSample after = SampleProc(c.agent(i).process.pid());
+    double pct = 100.0 * (after.cpu_seconds - before[i].cpu_seconds) / seconds;
+    if (i != *leader) follower_cpu_sum += pct;
+    rss_max = std::max(rss_max, after.rss_kib);
+    std::printf("    %s%-9s cpu %5.2f %%  VmRSS %6ld KiB\n", c.agent(i).id.c_str(),
+                i == *leader ? " (leader)" : "", pct, after.rss_kib);
+  }
+  std::printf("    follower mean cpu %.2f %%, max VmRSS %ld KiB\n", follower_cpu_sum / (nodes - 1),
+              rss_max);
+  std::printf("    agents: instaface-agent --cluster-size %d %s\n", nodes,
+              TimingFlags(kSeedTimings).c_str());
+  std::fflush(stdout);
+}
+
+bool Wants(const std::string& only, const char* what) {
+  if (only.empty()) return true;
+  std::string list = "," + only + ",";
+  return list.find("," + std::string(what) + ",") != std::string::npos;
+}
+
+int Main(int argc, char** argv) {
+  int trials = 20, idle_seconds = 30, idle_nodes = 5;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      std::string prefix = std::string("--") + name + "=";
+      return a.rfind(prefix, 0) == 0 ? argv[i] + prefix.size() : nullptr;
+    };
+    if (const char* v = value("trials")) {
+      trials = std::max(1, std::atoi(v));
+    } else if (const char* v = value("idle-seconds")) {
+      idle_seconds = std::max(1, std::atoi(v));
+    } else if (const char* v = value("idle-nodes")) {
+      idle_nodes = std::max(1, std::atoi(v));
+    } else if (const char* v = value("only")) {
+      only = v;
+    } else {
+      std::cerr << "usage: " << argv[0]
+                << " [--trials=N] [--idle-seconds=S] [--idle-nodes=N]"
+                   " [--only=start,kill,term,idle]\n";
+      return 2;
+    }
+  }
+  std::printf(
+      "instaface-failover-probe: %d trials each, 3 agents + private Redis on loopback; "
+      "agreement polled every 0.5 ms through each agent's shm View\n",
+      trials);
+  std::fflush(stdout);
+  if (Wants(only, "start")) {
+    MeasureStart(kSeedTimings, trials, "(a) start -> agreement (seed)");
+    MeasureStart(kFastTimings, trials, "(a) start -> agreement (fast)");
+  }
+  if (Wants(only, "kill")) {
+    MeasureFailover(kSeedTimings, SIGKILL, trials, "(b) kill -9 leader -> new leader (seed)",
+                    "< 1500 ms");
+    MeasureFailover(kFastTimings, SIGKILL, trials, "(c) kill -9 leader -> new leader (fast)",
+                    "< 600 ms");
+  }
+  if (Wants(only, "term")) {
+    MeasureFailover(kFastTimings, SIGTERM, trials, "(d) SIGTERM leader -> new leader (fast)",
+                    "< 100 ms");
+    MeasureFailover(kSeedTimings, SIGTERM, trials, "(d) SIGTERM leader -> new leader (seed)",
+                    "< 100 ms");
+  }
+  if (Wants(only, "idle")) MeasureIdle(idle_nodes, idle_seconds);
+  return 0;
+}
+
+}  // namespace
+}  // namespace instaface::testing
+
+int main(int argc, char** argv) { return instaface::testing::Main(argc, argv); }

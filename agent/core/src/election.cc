@@ -551,8 +551,7 @@ class Election::Impl {
     std::vector<Nanos>& heard = scratch_;
     heard.clear();
     for (const PeerState& p : peers_) heard.push_back(std::max(p.last_heard, became_leader_at_));
-    std::nth_element(heard.begin(), heard.begin() + (needed - 1), heard.end(),
-                     std::greater<>());
+    std::nth_element(heard.begin(), heard.begin() + (needed - 1), heard.end(), std::greater<>());
     return heard[needed - 1] + config_.election_max;
   }
 

@@ -331,7 +331,11 @@ HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
       if (!reachable) answer["unreachable"].push_back(peer.value("id", std::string()));
     }
     answer["peers"] = status["peers"];
+  } else if (status.contains("peers") && status["peers"].is_number_unsigned()) {
+    // This agent only reports how many peers it knows, not which are silent.
+    answer["peers_known"] = status["peers"];
   }
+  if (status.contains("unplugged")) answer["unplugged"] = status["unplugged"];
   return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
 }
 

@@ -183,6 +183,33 @@ TEST_F(GraphE2eTest, BadInputIsRefusedOnEveryNodeAndStoredNothing) {
   EXPECT_EQ(got[0]["attributes"]["name"], nasty);
 }
 
+TEST_F(GraphE2eTest, UnpluggedAndUnreachableTalkToTheAgent) {
+  auto put = [&](const std::string& body) {
+    auto r = cluster->Send(follower_, http::verb::put, "/api/graph/unplugged", body);
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.response.result_int(), 200) << r.response.body();
+    return json::parse(r.response.body(), nullptr, false);
+  };
+  auto get = [&] {
+    auto r = cluster->Send(follower_, http::verb::get, "/api/graph/unplugged");
+    return json::parse(r.response.body(), nullptr, false);
+  };
+  EXPECT_EQ(put("true")["unplugged"], true);
+  EXPECT_EQ(get()["unplugged"], true);
+  EXPECT_EQ(put(R"({"unplugged": false})")["unplugged"], false);
+  EXPECT_EQ(get()["unplugged"], false);
+  auto bad = cluster->Send(follower_, http::verb::put, "/api/graph/unplugged", R"("yes")");
+  EXPECT_EQ(bad.response.result_int(), 400);
+  auto r = cluster->Send(follower_, http::verb::get, "/api/graph/unreachable");
+  ASSERT_EQ(r.response.result_int(), 200) << r.response.body();
+  json view = json::parse(r.response.body());
+  EXPECT_EQ(view["source"], "agent");
+  EXPECT_TRUE(view["unreachable"].is_array());
+  EXPECT_FALSE(view["leader"].get<std::string>().empty());
+  // Plugged back in, the follower still forwards writes.
+  PostRetrying(follower_, "/api/graph/entities/user/create", "{}");
+}
+
 // Runs before the kill test: it needs all three nodes.
 TEST_F(GraphE2eTest, StoppedLeaderIsFencedAfterANewLeaderWrites) {
   int old = leader_;

@@ -269,8 +269,17 @@ class World {
     Trace(&node, "crash%s", was_leader ? " (leader)" : "");
     if (was_leader) {
       ++result_.leader_crashes;
-      if (failover_.active) ++result_.unresolved_failovers;
-      failover_ = {true, now_, i, node.status.term};
+      // A deposed leader that had not noticed yet (cut off, then crashed) needs no failover:
+      // a newer leader already serves.
+      bool newer_leader = false;
+      for (const SimNode& other : nodes_) {
+        newer_leader |= other.core && other.status.role == Role::kLeader &&
+                        other.status.term > node.status.term;
+      }
+      if (!newer_leader) {
+        if (failover_.active) ++result_.unresolved_failovers;
+        failover_ = {true, now_, i, node.status.term};
+      }
     }
     node.elections_started_before += node.core->stats().elections_started;
     node.core.reset();

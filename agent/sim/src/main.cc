@@ -183,6 +183,7 @@ int main(int argc, char** argv) {
     summary.leader_crashes = result.leader_crashes;
     summary.unresolved_failovers = result.unresolved_failovers;
     summary.failovers = std::move(result.failovers);
+    summary.slowest_failover_seed = seed;
     std::sort(summary.failovers.begin(), summary.failovers.end());
     summary.longest_wait_for_leader = result.longest_wait_for_leader;
     summary.events = result.events;

@@ -37,7 +37,8 @@ nlohmann::json SummaryToJson(const Summary& s, const SimOptions& o) {
       {"failover_ms",
        {{"median", Ms(s.FailoverPercentile(50))},
         {"p99", Ms(s.FailoverPercentile(99))},
-        {"max", Ms(s.failovers.empty() ? Nanos(0) : s.failovers.back())}}},
+        {"max", Ms(s.failovers.empty() ? Nanos(0) : s.failovers.back())},
+        {"max_seed", s.slowest_failover_seed}}},
       {"liveness",
        {{"bound_ms", Ms(o.EffectiveLivenessBound())},
         {"checked", !(f.flaky_discovery || o.quorum_from_discovery)},
@@ -79,11 +80,12 @@ std::string SummaryToText(const Summary& s, const SimOptions& o) {
   out += line;
   std::snprintf(line, sizeof line,
                 "leader crashes %llu; failover (crash -> survivor leads) over %zu: median %.1f ms, "
-                "p99 %.1f ms, max %.1f ms; %llu not measured (crashed node won again or run "
-                "ended)\n",
+                "p99 %.1f ms, max %.1f ms (seed %llu); %llu not measured (crashed node won "
+                "again or run ended)\n",
                 static_cast<unsigned long long>(s.leader_crashes), s.failovers.size(),
                 Ms(s.FailoverPercentile(50)), Ms(s.FailoverPercentile(99)),
                 Ms(s.failovers.empty() ? Nanos(0) : s.failovers.back()),
+                static_cast<unsigned long long>(s.slowest_failover_seed),
                 static_cast<unsigned long long>(s.unresolved_failovers));
   out += line;
   if (o.faults.flaky_discovery || o.quorum_from_discovery) {

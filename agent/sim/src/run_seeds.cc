@@ -36,6 +36,7 @@ Summary RunSeeds(const SimOptions& options, uint64_t first, uint64_t count, int 
   for (auto& worker : workers) worker.join();
 
   Summary summary;
+  Nanos slowest{0};
   summary.first_seed = first;
   summary.seeds = count;
   for (auto& r : results) {
@@ -45,7 +46,13 @@ Summary RunSeeds(const SimOptions& options, uint64_t first, uint64_t count, int 
     summary.elections_started += r.elections_started;
     summary.leader_crashes += r.leader_crashes;
     summary.unresolved_failovers += r.unresolved_failovers;
-    summary.failovers.insert(summary.failovers.end(), r.failovers.begin(), r.failovers.end());
+    for (Nanos failover : r.failovers) {
+      if (summary.failovers.empty() || failover > slowest) {
+        slowest = failover;
+        summary.slowest_failover_seed = r.seed;
+      }
+      summary.failovers.push_back(failover);
+    }
     summary.longest_wait_for_leader =
         std::max(summary.longest_wait_for_leader, r.longest_wait_for_leader);
     summary.events += r.events;

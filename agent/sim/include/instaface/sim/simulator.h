@@ -61,7 +61,8 @@ struct Summary {
   uint64_t elections_started = 0;
   uint64_t leader_crashes = 0;
   uint64_t unresolved_failovers = 0;
-  std::vector<Nanos> failovers;  // sorted
+  std::vector<Nanos> failovers;        // sorted
+  uint64_t slowest_failover_seed = 0;  // the seed to replay to see failovers.back()
   Nanos longest_wait_for_leader{0};
   uint64_t events = 0;
   uint64_t messages_sent = 0;

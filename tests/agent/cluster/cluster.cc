@@ -100,6 +100,8 @@ void Cluster::Spawn(AgentProcess& a) {
 void Cluster::Restart(int i) {
   AgentProcess& a = agent(i);
   if (a.process.Running()) a.process.Kill();
+  // The new agent may create a fresh segment under the same name; map it anew.
+  a.view.reset();
   Spawn(a);
 }
 

@@ -251,7 +251,6 @@ TEST_F(ClusterTest, RestartedAgentKeepsItsTermAndDoesNotDisruptTheLeader) {
   ASSERT_GE(leader, 0);
   const int follower = (leader + 1) % 3;
   cluster_->agent(follower).process.Kill();
-  cluster_->agent(follower).view.reset();
   cluster_->Restart(follower);
   // The first state the restarted agent publishes already carries the term it persisted.
   const auto deadline = std::chrono::steady_clock::now() + kElect;

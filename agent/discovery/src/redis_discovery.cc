@@ -89,6 +89,7 @@ struct RedisDiscovery::Impl {
   std::vector<PeerInfo> peers;                  // guarded by mu
   std::optional<LeaderWish> leader_wish;        // guarded by mu
   bool leader_dirty = false;                    // guarded by mu: write the leader key now
+  bool refresh_requested = false;               // guarded by mu: read the peers now
   std::optional<LeaderRecord> leader_to_clear;  // guarded by mu
   std::optional<LeaderRecord> leader_written;   // guarded by mu: what we last stored
 
@@ -276,11 +277,17 @@ struct RedisDiscovery::Impl {
     Clock::time_point next_refresh = Clock::now();
     std::unique_lock<std::mutex> lock(mu);
     while (!stopping) {
+      if (refresh_requested) {
+        refresh_requested = false;
+        // Not while backing off from a failure: an early retry would defeat the backoff.
+        if (backoff == options.initial_backoff) next_refresh = Clock::now();
+      }
       bool refresh_due = Clock::now() >= next_refresh;
       bool leader_work = leader_dirty || leader_to_clear.has_value();
       if (!refresh_due && !leader_work) {
-        wake.wait_until(lock, next_refresh,
-                        [&] { return stopping || leader_dirty || leader_to_clear.has_value(); });
+        wake.wait_until(lock, next_refresh, [&] {
+          return stopping || leader_dirty || leader_to_clear.has_value() || refresh_requested;
+        });
         continue;
       }
       lock.unlock();
@@ -379,6 +386,14 @@ void RedisDiscovery::Stop() {
   impl_->thread.join();
   impl_->Deregister();
   impl_->connected.store(false);
+}
+
+void RedisDiscovery::RefreshSoon() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->refresh_requested = true;
+  }
+  impl_->wake.notify_one();
 }
 
 std::vector<PeerInfo> RedisDiscovery::Peers() const {

@@ -380,7 +380,16 @@ void Node::Impl::Run() {
     }
     if (peers_changed) ApplyPeers();
     Nanos now = Now();
-    for (const election::Message& m : messages) election->step(m, now);
+    bool unknown_sender = false;
+    for (const election::Message& m : messages) {
+      unknown_sender |= peer_addresses.count(m.from) == 0;
+      election->step(m, now);
+    }
+#if INSTAFACE_HAVE_DISCOVERY
+    // Answers go back as requests to known peers only, so a newcomer we have not read from Redis
+    // yet would go unanswered until the next periodic refresh.
+    if (unknown_sender && discovery) discovery->RefreshSoon();
+#endif
     std::vector<bool> results;
     for (Command& c : todo) results.push_back(c.run(now));
     election->tick(now);

@@ -108,6 +108,9 @@ class RedisDiscovery {
                      std::chrono::milliseconds ttl);
   // Stops refreshing the leader key and deletes it if it still names (id, term) we wrote.
   void ClearLeader();
+  // Asks for a peer refresh now instead of at the next refresh_interval: a message from a
+  // node we do not know yet means it has registered since our last read. Never blocks.
+  void RefreshSoon();
 
   // For metrics and health.
   bool connected() const;

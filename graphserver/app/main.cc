@@ -57,6 +57,7 @@ struct Flags {
   int startup_wait_ms = 60000;
   std::string election = "sidecar";
   int max_batch = 128;
+  int batches_in_flight = 2;
   // --election embedded: the agent's own settings, for the in-process node.
   std::string node_id, cluster, peer_listen, peer_advertise, redis, peers, secret_file, state_dir;
   int cluster_size = 3, heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;
@@ -92,6 +93,12 @@ int Run(const Flags& flags) {
     return 2;
   }
 #endif
+  if (flags.election == "embedded" && flags.state_dir.empty()) {
+    // Without a durable (term, vote) a restarted server could vote twice in one term, and two
+    // leaders of one term are not fenced apart by the database.
+    Log("--election embedded needs --state-dir (where the term and vote are kept)");
+    return 2;
+  }
   std::string app_address = flags.app_address;
   if (app_address.empty()) {
     std::string host = listen->host == "0.0.0.0" ? "127.0.0.1" : listen->host;
@@ -204,7 +211,7 @@ int Run(const Flags& flags) {
   if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
   if (flags.max_batch > 1) {
     api.set_entity_batcher(std::make_shared<graphserver::EntityBatcher>(
-        primary, static_cast<size_t>(flags.max_batch)));
+        primary, static_cast<size_t>(flags.max_batch), flags.batches_in_flight));
   }
 
   graphserver::HttpServerOptions server_options;
@@ -307,6 +314,11 @@ int main(int argc, char** argv) {
       ->envname(env("MAX_BATCH"))
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
+  app.add_option("--batches-in-flight", flags.batches_in_flight,
+                 "group-commit batches the leader runs at once, each on its own connection")
+      ->envname(env("BATCHES_IN_FLIGHT"))
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--election", flags.election,
                  "sidecar: read instaface-agent's shared memory; embedded: run the election in "
                  "this process (takes the agent's flags below)")
@@ -327,7 +339,7 @@ int main(int argc, char** argv) {
   embedded->add_option("--peers", flags.peers, "static peers id=url,...")->envname(env("PEERS"));
   embedded->add_option("--secret-file", flags.secret_file, "the cluster secret")
       ->envname(env("SECRET_FILE"));
-  embedded->add_option("--state-dir", flags.state_dir, "durable term and vote")
+  embedded->add_option("--state-dir", flags.state_dir, "durable term and vote (required)")
       ->envname(env("STATE_DIR"));
   embedded->add_option("--heartbeat-ms", flags.heartbeat_ms, "leader heartbeat period")
       ->envname(env("HEARTBEAT_MS"))

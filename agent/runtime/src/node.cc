@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -446,10 +447,12 @@ void Node::Impl::DrainReady(Nanos now) {
     election::Ready ready = election->ready();
     if (ready.hard_state && store) {
       if (agent::Status st = store->Save(*ready.hard_state); !st.ok()) {
-        // Nothing that depends on the unsaved vote or term may leave this node.
-        spdlog::error("cannot persist election state, dropping {} messages: {}",
-                      ready.messages.size(), st.message());
-        ready.messages.clear();
+        // The core now believes in a term and vote that the disk does not hold, and it will not
+        // offer them for saving again. Going on could let a later message depend on them and a
+        // restart vote twice in one term, so stop here, before anything leaves (as etcd does on
+        // a failed WAL write). A restart resumes from the last state that was saved.
+        spdlog::critical("cannot persist election state, stopping: {}", st.message());
+        std::abort();
       }
     }
     for (const election::Message& m : ready.messages) transport->Send(m);

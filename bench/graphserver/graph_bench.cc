@@ -12,7 +12,9 @@
 //   4. optionally, the leader's write throughput without group commit (--max-batch 1).
 //
 //   graphserver_bench [--concurrency 8] [--seconds 5] [--inline] [--no-batch-compare]
-//   (--inline: the graphservers answer on their I/O threads, without the worker pool)
+//                     [--graphserver-arg ARG]...
+//   (--inline: the graphservers answer on their I/O threads, without the worker pool;
+//    --graphserver-arg: one more flag for every graphserver, e.g. --batches-in-flight=1)
 #include <mysql.h>
 
 #include <algorithm>
@@ -193,6 +195,7 @@ int main(int argc, char** argv) {
   int seconds = 5;
   bool batch_compare = true;
   bool inline_handlers = false;  // graphservers run handlers on their I/O threads
+  std::vector<std::string> graphserver_args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--concurrency" && i + 1 < argc) {
@@ -203,9 +206,11 @@ int main(int argc, char** argv) {
       inline_handlers = true;
     } else if (a == "--no-batch-compare") {
       batch_compare = false;
+    } else if (a == "--graphserver-arg" && i + 1 < argc) {
+      graphserver_args.push_back(argv[++i]);
     } else {
       std::cerr << "usage: graphserver_bench [--concurrency N] [--seconds S] [--inline] "
-                   "[--no-batch-compare]\n";
+                   "[--no-batch-compare] [--graphserver-arg ARG]...\n";
       return 2;
     }
   }
@@ -220,6 +225,8 @@ int main(int argc, char** argv) {
     options.graph_workers = 0;
     options.extra_graphserver_args = {"--threads", std::to_string(std::max(16, concurrency * 2))};
   }
+  options.extra_graphserver_args.insert(options.extra_graphserver_args.end(),
+                                        graphserver_args.begin(), graphserver_args.end());
   // Benchmark timings: the seed's defaults, so elections stay out of the measurement.
   options.heartbeat_ms = 100;
   options.election_min_ms = 300;

@@ -57,7 +57,7 @@ struct Flags {
   int startup_wait_ms = 60000;
   std::string election = "sidecar";
   int max_batch = 128;
-  int batches_in_flight = 2;
+  int batches_in_flight = 1;
   // --election embedded: the agent's own settings, for the in-process node.
   std::string node_id, cluster, peer_listen, peer_advertise, redis, peers, secret_file, state_dir;
   int cluster_size = 3, heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;

@@ -3,13 +3,17 @@
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <variant>
 
 namespace instaface::graphserver {
 
-EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, size_t max_batch)
-    : primary_(std::move(primary)), max_batch_(std::max<size_t>(1, max_batch)) {}
+EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, size_t max_batch,
+                             int max_in_flight)
+    : primary_(std::move(primary)),
+      max_batch_(std::max<size_t>(1, max_batch)),
+      max_in_flight_(std::max(1, max_in_flight)) {}
 
 graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
                                                  const nlohmann::json& attributes,
@@ -24,13 +28,14 @@ graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(mine);
   while (!mine->done) {
-    if (flushing_) {
-      done_cv_.wait(lock);
+    // An empty queue means this caller's create is already in another caller's batch.
+    if (flushing_ >= max_in_flight_ || queue_.empty()) {
+      mine->wake.wait(lock);
       continue;
     }
-    // Nobody is writing: this caller runs the next batch (which may or may not include its own
-    // create; if not, it loops and runs another).
-    flushing_ = true;
+    // A flush slot is free: this caller runs the next batch (which may or may not include its
+    // own create; if not, it loops and runs another).
+    ++flushing_;
     std::deque<std::shared_ptr<Pending>> batch;
     uint64_t term = queue_.front()->term;
     for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
@@ -46,14 +51,18 @@ graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
     lock.lock();
     ++transactions_;
     creates_ += batch.size();
-    flushing_ = false;
-    done_cv_.notify_all();
+    --flushing_;
+    // Wake one queued caller to run the next batch; the rest sleep on until their own create
+    // is done, so a flush wakes only the threads that have something to do.
+    if (!queue_.empty()) queue_.front()->wake.notify_one();
   }
   if (!mine->status.ok()) return mine->status;
   return mine->id;
 }
 
 namespace {
+
+constexpr size_t kMaxRowsPerInsert = 32;
 
 // "INSERT ... VALUES (?, UTC_TIMESTAMP(6), ?), ..." with `rows` tuples.
 std::string MultiRowInsert(size_t rows) {
@@ -92,13 +101,14 @@ void EntityBatcher::Flush(std::deque<std::shared_ptr<Pending>>& batch) {
         if (id_mode_.load() == kUnknown) {
           if (graphdb::Status s = CheckConsecutiveIds(conn); !s.ok()) return s;
         }
-        // Few round trips per batch: chunks of 64, 32, ... 1 rows, so that each connection
-        // prepares at most seven statement shapes.
+        // One INSERT per batch of up to kMaxRowsPerInsert rows: the batch is a serial step
+        // (the fence row's lock orders batches), so every extra round trip inside it costs
+        // throughput. Each connection prepares at most kMaxRowsPerInsert statement shapes.
         size_t done = 0;
         while (done < batch.size()) {
           size_t chunk = 1;
           if (id_mode_.load() == kMultiRow) {
-            while (chunk * 2 <= batch.size() - done && chunk * 2 <= 64) chunk *= 2;
+            chunk = std::min(batch.size() - done, kMaxRowsPerInsert);
           }
           auto stmt = conn.Prepare(MultiRowInsert(chunk));
           if (!stmt.ok()) return stmt.status();
@@ -127,6 +137,7 @@ void EntityBatcher::Flush(std::deque<std::shared_ptr<Pending>>& batch) {
     batch[i]->status = status;
     batch[i]->id = status.ok() ? ids[i] : 0;
     batch[i]->done = true;
+    batch[i]->wake.notify_one();
   }
 }
 

@@ -97,15 +97,17 @@ Result<Writer> Writer::Create(const std::string& shm_name, mode_t mode,
       void* mapping = mmap(nullptr, sizeof(Record), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       if (mapping != MAP_FAILED) {
         auto* record = static_cast<Record*>(mapping);
+        // A live agent keeps its segment whatever its settings: a second agent started on the
+        // same name must fail, not replace the first one's segment under its readers.
+        if (HeaderMatches(*record) && OtherAgentAlive(*record)) {
+          const uint32_t pid = record->agent_pid;
+          munmap(mapping, sizeof(Record));
+          close(fd);
+          return Result<Writer>::Error(Quoted(name) + " is in use by a live agent (pid " +
+                                       std::to_string(pid) +
+                                       "); if it is gone, retry after stale_after");
+        }
         if (HeaderMatches(*record) && record->stale_after_ns == stale_after_ns) {
-          if (OtherAgentAlive(*record)) {
-            const uint32_t pid = record->agent_pid;
-            munmap(mapping, sizeof(Record));
-            close(fd);
-            return Result<Writer>::Error(Quoted(name) + " is in use by a live agent (pid " +
-                                         std::to_string(pid) +
-                                         "); if it is gone, retry after stale_after");
-          }
           fchmod(fd, mode);  // best effort: the segment may belong to another user
           close(fd);
           segment->mapping = mapping;

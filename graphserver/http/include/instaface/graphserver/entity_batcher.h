@@ -10,8 +10,9 @@
 //
 // Up to max_in_flight batches run at once, each on its own connection (default 1). Their
 // fence checks still queue on the fence row's lock; measured here (graphserver_bench,
-// --graphserver-arg --batches-in-flight=2), a second batch in flight lowered throughput, as
-// the batches split the waiting creates between them and wait on each other's lock.
+// --graphserver-arg --batches-in-flight=2), a second batch in flight did not raise
+// throughput, as the batches split the waiting creates between them and wait on each other's
+// lock.
 //
 // Only creates of the same fence term share a transaction. Associations are not batched: one
 // duplicate (409) would abort everyone else's write.

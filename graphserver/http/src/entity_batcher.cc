@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <variant>
 
 namespace instaface::graphserver {
@@ -96,42 +97,49 @@ graphdb::Status EntityBatcher::CheckConsecutiveIds(graphdb::Connection& conn) {
 
 void EntityBatcher::Flush(std::deque<std::shared_ptr<Pending>>& batch) {
   std::vector<int64_t> ids(batch.size(), 0);
-  graphdb::Status status = graphdb::RunFencedTransaction(
-      *primary_, batch.front()->term, [&](graphdb::Connection& conn) -> graphdb::Status {
-        if (id_mode_.load() == kUnknown) {
-          if (graphdb::Status s = CheckConsecutiveIds(conn); !s.ok()) return s;
-        }
-        // One INSERT per batch of up to kMaxRowsPerInsert rows: the batch is a serial step
-        // (the fence row's lock orders batches), so every extra round trip inside it costs
-        // throughput. Each connection prepares at most kMaxRowsPerInsert statement shapes.
-        size_t done = 0;
-        while (done < batch.size()) {
-          size_t chunk = 1;
-          if (id_mode_.load() == kMultiRow) {
-            chunk = std::min(batch.size() - done, kMaxRowsPerInsert);
+  graphdb::Status status;
+  // Every caller in the batch waits for its `done`, and the flush slot is only given back below:
+  // an exception escaping here would hang them all, so it becomes an error answer instead.
+  try {
+    status = graphdb::RunFencedTransaction(
+        *primary_, batch.front()->term, [&](graphdb::Connection& conn) -> graphdb::Status {
+          if (id_mode_.load() == kUnknown) {
+            if (graphdb::Status s = CheckConsecutiveIds(conn); !s.ok()) return s;
           }
-          auto stmt = conn.Prepare(MultiRowInsert(chunk));
-          if (!stmt.ok()) return stmt.status();
-          std::vector<graphdb::Value> params;
-          params.reserve(chunk * 2);
-          for (size_t i = done; i < done + chunk; ++i) {
-            params.emplace_back(batch[i]->type);
-            params.emplace_back(batch[i]->attributes);
+          // One INSERT per batch of up to kMaxRowsPerInsert rows: the batch is a serial step
+          // (the fence row's lock orders batches), so every extra round trip inside it costs
+          // throughput. Each connection prepares at most kMaxRowsPerInsert statement shapes.
+          size_t done = 0;
+          while (done < batch.size()) {
+            size_t chunk = 1;
+            if (id_mode_.load() == kMultiRow) {
+              chunk = std::min(batch.size() - done, kMaxRowsPerInsert);
+            }
+            auto stmt = conn.Prepare(MultiRowInsert(chunk));
+            if (!stmt.ok()) return stmt.status();
+            std::vector<graphdb::Value> params;
+            params.reserve(chunk * 2);
+            for (size_t i = done; i < done + chunk; ++i) {
+              params.emplace_back(batch[i]->type);
+              params.emplace_back(batch[i]->attributes);
+            }
+            auto r = (*stmt)->Execute(params);
+            if (!r.ok()) return r.status();
+            if (r->affected_rows != chunk) {
+              return graphdb::Status::Internal("a batched insert wrote " +
+                                               std::to_string(r->affected_rows) + " of " +
+                                               std::to_string(chunk) + " rows");
+            }
+            for (size_t i = 0; i < chunk; ++i) {
+              ids[done + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
+            }
+            done += chunk;
           }
-          auto r = (*stmt)->Execute(params);
-          if (!r.ok()) return r.status();
-          if (r->affected_rows != chunk) {
-            return graphdb::Status::Internal("a batched insert wrote " +
-                                             std::to_string(r->affected_rows) + " of " +
-                                             std::to_string(chunk) + " rows");
-          }
-          for (size_t i = 0; i < chunk; ++i) {
-            ids[done + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
-          }
-          done += chunk;
-        }
-        return graphdb::Status();
-      });
+          return graphdb::Status();
+        });
+  } catch (const std::exception& e) {
+    status = graphdb::Status::Internal(std::string("entity batch failed: ") + e.what());
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->status = status;

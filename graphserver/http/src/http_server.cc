@@ -1,5 +1,6 @@
 #include "instaface/graphserver/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -69,8 +70,9 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == beast::error::timeout) {
-      // A silent idle keep-alive connection just closes; a half-sent request learns why.
-      if (parser_->got_some()) Reject(408, "request timed out");
+      // The stream has already closed the socket, so nothing can be answered: a silent idle
+      // keep-alive connection just ends, and a half-sent request is counted as a 408.
+      if (parser_->got_some() && on_reject_) on_reject_(408);
       return Close();
     }
     if (ec == http::error::body_limit) {
@@ -112,7 +114,33 @@ class Session : public std::enable_shared_from_this<Session> {
   void Reject(int status, const std::string& message) {
     if (on_reject_) on_reject_(status);
     auto res = std::make_shared<HttpResponse>(JsonError(status, message, 11, false));
-    Write(res);
+    stream_.expires_after(options_.request_timeout);
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res](beast::error_code ec, size_t) {
+                        if (ec) return self->Close();
+                        self->LingerThenClose();
+                      });
+  }
+
+  // A client refused mid-request (say, a body over the limit) is usually still sending. Closing
+  // with its bytes unread makes the kernel answer with a reset, which can destroy our error
+  // response before the client reads it. So stop sending, read and discard what is still in
+  // flight for a bounded time and volume, then close.
+  void LingerThenClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLingerTime);
+    linger_left_ = kLingerBytes;
+    Discard();
+  }
+
+  void Discard() {
+    stream_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (ec || n >= self->linger_left_) return self->Close();
+                              self->linger_left_ -= n;
+                              self->Discard();
+                            });
   }
 
   void Write(std::shared_ptr<HttpResponse> res) {
@@ -130,8 +158,13 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.socket().close(ignored);
   }
 
+  static constexpr std::chrono::seconds kLingerTime{2};
+  static constexpr size_t kLingerBytes = 16 << 20;
+
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::array<char, 16 * 1024> discard_;
+  size_t linger_left_ = 0;
   std::optional<http::request_parser<http::string_body>> parser_;
   const HttpServerOptions& options_;
   const HttpServer::Handler& handler_;

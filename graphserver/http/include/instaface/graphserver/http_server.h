@@ -37,7 +37,8 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(HttpRequest&&)>;
-  // Called (from an I/O thread) for a request the server answered itself: 400, 408 or 413.
+  // Called (from an I/O thread) for a request the server refused itself: 400, 413, 431, or 408
+  // for a half-sent request that timed out (closed without an answer).
   using RejectObserver = std::function<void(int status)>;
 
   HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject = nullptr);

@@ -1,0 +1,145 @@
+// The HTTP server's own answers, seen from a plain socket: what a client gets when the server
+// refuses a request before any handler runs.
+#include "instaface/graphserver/http_server.h"
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+namespace instaface::graphserver {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void StartServer(std::chrono::milliseconds request_timeout = 5s) {
+    HttpServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.io_threads = 1;
+    options.worker_threads = 1;
+    options.body_limit = 4096;
+    options.request_timeout = request_timeout;
+    server_ = std::make_unique<HttpServer>(
+        options,
+        [this](HttpRequest&& r) {
+          ++handled_;
+          return JsonResponse(200, "\"" + std::string(r.target()) + "\"", r.version(),
+                              r.keep_alive());
+        },
+        [this](int status) {
+          std::lock_guard<std::mutex> lock(mu_);
+          rejected_.push_back(status);
+        });
+    ASSERT_EQ(server_->Start(), "");
+  }
+
+  tcp::socket Connect() {
+    tcp::socket socket(io_);
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    return socket;
+  }
+
+  // Reads one response; an error (such as a reset) fails the test through the returned code.
+  boost::system::error_code ReadResponse(tcp::socket& socket, HttpResponse& res) {
+    boost::system::error_code ec;
+    http::read(socket, buffer_, res, ec);
+    return ec;
+  }
+
+  asio::io_context io_;
+  boost::beast::flat_buffer buffer_;
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<int> handled_{0};
+  std::vector<int> rejected() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return rejected_;
+  }
+
+  std::mutex mu_;
+  std::vector<int> rejected_;
+};
+
+TEST_F(HttpServerTest, AnswersAndKeepsTheConnection) {
+  StartServer();
+  tcp::socket socket = Connect();
+  for (const char* target : {"/one", "/two"}) {
+    std::string request = std::string("GET ") + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
+    asio::write(socket, asio::buffer(request));
+    HttpResponse res;
+    ASSERT_FALSE(ReadResponse(socket, res));
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.body(), std::string("\"") + target + "\"");
+  }
+  EXPECT_EQ(handled_, 2);
+}
+
+// The client sends its whole oversized body before reading, as most clients do. The server
+// must not reset the connection under it: the 413 has to arrive intact.
+TEST_F(HttpServerTest, OversizedBodyGets413EvenWhileTheClientIsStillSending) {
+  StartServer();
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    tcp::socket socket = Connect();
+    std::string body(4 << 20, 'a');
+    std::string head =
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\n\r\n";
+    boost::system::error_code ec;
+    asio::write(socket, std::vector<asio::const_buffer>{asio::buffer(head), asio::buffer(body)},
+                ec);
+    ASSERT_FALSE(ec) << "write: " << ec.message();
+    HttpResponse res;
+    ec = ReadResponse(socket, res);
+    ASSERT_FALSE(ec) << "read: " << ec.message();
+    EXPECT_EQ(res.result_int(), 413);
+    EXPECT_FALSE(res.keep_alive());
+    EXPECT_NE(res.body().find("exceeds the limit of 4096 bytes"), std::string::npos) << res.body();
+  }
+  EXPECT_EQ(handled_, 0);
+  EXPECT_EQ(rejected(), std::vector<int>(5, 413));
+}
+
+TEST_F(HttpServerTest, MalformedRequestGets400) {
+  StartServer();
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("NOT HTTP AT ALL\r\n\r\n")));
+  HttpResponse res;
+  ASSERT_FALSE(ReadResponse(socket, res));
+  EXPECT_EQ(res.result_int(), 400);
+  EXPECT_EQ(handled_, 0);
+}
+
+// On a timeout the connection is closed without an answer (the stream has closed the socket);
+// a half-sent request is still counted as a 408, an idle keep-alive connection is not.
+TEST_F(HttpServerTest, TimedOutConnectionsAreClosedAndHalfSentOnesCounted) {
+  StartServer(300ms);
+  tcp::socket half = Connect();
+  asio::write(half, asio::buffer(std::string("POST /x HTTP/1.1\r\nHost: x\r\nContent-Le")));
+  tcp::socket silent = Connect();
+  for (tcp::socket* socket : {&half, &silent}) {
+    char byte;
+    boost::system::error_code ec;
+    size_t n = asio::read(*socket, asio::buffer(&byte, 1), ec);
+    EXPECT_EQ(n, 0u);
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  }
+  EXPECT_EQ(handled_, 0);
+  EXPECT_EQ(rejected(), std::vector<int>{408});
+}
+
+}  // namespace
+}  // namespace instaface::graphserver

@@ -4,17 +4,16 @@
 
 namespace instaface::graphdb {
 
-Status RunFencedTransaction(Pool& pool, uint64_t term,
-                            const std::function<Status(Connection&)>& body) {
-  if (term > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-    return Status::InvalidArgument("term " + std::to_string(term) + " is out of range");
-  }
+namespace {
+
+// The first write of a new term: raise the row to `term` under its exclusive lock, in the same
+// transaction as the body, so a failed body leaves the fence where it was.
+Status RaiseAndRun(Pool& pool, int64_t term, const std::function<Status(Connection&)>& body) {
   return pool.Transact([&](Connection& conn) -> Status {
-    StatusOr<PreparedStatement*> fence =
+    StatusOr<PreparedStatement*> raise =
         conn.Prepare("UPDATE fence SET term = ? WHERE id = 1 AND term <= ?");
-    if (!fence.ok()) return fence.status();
-    const int64_t t = static_cast<int64_t>(term);
-    StatusOr<ExecResult> updated = (*fence)->Execute({t, t});
+    if (!raise.ok()) return raise.status();
+    StatusOr<ExecResult> updated = (*raise)->Execute({term, term});
     if (!updated.ok()) return updated.status();
     // CLIENT_FOUND_ROWS makes this the number of matched rows, so an unchanged term counts.
     if (updated->affected_rows == 0) {
@@ -23,6 +22,40 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
     }
     return body(conn);
   });
+}
+
+}  // namespace
+
+Status RunFencedTransaction(Pool& pool, uint64_t term,
+                            const std::function<Status(Connection&)>& body) {
+  if (term > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Status::InvalidArgument("term " + std::to_string(term) + " is out of range");
+  }
+  const int64_t t = static_cast<int64_t>(term);
+  bool must_raise = false;
+  Status status = pool.Transact([&](Connection& conn) -> Status {
+    must_raise = false;  // a retried attempt starts over
+    // A locking read sees the latest committed term, whatever the transaction's snapshot.
+    StatusOr<PreparedStatement*> check =
+        conn.Prepare("SELECT term FROM fence WHERE id = 1 LOCK IN SHARE MODE");
+    if (!check.ok()) return check.status();
+    StatusOr<std::vector<Row>> rows = (*check)->Query({});
+    if (!rows.ok()) return rows.status();
+    if (rows->empty()) return Status::NotFound("the fence row is missing (run schema setup)");
+    const int64_t* stored = std::get_if<int64_t>(&(*rows)[0][0]);
+    if (stored == nullptr) return Status::Internal("the fence row's term is not an integer");
+    if (*stored > t) {
+      return Status::FenceLost("a leader with a term newer than " + std::to_string(term) +
+                               " has written; this node no longer leads");
+    }
+    if (*stored < t) {
+      must_raise = true;
+      return Status::FenceLost("the fence is behind term " + std::to_string(term));
+    }
+    return body(conn);
+  });
+  if (!must_raise) return status;
+  return RaiseAndRun(pool, t, body);
 }
 
 StatusOr<uint64_t> ReadFenceTerm(Pool& pool) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <limits>
 #include <string>
@@ -263,6 +264,70 @@ TEST_F(DbTest, ATransactionFailingMidwayLeavesNothing) {
   EXPECT_EQ(ran.load(), 2);
   EXPECT_EQ(CountRows("entities"), 1) << "the first insert of the failed transaction remained";
   EXPECT_EQ(*ReadFenceTerm(*pool_), 5u) << "the fence moved although the write failed";
+}
+
+// Writes of the term that holds the fence do not wait for each other: both transactions are
+// open at once (with an exclusive fence lock the second would wait for the first, which waits
+// for the second, and both would time out).
+TEST_F(DbTest, WritesOfTheSameTermRunConcurrently) {
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(RunFencedTransaction(*pool_, 3, InsertEntity(&ran)).ok());
+  std::atomic<int> inside{0};
+  auto meet = [&](Connection& conn) -> Status {
+    ++inside;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (inside.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (inside.load() < 2) return Status::Internal("the other transaction never started");
+    return InsertEntity(&ran)(conn);
+  };
+  Status a, b;
+  std::thread other([&] { a = RunFencedTransaction(*pool_, 3, meet); });
+  b = RunFencedTransaction(*pool_, 3, meet);
+  other.join();
+  EXPECT_TRUE(a.ok()) << a.ToString();
+  EXPECT_TRUE(b.ok()) << b.ToString();
+  EXPECT_EQ(CountRows("entities"), 3);
+}
+
+// A new term's first write waits for the old term's transaction in flight, then refuses the old
+// term from then on: no old-term write commits after the new term's.
+TEST_F(DbTest, ANewTermWaitsForTheOldTermsTransactionThenFencesItOut) {
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(RunFencedTransaction(*pool_, 4, InsertEntity(&ran)).ok());
+  std::atomic<bool> old_inside{false}, old_done{false};
+  Status old_write;
+  std::thread old_leader([&] {
+    old_write = RunFencedTransaction(*pool_, 4, [&](Connection& conn) -> Status {
+      old_inside = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      Status s = InsertEntity(&ran)(conn);
+      old_done = true;
+      return s;
+    });
+  });
+  while (!old_inside.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  bool saw_old_done = false;
+  int64_t rows_seen = -1;
+  Status new_write = RunFencedTransaction(*pool_, 5, [&](Connection& conn) -> Status {
+    saw_old_done = old_done.load();
+    auto count = conn.Prepare("SELECT COUNT(*) FROM entities");
+    if (!count.ok()) return count.status();
+    auto rows = (*count)->Query({});
+    if (!rows.ok()) return rows.status();
+    rows_seen = std::get<int64_t>((*rows)[0][0]);
+    return InsertEntity(&ran)(conn);
+  });
+  old_leader.join();
+  ASSERT_TRUE(old_write.ok()) << old_write.ToString();
+  ASSERT_TRUE(new_write.ok()) << new_write.ToString();
+  EXPECT_TRUE(saw_old_done) << "the new term's write ran while the old term's was in flight";
+  EXPECT_EQ(rows_seen, 2) << "the new term's transaction did not see the old term's commit";
+  Status stale = RunFencedTransaction(*pool_, 4, InsertEntity(&ran));
+  EXPECT_EQ(stale.code(), StatusCode::kFenceLost) << stale.ToString();
+  EXPECT_EQ(CountRows("entities"), 3);
+  EXPECT_EQ(*ReadFenceTerm(*pool_), 5u);
 }
 
 TEST_F(DbTest, PoolWaitsForAFreeConnectionAndThenGivesUp) {

@@ -1,12 +1,21 @@
 // The database side of a fenced write: a transaction that may commit only while no newer leader
 // has written.
 //
-// RunFencedTransaction(pool, term, body) runs, in ONE transaction,
-//   UPDATE fence SET term = <term> WHERE id = 1 AND term <= <term>
-// and then body. If the UPDATE matched no row a newer term already wrote: the transaction is
-// rolled back and the result is FenceLost. If body fails, everything is rolled back (the fence
-// included) and body's Status is returned. The fence row lock is held until COMMIT, so a new
-// leader's first write waits for an old leader's in-flight transaction and then sees its term.
+// RunFencedTransaction(pool, term, body) runs body in ONE transaction that first reads the fence
+// row with a shared lock:
+//   SELECT term FROM fence WHERE id = 1 LOCK IN SHARE MODE
+// - equal to <term>: body runs; the shared lock is held until COMMIT.
+// - newer: a newer leader has written; nothing runs, and the result is FenceLost.
+// - older (this term's first write): the transaction is rolled back and redone as
+//     UPDATE fence SET term = <term> WHERE id = 1 AND term <= <term>
+//   then body, under the row's exclusive lock (0 rows matched: FenceLost).
+// If body fails, everything is rolled back (a raise included) and body's Status is returned.
+//
+// Why this is a fence: a raise needs the exclusive lock, so a new leader's first write waits for
+// every in-flight transaction of the old term (each holds the shared lock) to finish; once the
+// raise commits, every later check of the old term sees the newer one and refuses. And why a
+// shared lock: writes of the same term do not wait for each other, so several transactions can
+// be in flight at once and share the database's group commit.
 //
 // Thread safety: safe from any thread (the Pool is).
 #ifndef INSTAFACE_GRAPHDB_FENCE_H_

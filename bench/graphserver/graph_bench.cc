@@ -182,6 +182,20 @@ double Wrk(const std::string& url, const std::string& lua, int seconds, const if
   return std::atof(out.c_str() + at + 13);
 }
 
+// The leader's group-commit totals from its /metrics: {batches, creates}.
+std::pair<double, double> BatchTotals(ift::GraphCluster& cluster, int node) {
+  graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
+  auto r = client.Send(http::verb::get, "/metrics", "", 10s);
+  auto value = [&](const std::string& name) {
+    if (!r.ok) return 0.0;
+    const std::string& text = r.response.body();
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? 0.0 : std::atof(text.c_str() + at + name.size() + 2);
+  };
+  return {value("instaface_graph_write_batches_total"),
+          value("instaface_graph_batched_creates_total")};
+}
+
 std::string Fmt(const char* format, double a, double b = 0) {
   char buf[128];
   snprintf(buf, sizeof(buf), format, a, b);
@@ -246,9 +260,14 @@ int main(int argc, char** argv) {
             << seconds << " s each...\n";
   HttpCreates(cluster, leader, concurrency, 1s);  // warm-up: connections, pools, statements
   Rate raw, via_leader;
+  double batches = 0, batched = 0;
   for (int round = 0; round < 2; ++round) {
     Rate r = RawInserts(cluster, concurrency, phase);
+    auto before = BatchTotals(cluster, leader);
     Rate h = HttpCreates(cluster, leader, concurrency, phase);
+    auto after = BatchTotals(cluster, leader);
+    batches += after.first - before.first;
+    batched += after.second - before.second;
     raw.ops += r.ops, raw.errors += r.errors, raw.seconds += r.seconds;
     via_leader.ops += h.ops, via_leader.errors += h.errors, via_leader.seconds += h.seconds;
   }
@@ -336,6 +355,8 @@ int main(int argc, char** argv) {
            Fmt("%.0f/s", unbatched.per_second()).c_str(),
            Fmt("%.2f", unbatched.per_second() / raw_rate).c_str());
   }
+  printf("%-52s %14s %10s\n", "  creates per group commit (via the leader)",
+         Fmt("%.1f", batches > 0 ? batched / batches : 0).c_str(), "");
   printf("%-52s %14s %10s\n", "write latency via the leader, p50 / p99",
          Fmt("%.2f / %.2f ms", lat_leader.p50, lat_leader.p99).c_str(), "");
   printf("%-52s %14s %10s\n", "write latency via a follower, p50 / p99",

@@ -58,6 +58,7 @@ struct Flags {
   std::string election = "sidecar";
   int max_batch = 128;
   int batches_in_flight = 1;
+  int batch_linger_us = 500;
   // --election embedded: the agent's own settings, for the in-process node.
   std::string node_id, cluster, peer_listen, peer_advertise, redis, peers, secret_file, state_dir;
   int cluster_size = 3, heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;
@@ -209,9 +210,14 @@ int Run(const Flags& flags) {
   graphserver::GraphApi api(service, view->value(), metrics, api_options);
   // Without a replica, a follower's cache misses come from the leader, whose caches are warm.
   if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
+  std::shared_ptr<graphserver::EntityBatcher> batcher;
   if (flags.max_batch > 1) {
-    api.set_entity_batcher(std::make_shared<graphserver::EntityBatcher>(
-        primary, static_cast<size_t>(flags.max_batch), flags.batches_in_flight));
+    graphserver::EntityBatcherOptions batch_options;
+    batch_options.max_batch = static_cast<size_t>(flags.max_batch);
+    batch_options.max_in_flight = flags.batches_in_flight;
+    batch_options.linger = std::chrono::microseconds(flags.batch_linger_us);
+    batcher = std::make_shared<graphserver::EntityBatcher>(primary, batch_options);
+    api.set_entity_batcher(batcher);
   }
 
   graphserver::HttpServerOptions server_options;
@@ -223,7 +229,10 @@ int Run(const Flags& flags) {
   server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   graphserver::HttpServer server(
       server_options, [&api](graphserver::HttpRequest&& req) { return api.Handle(std::move(req)); },
-      [&metrics](int status) { metrics.ObserveRequest("rejected", status, 0); });
+      [&metrics](int status) { metrics.ObserveRequest("rejected", status, 0); },
+      [&api](graphserver::HttpRequest& req, graphserver::HttpServer::Respond respond) {
+        return api.HandleFast(req, std::move(respond));
+      });
   error = server.Start();
   if (!error.empty()) {
     Log(error);
@@ -241,6 +250,10 @@ int Run(const Flags& flags) {
   int sig = 0;
   sigwait(&signals, &sig);
   Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+  // The batches in flight finish first, and their callers get answers while the server still
+  // serves; a create arriving after that is refused with a 503. The batcher's callbacks must
+  // not outlive the server.
+  if (batcher) batcher->Stop();
   server.Stop();
 #ifdef INSTAFACE_GRAPH_EMBEDDED
   if (node) node->Stop(/*hand_over=*/true);
@@ -318,6 +331,12 @@ int main(int argc, char** argv) {
                  "group-commit batches the leader runs at once, each on its own connection")
       ->envname(env("BATCHES_IN_FLIGHT"))
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--batch-linger-us", flags.batch_linger_us,
+                 "how long a group-commit batch may wait to fill up to the size of the last one "
+                 "(microseconds; 0 commits at once)")
+      ->envname(env("BATCH_LINGER_US"))
+      ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--election", flags.election,
                  "sidecar: read instaface-agent's shared memory; embedded: run the election in "

@@ -1,6 +1,8 @@
 #include "instaface/graphdb/fence.h"
 
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace instaface::graphdb {
 
@@ -56,6 +58,63 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
   });
   if (!must_raise) return status;
   return RaiseAndRun(pool, t, body);
+}
+
+namespace {
+
+std::string FencedInsertSql(const FencedInsert& insert, size_t rows) {
+  std::string sql =
+      "INSERT INTO " + insert.into + " SELECT " + insert.select_list + " FROM fence JOIN (";
+  for (size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "SELECT 0 AS o" : " UNION ALL SELECT " + std::to_string(r);
+    for (size_t p = 0; p < insert.params_per_row; ++p) {
+      sql += r == 0 ? ", ? AS p" + std::to_string(p) : ", ?";
+    }
+  }
+  sql += ") AS v WHERE fence.id = 1 AND fence.term = ? ORDER BY v.o LOCK IN SHARE MODE";
+  return sql;
+}
+
+}  // namespace
+
+StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
+                                     const std::vector<Value>& params) {
+  if (term > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Status::InvalidArgument("term " + std::to_string(term) + " is out of range");
+  }
+  if (insert.params_per_row == 0 || params.empty() || params.size() % insert.params_per_row) {
+    return Status::InvalidArgument("a fenced insert needs whole rows of parameters");
+  }
+  const size_t rows = params.size() / insert.params_per_row;
+  const std::string sql = FencedInsertSql(insert, rows);
+  std::vector<Value> bound = params;
+  bound.emplace_back(static_cast<int64_t>(term));
+  ExecResult result;
+  auto execute = [&](Connection& conn) -> Status {
+    StatusOr<PreparedStatement*> stmt = conn.Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    StatusOr<ExecResult> r = (*stmt)->Execute(bound);
+    if (!r.ok()) return r.status();
+    result = *r;
+    return Status();
+  };
+  if (Status s = pool.Write(execute); !s.ok()) return s;
+  if (result.affected_rows == rows) return result;
+  if (result.affected_rows != 0) {
+    return Status::Internal("a fenced insert wrote " + std::to_string(result.affected_rows) +
+                            " of " + std::to_string(rows) + " rows");
+  }
+  // The fence is not at `term`. Under the fence's lock the same statement selects every row.
+  Status status = RunFencedTransaction(pool, term, [&](Connection& conn) -> Status {
+    if (Status s = execute(conn); !s.ok()) return s;
+    if (result.affected_rows != rows) {
+      return Status::Internal("a fenced insert wrote " + std::to_string(result.affected_rows) +
+                              " of " + std::to_string(rows) + " rows under the fence's lock");
+    }
+    return Status();
+  });
+  if (!status.ok()) return status;
+  return result;
 }
 
 StatusOr<uint64_t> ReadFenceTerm(Pool& pool) {

@@ -90,14 +90,13 @@ void Pool::Return(std::unique_ptr<Connection> conn) {
   returned_.notify_one();
 }
 
-Status Pool::RunOnce(const std::function<Status(Connection&)>& body, bool transaction,
-                     bool* may_retry) {
+Status Pool::RunOnce(const std::function<Status(Connection&)>& body, Mode mode, bool* may_retry) {
   *may_retry = false;
   StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return lease.status();
   Connection& conn = **lease;
   Status status;
-  if (!transaction) {
+  if (mode != Mode::kTransaction) {
     status = body(conn);
   } else {
     status = conn.Begin();
@@ -110,34 +109,35 @@ Status Pool::RunOnce(const std::function<Status(Connection&)>& body, bool transa
       conn.Rollback();
     }
   }
-  if (!status.ok() && conn.broken() && (!transaction || !conn.commit_sent())) *may_retry = true;
+  if (!status.ok() && conn.broken()) {
+    *may_retry = mode == Mode::kRead || (mode == Mode::kTransaction && !conn.commit_sent());
+  }
+  return status;
+}
+
+Status Pool::RunWithRetry(const std::function<Status(Connection&)>& body, Mode mode) {
+  bool may_retry = false;
+  Status status = RunOnce(body, mode, &may_retry);
+  if (may_retry) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++counters_.retries_total;
+    }
+    status = RunOnce(body, mode, &may_retry);
+  }
   return status;
 }
 
 Status Pool::Read(const std::function<Status(Connection&)>& body) {
-  bool may_retry = false;
-  Status status = RunOnce(body, /*transaction=*/false, &may_retry);
-  if (may_retry) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++counters_.retries_total;
-    }
-    status = RunOnce(body, false, &may_retry);
-  }
-  return status;
+  return RunWithRetry(body, Mode::kRead);
 }
 
 Status Pool::Transact(const std::function<Status(Connection&)>& body) {
-  bool may_retry = false;
-  Status status = RunOnce(body, /*transaction=*/true, &may_retry);
-  if (may_retry) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++counters_.retries_total;
-    }
-    status = RunOnce(body, true, &may_retry);
-  }
-  return status;
+  return RunWithRetry(body, Mode::kTransaction);
+}
+
+Status Pool::Write(const std::function<Status(Connection&)>& body) {
+  return RunWithRetry(body, Mode::kWrite);
 }
 
 PoolStats Pool::stats() const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "instaface/graph/lru_cache.h"
+#include "instaface/graph/statements.h"
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
 
@@ -500,19 +501,10 @@ StatusOr<int64_t> GraphService::CreateEntity(const std::string& type, const json
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
   const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
-  int64_t id = 0;
-  Status status = impl_->CountError(
-      graphdb::RunFencedTransaction(*impl_->primary_, fence_term, [&](Connection& conn) -> Status {
-        StatusOr<PreparedStatement*> stmt = conn.Prepare(
-            "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)");
-        if (!stmt.ok()) return stmt.status();
-        StatusOr<ExecResult> r = (*stmt)->Execute({type, text});
-        if (!r.ok()) return r.status();
-        id = static_cast<int64_t>(r->insert_id);
-        return Status();
-      }));
-  if (!status.ok()) return status;
-  return id;
+  StatusOr<graphdb::ExecResult> r =
+      graphdb::RunFencedInsert(*impl_->primary_, fence_term, EntityInsert(), {type, text});
+  if (!r.ok()) return impl_->CountError(r.status());
+  return static_cast<int64_t>(r->insert_id);
 }
 
 Status GraphService::CreateAssociation(const std::string& type, int64_t from, int64_t to,
@@ -523,15 +515,9 @@ Status GraphService::CreateAssociation(const std::string& type, int64_t from, in
   }
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
   const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
-  Status status =
-      graphdb::RunFencedTransaction(*impl_->primary_, fence_term, [&](Connection& conn) -> Status {
-        StatusOr<PreparedStatement*> stmt = conn.Prepare(
-            "INSERT INTO associations (type, from_id, to_id, created, attributes) "
-            "VALUES (?, ?, ?, UTC_TIMESTAMP(6), ?)");
-        if (!stmt.ok()) return stmt.status();
-        StatusOr<ExecResult> r = (*stmt)->Execute({type, from, to, text});
-        return r.status();
-      });
+  Status status = graphdb::RunFencedInsert(*impl_->primary_, fence_term, AssociationInsert(),
+                                           {type, from, to, text})
+                      .status();
   // Invalidate even on failure: the cached list may be what made the caller try.
   impl_->associations_.Erase(AssocKey{type, from});
   if (status.code() == StatusCode::kConflict) {

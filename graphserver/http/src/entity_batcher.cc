@@ -1,77 +1,24 @@
 #include "instaface/graphserver/entity_batcher.h"
 
-#include "instaface/graph/validation.h"
-#include "instaface/graphdb/fence.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
+#include <future>
 #include <variant>
+
+#include "instaface/graph/statements.h"
+#include "instaface/graph/validation.h"
+#include "instaface/graphdb/fence.h"
 
 namespace instaface::graphserver {
 
-EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, size_t max_batch,
-                             int max_in_flight)
-    : primary_(std::move(primary)),
-      max_batch_(std::max<size_t>(1, max_batch)),
-      max_in_flight_(std::max(1, max_in_flight)) {}
-
-graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
-                                                 const nlohmann::json& attributes,
-                                                 uint64_t fence_term) {
-  if (graphdb::Status s = graph::ValidateType(type); !s.ok()) return s;
-  if (graphdb::Status s = graph::ValidateAttributes(attributes); !s.ok()) return s;
-  auto mine = std::make_shared<Pending>();
-  mine->type = type;
-  mine->attributes = attributes.is_null() ? "{}" : attributes.dump();
-  mine->term = fence_term;
-
-  std::unique_lock<std::mutex> lock(mu_);
-  queue_.push_back(mine);
-  while (!mine->done) {
-    // An empty queue means this caller's create is already in another caller's batch.
-    if (flushing_ >= max_in_flight_ || queue_.empty()) {
-      mine->wake.wait(lock);
-      continue;
-    }
-    // A flush slot is free: this caller runs the next batch (which may or may not include its
-    // own create; if not, it loops and runs another).
-    ++flushing_;
-    std::deque<std::shared_ptr<Pending>> batch;
-    uint64_t term = queue_.front()->term;
-    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
-      if ((*it)->term == term) {
-        batch.push_back(*it);
-        it = queue_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    lock.unlock();
-    Flush(batch);
-    lock.lock();
-    ++transactions_;
-    creates_ += batch.size();
-    --flushing_;
-    // Wake one queued caller to run the next batch; the rest sleep on until their own create
-    // is done, so a flush wakes only the threads that have something to do.
-    if (!queue_.empty()) queue_.front()->wake.notify_one();
-  }
-  if (!mine->status.ok()) return mine->status;
-  return mine->id;
-}
-
 namespace {
 
+// Rows per multi-row statement; each connection prepares at most this many statement shapes.
 constexpr size_t kMaxRowsPerInsert = 32;
 
-// "INSERT ... VALUES (?, UTC_TIMESTAMP(6), ?), ..." with `rows` tuples.
-std::string MultiRowInsert(size_t rows) {
-  std::string sql = "INSERT INTO entities (type, created, attributes) VALUES ";
-  for (size_t i = 0; i < rows; ++i)
-    sql += i == 0 ? "(?, UTC_TIMESTAMP(6), ?)" : ", (?, UTC_TIMESTAMP(6), ?)";
-  return sql;
-}
+constexpr const char* kSingleRowInsert =
+    "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)";
 
 int64_t AsInt(const graphdb::Value& v) {
   if (const int64_t* i = std::get_if<int64_t>(&v)) return *i;
@@ -79,74 +26,180 @@ int64_t AsInt(const graphdb::Value& v) {
   return -1;
 }
 
+graphdb::Status ShuttingDown() {
+  return graphdb::Status(graphdb::StatusCode::kUnavailable,
+                         "the graphserver is shutting down; the create was not written", 0);
+}
+
 }  // namespace
+
+EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, EntityBatcherOptions options)
+    : primary_(std::move(primary)), options_(options) {
+  options_.max_batch = std::max<size_t>(1, options_.max_batch);
+  options_.max_in_flight = std::max(1, options_.max_in_flight);
+  options_.linger = std::max(std::chrono::microseconds(0), options_.linger);
+  for (int i = 0; i < options_.max_in_flight; ++i) flushers_.emplace_back([this] { FlushLoop(); });
+}
+
+EntityBatcher::~EntityBatcher() { Stop(); }
+
+void EntityBatcher::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && flushers_.empty()) return;
+    stopping_ = true;
+  }
+  queued_.notify_all();
+  for (std::thread& t : flushers_) t.join();
+  flushers_.clear();
+  std::deque<Pending> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    left.swap(queue_);
+  }
+  for (Pending& p : left) p.done(ShuttingDown());
+}
+
+void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& attributes,
+                                uint64_t fence_term, Done done) {
+  if (graphdb::Status s = graph::ValidateType(type); !s.ok()) return done(s);
+  if (graphdb::Status s = graph::ValidateAttributes(attributes); !s.ok()) return done(s);
+  Pending p{type, attributes.is_null() ? "{}" : attributes.dump(), fence_term, std::move(done)};
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) {
+    lock.unlock();
+    return p.done(ShuttingDown());
+  }
+  queue_.push_back(std::move(p));
+  // Wake a flusher for the first create of a batch, and a lingering one once its batch is full.
+  const bool wake = queue_.size() == 1 || (lingering_ && queue_.size() >= last_batch_);
+  lock.unlock();
+  if (wake) queued_.notify_one();
+}
+
+graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
+                                                 const nlohmann::json& attributes,
+                                                 uint64_t fence_term) {
+  std::promise<graphdb::StatusOr<int64_t>> outcome;
+  CreateAsync(type, attributes, fence_term,
+              [&outcome](graphdb::StatusOr<int64_t> r) { outcome.set_value(std::move(r)); });
+  return outcome.get_future().get();
+}
+
+void EntityBatcher::FlushLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    const size_t want = std::min(last_batch_, options_.max_batch);
+    if (options_.linger.count() > 0 && queue_.size() < want && !lingering_) {
+      lingering_ = true;
+      queued_.wait_for(lock, options_.linger, [&] { return stopping_ || queue_.size() >= want; });
+      lingering_ = false;
+      if (stopping_) return;
+    }
+    if (queue_.empty()) continue;  // another flusher took them
+    std::vector<Pending> batch;
+    const uint64_t term = queue_.front().term;
+    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < options_.max_batch;) {
+      if (it->term == term) {
+        batch.push_back(std::move(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    last_batch_ = batch.size();
+    // More than one batch's worth, or another term, is waiting: let another flusher start on it.
+    if (!queue_.empty()) queued_.notify_one();
+    lock.unlock();
+    std::vector<graphdb::StatusOr<int64_t>> outcomes = Flush(batch);
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
+    lock.lock();
+    ++transactions_;
+    creates_ += batch.size();
+  }
+}
 
 // Whether one multi-row INSERT hands out consecutive ids (first id = LAST_INSERT_ID()): true
 // for InnoDB's "traditional" and "consecutive" auto-increment lock modes with an increment of 1,
 // not for "interleaved" mode.
-graphdb::Status EntityBatcher::CheckConsecutiveIds(graphdb::Connection& conn) {
-  auto stmt = conn.Prepare("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment");
-  if (!stmt.ok()) return stmt.status();
-  auto rows = (*stmt)->Query({});
-  if (!rows.ok()) return rows.status();
-  bool consecutive = !rows->empty() && (*rows)[0].size() == 2 && AsInt((*rows)[0][0]) >= 0 &&
-                     AsInt((*rows)[0][0]) <= 1 && AsInt((*rows)[0][1]) == 1;
-  id_mode_.store(consecutive ? kMultiRow : kRowByRow);
-  return graphdb::Status();
+graphdb::Status EntityBatcher::LearnIdMode() {
+  return primary_->Read([&](graphdb::Connection& conn) -> graphdb::Status {
+    auto stmt = conn.Prepare("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment");
+    if (!stmt.ok()) return stmt.status();
+    auto rows = (*stmt)->Query({});
+    if (!rows.ok()) return rows.status();
+    bool consecutive = !rows->empty() && (*rows)[0].size() == 2 && AsInt((*rows)[0][0]) >= 0 &&
+                       AsInt((*rows)[0][0]) <= 1 && AsInt((*rows)[0][1]) == 1;
+    id_mode_.store(consecutive ? kMultiRow : kRowByRow);
+    return graphdb::Status();
+  });
 }
 
-void EntityBatcher::Flush(std::deque<std::shared_ptr<Pending>>& batch) {
-  std::vector<int64_t> ids(batch.size(), 0);
-  graphdb::Status status;
-  // Every caller in the batch waits for its `done`, and the flush slot is only given back below:
-  // an exception escaping here would hang them all, so it becomes an error answer instead.
+std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pending>& batch) {
+  std::vector<graphdb::StatusOr<int64_t>> outcomes(
+      batch.size(), graphdb::Status::Internal("the create was not written"));
+  const uint64_t term = batch.front().term;
+  size_t settled = 0;  // creates whose outcome is known
+  // A caller waits for its callback: an exception escaping here would leave it hanging, so it
+  // becomes an error answer instead.
   try {
-    status = graphdb::RunFencedTransaction(
-        *primary_, batch.front()->term, [&](graphdb::Connection& conn) -> graphdb::Status {
-          if (id_mode_.load() == kUnknown) {
-            if (graphdb::Status s = CheckConsecutiveIds(conn); !s.ok()) return s;
+    if (id_mode_.load() == kUnknown) {
+      if (graphdb::Status s = LearnIdMode(); !s.ok()) {
+        std::fill(outcomes.begin(), outcomes.end(), s);
+        return outcomes;
+      }
+    }
+    if (id_mode_.load() == kMultiRow) {
+      // One autocommitted statement per chunk: the fence check, the rows and the commit in one
+      // round trip. Each chunk commits or fails on its own.
+      while (settled < batch.size()) {
+        const size_t chunk = std::min(batch.size() - settled, kMaxRowsPerInsert);
+        std::vector<graphdb::Value> params;
+        params.reserve(chunk * 2);
+        for (size_t i = settled; i < settled + chunk; ++i) {
+          params.emplace_back(batch[i].type);
+          params.emplace_back(batch[i].attributes);
+        }
+        auto r = graphdb::RunFencedInsert(*primary_, term, graph::EntityInsert(), params);
+        for (size_t i = 0; i < chunk; ++i) {
+          if (r.ok()) {
+            outcomes[settled + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
+          } else {
+            outcomes[settled + i] = r.status();
           }
-          // One INSERT per batch of up to kMaxRowsPerInsert rows: the batch is a serial step
-          // (the fence row's lock orders batches), so every extra round trip inside it costs
-          // throughput. Each connection prepares at most kMaxRowsPerInsert statement shapes.
-          size_t done = 0;
-          while (done < batch.size()) {
-            size_t chunk = 1;
-            if (id_mode_.load() == kMultiRow) {
-              chunk = std::min(batch.size() - done, kMaxRowsPerInsert);
-            }
-            auto stmt = conn.Prepare(MultiRowInsert(chunk));
+        }
+        settled += chunk;
+      }
+    } else {
+      // Ids may interleave with other inserts: one row per INSERT, all in one fenced transaction.
+      std::vector<int64_t> ids(batch.size(), 0);
+      graphdb::Status status = graphdb::RunFencedTransaction(
+          *primary_, term, [&](graphdb::Connection& conn) -> graphdb::Status {
+            auto stmt = conn.Prepare(kSingleRowInsert);
             if (!stmt.ok()) return stmt.status();
-            std::vector<graphdb::Value> params;
-            params.reserve(chunk * 2);
-            for (size_t i = done; i < done + chunk; ++i) {
-              params.emplace_back(batch[i]->type);
-              params.emplace_back(batch[i]->attributes);
+            for (size_t i = 0; i < batch.size(); ++i) {
+              auto r = (*stmt)->Execute({batch[i].type, batch[i].attributes});
+              if (!r.ok()) return r.status();
+              ids[i] = static_cast<int64_t>(r->insert_id);
             }
-            auto r = (*stmt)->Execute(params);
-            if (!r.ok()) return r.status();
-            if (r->affected_rows != chunk) {
-              return graphdb::Status::Internal("a batched insert wrote " +
-                                               std::to_string(r->affected_rows) + " of " +
-                                               std::to_string(chunk) + " rows");
-            }
-            for (size_t i = 0; i < chunk; ++i) {
-              ids[done + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
-            }
-            done += chunk;
-          }
-          return graphdb::Status();
-        });
+            return graphdb::Status();
+          });
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (status.ok()) {
+          outcomes[i] = ids[i];
+        } else {
+          outcomes[i] = status;
+        }
+      }
+      settled = batch.size();
+    }
   } catch (const std::exception& e) {
-    status = graphdb::Status::Internal(std::string("entity batch failed: ") + e.what());
+    std::fill(outcomes.begin() + static_cast<std::ptrdiff_t>(settled), outcomes.end(),
+              graphdb::Status::Internal(std::string("entity batch failed: ") + e.what()));
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (size_t i = 0; i < batch.size(); ++i) {
-    batch[i]->status = status;
-    batch[i]->id = status.ok() ? ids[i] : 0;
-    batch[i]->done = true;
-    batch[i]->wake.notify_one();
-  }
+  return outcomes;
 }
 
 uint64_t EntityBatcher::transactions() const {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/graph/validation.h"
 #include "instaface/graphserver/agent_control.h"
 
 namespace instaface::graphserver {
@@ -46,7 +47,7 @@ int HttpStatusFor(graphdb::StatusCode code) {
   return 500;
 }
 
-HttpResponse FromStatus(const graphdb::Status& status, const HttpRequest& req,
+HttpResponse FromStatus(const graphdb::Status& status, unsigned version, bool keep_alive,
                         bool& database_error) {
   int code = HttpStatusFor(status.code());
   if (status.code() == graphdb::StatusCode::kUnavailable ||
@@ -57,9 +58,14 @@ HttpResponse FromStatus(const graphdb::Status& status, const HttpRequest& req,
   if (status.code() == graphdb::StatusCode::kFenceLost) {
     message = "write refused: a newer leader holds the fence (" + message + ")";
   }
-  HttpResponse res = JsonError(code, message, req.version(), req.keep_alive());
+  HttpResponse res = JsonError(code, message, version, keep_alive);
   if (code == 503) res.set(http::field::retry_after, "1");
   return res;
+}
+
+HttpResponse FromStatus(const graphdb::Status& status, const HttpRequest& req,
+                        bool& database_error) {
+  return FromStatus(status, req.version(), req.keep_alive(), database_error);
 }
 
 // Parses a request body as JSON. An empty body is `empty_value`.
@@ -167,6 +173,43 @@ HttpResponse GraphApi::Handle(HttpRequest&& request) {
   if (request.method() == http::verb::head) res.body().clear();
   res.prepare_payload();
   return res;
+}
+
+bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
+  if (!batcher_ || req.method() != http::verb::post || req.body().size() > kFastPathBodyLimit) {
+    return false;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  RouteMatch match =
+      MatchRoute(std::string_view(req.method_string().data(), req.method_string().size()),
+                 std::string_view(req.target().data(), req.target().size()));
+  if (match.error || match.route->kind != RouteKind::kCreateEntity) return false;
+  Snapshot s = view_.snapshot();
+  if (!Leads(s)) return false;
+  // Anything but a well-formed create goes the ordinary way, which explains the error.
+  json attributes;
+  std::string error;
+  if (!ParseBody(req, json::object(), attributes, error) || !attributes.is_object()) return false;
+  if (!graph::ValidateType(match.route->type).ok() || !graph::ValidateAttributes(attributes).ok()) {
+    return false;
+  }
+  const unsigned version = req.version();
+  const bool keep_alive = req.keep_alive();
+  const char* route_label = match.route->path_template;
+  batcher_->CreateAsync(
+      match.route->type, attributes, s.term,
+      [this, respond = std::move(respond), version, keep_alive, route_label,
+       start](graphdb::StatusOr<int64_t> id) {
+        bool database_error = false;
+        HttpResponse res = id.ok() ? JsonResponse(200, std::to_string(*id), version, keep_alive)
+                                   : FromStatus(id.status(), version, keep_alive, database_error);
+        if (database_error) metrics_.CountDatabaseError();
+        metrics_.ObserveRequest(
+            route_label, res.result_int(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        respond(std::move(res));
+      });
+  return true;
 }
 
 HttpResponse GraphApi::Dispatch(HttpRequest& req, Route& route, bool& database_error) {
@@ -357,6 +400,7 @@ HttpResponse GraphApi::Metrics(const HttpRequest& req) {
   metrics_.SetCacheTotals("entity", stats.entity_cache_hits, stats.entity_cache_misses);
   metrics_.SetCacheTotals("association", stats.association_cache_hits,
                           stats.association_cache_misses);
+  if (batcher_) metrics_.SetBatchTotals(batcher_->transactions(), batcher_->creates());
   Snapshot s = view_.snapshot();
   metrics_.SetLeader(Leads(s), s.term);
   HttpResponse res{http::status::ok, req.version()};

@@ -42,6 +42,16 @@ GraphMetrics::GraphMetrics(std::shared_ptr<prometheus::Registry> registry)
                         .Name("instaface_graph_cache_misses_total")
                         .Help("Cache lookups that went to the leader or the database, by cache")
                         .Register(*registry_)),
+      batches_(prometheus::BuildCounter()
+                   .Name("instaface_graph_write_batches_total")
+                   .Help("Group-commit batches of entity creates the leader ran")
+                   .Register(*registry_)
+                   .Add({})),
+      batched_creates_(prometheus::BuildCounter()
+                           .Name("instaface_graph_batched_creates_total")
+                           .Help("Entity creates carried by the leader's group-commit batches")
+                           .Register(*registry_)
+                           .Add({})),
       is_leader_(prometheus::BuildGauge()
                      .Name("instaface_graph_is_leader")
                      .Help("1 when this graphserver's node leads and may write")
@@ -65,12 +75,22 @@ void GraphMetrics::CountForward(const std::string& outcome) {
 void GraphMetrics::CountDatabaseError() { db_errors_.Increment(); }
 
 void GraphMetrics::SetCacheTotals(const std::string& cache, uint64_t hits, uint64_t misses) {
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  std::lock_guard<std::mutex> lock(totals_mu_);
   auto& h = cache_hits_.Add({{"cache", cache}});
   auto& m = cache_misses_.Add({{"cache", cache}});
   if (static_cast<double>(hits) > h.Value()) h.Increment(static_cast<double>(hits) - h.Value());
   if (static_cast<double>(misses) > m.Value()) {
     m.Increment(static_cast<double>(misses) - m.Value());
+  }
+}
+
+void GraphMetrics::SetBatchTotals(uint64_t batches, uint64_t creates) {
+  std::lock_guard<std::mutex> lock(totals_mu_);
+  if (static_cast<double>(batches) > batches_.Value()) {
+    batches_.Increment(static_cast<double>(batches) - batches_.Value());
+  }
+  if (static_cast<double>(creates) > batched_creates_.Value()) {
+    batched_creates_.Increment(static_cast<double>(creates) - batched_creates_.Value());
   }
 }
 

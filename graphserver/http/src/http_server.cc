@@ -42,11 +42,13 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const HttpServer::Handler& handler,
-          const HttpServer::RejectObserver& on_reject, asio::thread_pool& workers)
+          const HttpServer::RejectObserver& on_reject, const HttpServer::FastPath& fast_path,
+          asio::thread_pool& workers)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         on_reject_(on_reject),
+        fast_path_(fast_path),
         workers_(workers) {}
 
   void Run() {
@@ -83,6 +85,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) return Reject(400, "malformed HTTP request: " + ec.message());
 
     auto request = std::make_shared<HttpRequest>(parser_->release());
+    if (fast_path_) {
+      const unsigned version = request->version();
+      const bool keep_alive = request->keep_alive();
+      auto respond = [self = shared_from_this(), version, keep_alive](HttpResponse res) {
+        res.version(version);
+        if (!keep_alive) res.keep_alive(false);
+        auto shared = std::make_shared<HttpResponse>(std::move(res));
+        asio::post(self->stream_.get_executor(), [self, shared] { self->Write(shared); });
+      };
+      if (fast_path_(*request, std::move(respond))) return;
+    }
     if (options_.worker_threads <= 0) {
       // Inline mode: this I/O thread runs the handler itself, saving two thread hand-offs per
       // request; a blocking handler then holds an I/O thread, so run enough of them.
@@ -169,6 +182,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServerOptions& options_;
   const HttpServer::Handler& handler_;
   const HttpServer::RejectObserver& on_reject_;
+  const HttpServer::FastPath& fast_path_;
   asio::thread_pool& workers_;
 };
 
@@ -178,6 +192,7 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   Handler handler;
   RejectObserver on_reject;
+  FastPath fast_path;
   asio::io_context ioc;
   std::optional<asio::thread_pool> workers;
   tcp::acceptor acceptor{ioc};
@@ -191,18 +206,21 @@ struct HttpServer::Impl {
       if (!ec) {
         beast::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(s), options, handler, on_reject, *workers)->Run();
+        std::make_shared<Session>(std::move(s), options, handler, on_reject, fast_path, *workers)
+            ->Run();
       }
       Accept();
     });
   }
 };
 
-HttpServer::HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject)
+HttpServer::HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject,
+                       FastPath fast_path)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->handler = std::move(handler);
   impl_->on_reject = std::move(on_reject);
+  impl_->fast_path = std::move(fast_path);
 }
 
 HttpServer::~HttpServer() { Stop(); }

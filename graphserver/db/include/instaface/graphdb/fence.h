@@ -23,6 +23,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "instaface/graphdb/connection.h"
 #include "instaface/graphdb/pool.h"
@@ -32,6 +34,29 @@ namespace instaface::graphdb {
 
 Status RunFencedTransaction(Pool& pool, uint64_t term,
                             const std::function<Status(Connection&)>& body);
+
+// An INSERT whose rows are selected through the fence row, so that one autocommitted statement
+// is a whole fenced write (one round trip):
+//
+//   INSERT INTO <into> SELECT <select_list> FROM fence
+//     JOIN (SELECT 0 AS o, ? AS p0, ? AS p1 UNION ALL SELECT 1, ?, ? ...) AS v
+//     WHERE fence.id = 1 AND fence.term = <term> ORDER BY v.o LOCK IN SHARE MODE
+//
+// select_list names the parameters of a row as v.p0, v.p1, ... The shared lock gives it the
+// same ordering against a new term as a fenced transaction, and ORDER BY v.o inserts the rows
+// in parameter order, so with consecutive auto-increment ids row k gets insert_id + k.
+struct FencedInsert {
+  std::string into;         // "entities (type, created, attributes)"
+  std::string select_list;  // "v.p0, UTC_TIMESTAMP(6), v.p1"
+  size_t params_per_row = 0;
+};
+
+// Runs `insert` for params.size() / params_per_row rows as one autocommitted statement. When it
+// selects no row the fence is not at `term`: it is then redone inside RunFencedTransaction, which
+// raises the fence for a new term's first write, or returns FenceLost when a newer term has
+// written. Not retried on a lost connection (the statement may have committed).
+StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
+                                     const std::vector<Value>& params);
 
 // The term in the fence row (0 on a fresh database).
 StatusOr<uint64_t> ReadFenceTerm(Pool& pool);

@@ -9,6 +9,7 @@
 // Read() and Transact() also retry once on a fresh connection when the first attempt lost its
 // connection and a retry is safe: always for reads, and for a transaction only if COMMIT had not
 // been sent (a transaction that lost its connection before COMMIT was rolled back by the server).
+// Write() (one autocommitted statement) is never retried: the statement may have committed.
 //
 // Thread safety: all methods are safe from any thread. A Lease is owned by one thread.
 #ifndef INSTAFACE_GRAPHDB_POOL_H_
@@ -72,13 +73,19 @@ class Pool {
   // BEGIN, body, COMMIT on one pooled connection; ROLLBACK when body fails. Retried once on a
   // lost connection if COMMIT was not sent. body must not commit or roll back itself.
   Status Transact(const std::function<Status(Connection&)>& body);
+  // Runs body, which executes ONE write statement that commits itself (autocommit), on a pooled
+  // connection: a transaction in one round trip. Not retried on a lost connection, since the
+  // statement may have committed.
+  Status Write(const std::function<Status(Connection&)>& body);
 
   const ConnectionConfig& config() const { return config_; }
   PoolStats stats() const;
 
  private:
   void Return(std::unique_ptr<Connection> conn);
-  Status RunOnce(const std::function<Status(Connection&)>& body, bool transaction, bool* may_retry);
+  enum class Mode { kRead, kTransaction, kWrite };
+  Status RunOnce(const std::function<Status(Connection&)>& body, Mode mode, bool* may_retry);
+  Status RunWithRetry(const std::function<Status(Connection&)>& body, Mode mode);
 
   const ConnectionConfig config_;
   PoolOptions options_;

@@ -1,33 +1,42 @@
 // EntityBatcher: group commit for the leader's entity creates.
 //
-// Every fenced write takes the fence row's lock until COMMIT, so per-request transactions run
-// one at a time, each paying its own log flush; the database's group commit never gets to
-// combine them. The batcher restores it: concurrent creates queue up while one transaction is
-// in flight, and the next transaction takes all of them (up to max_batch) under one fence
-// check and one COMMIT, inserted with multi-row INSERTs when the server hands out consecutive
-// auto-increment ids (it checks once). Every create in a batch gets its own id; a batch fails
-// or commits as a whole, and every waiter gets the batch's outcome.
+// A commit costs a log flush, whatever it carries. The batcher queues concurrent creates and
+// writes each group in one fenced statement (graphdb::RunFencedInsert: fence check, rows and
+// commit in one round trip), so a flush carries many creates. Rows go in with multi-row
+// statements when the server hands out consecutive auto-increment ids (it checks once);
+// otherwise row by row inside one fenced transaction. Every create gets its own id; a group of
+// up to 32 rows commits or fails as a whole, and each caller gets its group's outcome.
 //
-// Up to max_in_flight batches run at once, each on its own connection (default 1). Their
-// fence checks still queue on the fence row's lock; measured here (graphserver_bench,
-// --graphserver-arg --batches-in-flight=2), a second batch in flight did not raise
-// throughput, as the batches split the waiting creates between them and wait on each other's
-// lock.
+// Flusher threads (max_in_flight, each with its own connection from the pool) take whatever is
+// queued. Under steady load the callers of one batch come back together, a little apart: a
+// flusher waits up to `linger` for as many creates as its last batch took, so that one commit
+// carries them all again instead of the first few committing alone and the rest waiting a whole
+// commit for the next batch. The wait ends as soon as they are there, and only a shrinking load
+// ever waits the full linger (once, after which the expected size follows the load down).
 //
-// Only creates of the same fence term share a transaction. Associations are not batched: one
-// duplicate (409) would abort everyone else's write.
+// CreateAsync never blocks: an HTTP I/O thread can hand a create over and answer it from the
+// callback, with no thread parked per request. Create is the blocking form.
 //
-// Thread safety: Create() may be called from any number of threads at once.
+// Only creates of the same fence term share a batch. Associations are not batched: one
+// duplicate (409) would fail everyone else's write.
+//
+// Thread safety: Create and CreateAsync may be called from any number of threads at once.
+// Callbacks run on a flusher thread (or on the caller's, for input refused up front); they must
+// not throw, and should not block for long.
 #ifndef INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
 #define INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,17 +45,36 @@
 
 namespace instaface::graphserver {
 
+struct EntityBatcherOptions {
+  size_t max_batch = 128;  // creates per batch
+  int max_in_flight = 1;   // batches at once: flusher threads, each on its own connection
+  // How long a batch may wait to fill up to the size of the one before it; 0 flushes at once.
+  std::chrono::microseconds linger{0};
+};
+
 class EntityBatcher {
  public:
-  EntityBatcher(std::shared_ptr<graphdb::Pool> primary, size_t max_batch = 128,
-                int max_in_flight = 1);
+  using Done = std::function<void(graphdb::StatusOr<int64_t>)>;
 
-  // Validates like GraphService::CreateEntity, then inserts within a fenced transaction that
-  // may also carry other callers' creates. Returns the new id.
+  // Starts the flusher threads.
+  EntityBatcher(std::shared_ptr<graphdb::Pool> primary, EntityBatcherOptions options = {});
+  ~EntityBatcher();  // Stop()
+  EntityBatcher(const EntityBatcher&) = delete;
+  EntityBatcher& operator=(const EntityBatcher&) = delete;
+
+  // Validates like GraphService::CreateEntity, then queues the create; `done` gets the new id or
+  // the error, exactly once. After Stop() it gets Unavailable at once.
+  void CreateAsync(const std::string& type, const nlohmann::json& attributes, uint64_t fence_term,
+                   Done done);
+  // The same, waiting for the outcome.
   graphdb::StatusOr<int64_t> Create(const std::string& type, const nlohmann::json& attributes,
                                     uint64_t fence_term);
 
-  uint64_t transactions() const;  // committed or failed batches so far
+  // Finishes the batches in flight, answers what is still queued with Unavailable, and joins the
+  // flushers; no callback runs after it returns. Idempotent.
+  void Stop();
+
+  uint64_t transactions() const;  // batches run so far (committed or failed)
   uint64_t creates() const;       // creates they carried
 
  private:
@@ -54,26 +82,28 @@ class EntityBatcher {
     std::string type;
     std::string attributes;
     uint64_t term = 0;
-    bool done = false;
-    graphdb::Status status;
-    int64_t id = 0;
-    // Signalled when this create is done, or when its caller should run the next batch.
-    std::condition_variable wake;
+    Done done;
   };
   enum IdMode { kUnknown, kMultiRow, kRowByRow };
-  // Runs one batch; the caller holds no lock.
-  void Flush(std::deque<std::shared_ptr<Pending>>& batch);
-  graphdb::Status CheckConsecutiveIds(graphdb::Connection& conn);
+
+  void FlushLoop();
+  // Writes one batch (same term) and returns each create's outcome; holds no lock.
+  std::vector<graphdb::StatusOr<int64_t>> Flush(const std::vector<Pending>& batch);
+  graphdb::Status LearnIdMode();
 
   std::shared_ptr<graphdb::Pool> primary_;
-  size_t max_batch_;
-  int max_in_flight_;
+  EntityBatcherOptions options_;
+  std::atomic<int> id_mode_{kUnknown};  // learned from the server by the first batch
+
   mutable std::mutex mu_;
-  std::deque<std::shared_ptr<Pending>> queue_;  // under mu_
-  int flushing_ = 0;                            // under mu_: callers running a batch now
-  uint64_t transactions_ = 0;                   // under mu_
-  uint64_t creates_ = 0;                        // under mu_
-  std::atomic<int> id_mode_{kUnknown};          // learned from the server once
+  std::condition_variable queued_;  // a create arrived, or stopping
+  std::deque<Pending> queue_;       // under mu_
+  bool stopping_ = false;           // under mu_
+  bool lingering_ = false;          // under mu_: a flusher is waiting for its batch to fill
+  size_t last_batch_ = 0;           // under mu_: creates the last batch took
+  uint64_t transactions_ = 0;       // under mu_
+  uint64_t creates_ = 0;            // under mu_
+  std::vector<std::thread> flushers_;
 };
 
 }  // namespace instaface::graphserver

@@ -11,7 +11,8 @@
 //
 // Every error body is {"error": "..."}.
 //
-// Thread safety: Handle() is called concurrently from the server's worker threads.
+// Thread safety: Handle() is called concurrently from the server's worker threads, HandleFast()
+// from its I/O threads.
 #ifndef INSTAFACE_GRAPHSERVER_GRAPH_API_H_
 #define INSTAFACE_GRAPHSERVER_GRAPH_API_H_
 
@@ -43,12 +44,22 @@ struct GraphApiOptions {
 
 class GraphApi {
  public:
+  // Bodies up to this size may take the fast path; a larger one is parsed on a worker thread,
+  // away from the I/O thread that serves other connections.
+  static constexpr size_t kFastPathBodyLimit = 64 * 1024;
+
   // All references must outlive the GraphApi.
   GraphApi(graph::GraphService& service, const View& view, GraphMetrics& metrics,
            GraphApiOptions options);
   ~GraphApi();
 
   HttpResponse Handle(HttpRequest&& request);
+
+  // The HttpServer fast path: on the leader, a well-formed entity create is handed to the group
+  // commit from the I/O thread and answered from its callback, with no worker thread waiting on
+  // it. Returns false, leaving the request untouched, for everything else (other routes, a
+  // follower, bad input, no batcher), which Handle then answers.
+  bool HandleFast(HttpRequest& request, HttpServer::Respond respond);
 
   // A MissFiller that reads a follower's cache misses from the leader's read routes. Install it
   // with GraphService::set_miss_filler before serving.

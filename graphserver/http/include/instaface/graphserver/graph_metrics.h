@@ -1,6 +1,7 @@
 // The graphserver's Prometheus metrics: requests by route template and status code, request
-// duration, forwarded writes, database errors, cache hits and misses. Served as text at
-// /metrics by the graphserver's own HTTP server (no second listener to configure or probe).
+// duration, forwarded writes, database errors, cache hits and misses, group-commit batches. Served
+// as text at /metrics by the graphserver's own HTTP server (no second listener to configure or
+// probe).
 //
 // Route labels are route templates ("/api/graph/entities/{type}"), never raw paths, so the
 // label set stays small whatever clients send.
@@ -34,6 +35,9 @@ class GraphMetrics {
   void CountDatabaseError();
   // Monotonic totals read from the cache at scrape time; the counters advance by the difference.
   void SetCacheTotals(const std::string& cache, uint64_t hits, uint64_t misses);
+  // The leader's group commit: batches run and the entity creates they carried (their ratio is
+  // the mean batch size).
+  void SetBatchTotals(uint64_t batches, uint64_t creates);
   void SetLeader(bool is_leader, uint64_t term);
 
   // The text exposition format of everything in the registry.
@@ -48,9 +52,11 @@ class GraphMetrics {
   prometheus::Counter& db_errors_;
   prometheus::Family<prometheus::Counter>& cache_hits_;
   prometheus::Family<prometheus::Counter>& cache_misses_;
+  prometheus::Counter& batches_;
+  prometheus::Counter& batched_creates_;
   prometheus::Gauge& is_leader_;
   prometheus::Gauge& term_;
-  std::mutex cache_mu_;  // serializes SetCacheTotals' read-modify-write
+  std::mutex totals_mu_;  // serializes the Set*Totals read-modify-writes
 };
 
 }  // namespace instaface::graphserver

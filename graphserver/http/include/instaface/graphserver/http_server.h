@@ -41,7 +41,15 @@ class HttpServer {
   // for a half-sent request that timed out (closed without an answer).
   using RejectObserver = std::function<void(int status)>;
 
-  HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject = nullptr);
+  // A fast path is offered each complete request on its I/O thread, before the worker pool.
+  // Returning true takes the request: `respond` must then be called exactly once, from any
+  // thread (it only queues the answer on the connection). It must not block; false hands the
+  // request, untouched, to the handler on the worker pool.
+  using Respond = std::function<void(HttpResponse)>;
+  using FastPath = std::function<bool(HttpRequest& request, Respond respond)>;
+
+  HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject = nullptr,
+             FastPath fast_path = nullptr);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -98,7 +98,14 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
     result = *r;
     return Status();
   };
-  if (Status s = pool.Write(execute); !s.ok()) return s;
+  if (Status s = pool.Write(execute); !s.ok()) {
+    if (!s.connection_lost()) return s;
+    return Status(StatusCode::kUnavailable,
+                  "the database connection was lost during the write, which may or may not have "
+                  "been applied: " +
+                      s.message(),
+                  s.mysql_errno());
+  }
   if (result.affected_rows == rows) return result;
   if (result.affected_rows != 0) {
     return Status::Internal("a fenced insert wrote " + std::to_string(result.affected_rows) +

@@ -5,7 +5,9 @@
 // body size limit (413) and the per-request timeout. Handlers may block (database calls, a
 // forwarded request), so they run on a separate pool of `worker_threads`; a slow database never
 // stalls accepting or reading. A request whose body exceeds the limit, or that does not parse,
-// is answered by the server itself with a JSON error and the connection is closed.
+// is answered by the server itself with a JSON error and the connection is closed. An optional
+// fast path sees each request first on its I/O thread and may take it to answer later, from any
+// thread, without a worker waiting on it (the leader's group-committed creates use it).
 //
 // Thread safety: Start and Stop are called from one thread; the handler is called concurrently
 // from worker threads and must be thread-safe.

@@ -44,6 +44,7 @@ EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, EntityBatch
 EntityBatcher::~EntityBatcher() { Stop(); }
 
 void EntityBatcher::Stop() {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);  // a second caller waits for the first
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && flushers_.empty()) return;
@@ -72,7 +73,7 @@ void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& a
   }
   queue_.push_back(std::move(p));
   // Wake a flusher for the first create of a batch, and a lingering one once its batch is full.
-  const bool wake = queue_.size() == 1 || (lingering_ && queue_.size() >= last_batch_);
+  const bool wake = queue_.size() == 1 || (linger_target_ > 0 && queue_.size() >= linger_target_);
   lock.unlock();
   if (wake) queued_.notify_one();
 }
@@ -92,10 +93,10 @@ void EntityBatcher::FlushLoop() {
     queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
     const size_t want = std::min(last_batch_, options_.max_batch);
-    if (options_.linger.count() > 0 && queue_.size() < want && !lingering_) {
-      lingering_ = true;
+    if (options_.linger.count() > 0 && queue_.size() < want && linger_target_ == 0) {
+      linger_target_ = want;
       queued_.wait_for(lock, options_.linger, [&] { return stopping_ || queue_.size() >= want; });
-      lingering_ = false;
+      linger_target_ = 0;
       if (stopping_) return;
     }
     if (queue_.empty()) continue;  // another flusher took them
@@ -114,10 +115,13 @@ void EntityBatcher::FlushLoop() {
     if (!queue_.empty()) queued_.notify_one();
     lock.unlock();
     std::vector<graphdb::StatusOr<int64_t>> outcomes = Flush(batch);
-    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
     lock.lock();
+    // Counted before anyone is answered, so a caller with its answer sees its batch counted.
     ++transactions_;
     creates_ += batch.size();
+    lock.unlock();
+    for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
+    lock.lock();
   }
 }
 

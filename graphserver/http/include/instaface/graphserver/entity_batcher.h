@@ -71,7 +71,7 @@ class EntityBatcher {
                                     uint64_t fence_term);
 
   // Finishes the batches in flight, answers what is still queued with Unavailable, and joins the
-  // flushers; no callback runs after it returns. Idempotent.
+  // flushers; no callback runs after it returns. Idempotent, and safe from any thread.
   void Stop();
 
   uint64_t transactions() const;  // batches run so far (committed or failed)
@@ -96,14 +96,15 @@ class EntityBatcher {
   std::atomic<int> id_mode_{kUnknown};  // learned from the server by the first batch
 
   mutable std::mutex mu_;
-  std::condition_variable queued_;  // a create arrived, or stopping
-  std::deque<Pending> queue_;       // under mu_
-  bool stopping_ = false;           // under mu_
-  bool lingering_ = false;          // under mu_: a flusher is waiting for its batch to fill
-  size_t last_batch_ = 0;           // under mu_: creates the last batch took
-  uint64_t transactions_ = 0;       // under mu_
-  uint64_t creates_ = 0;            // under mu_
-  std::vector<std::thread> flushers_;
+  std::condition_variable queued_;     // a create arrived, or stopping
+  std::deque<Pending> queue_;          // under mu_
+  bool stopping_ = false;              // under mu_
+  size_t linger_target_ = 0;           // under mu_: the size a lingering flusher waits for, or 0
+  size_t last_batch_ = 0;              // under mu_: creates the last batch took
+  uint64_t transactions_ = 0;          // under mu_
+  uint64_t creates_ = 0;               // under mu_
+  std::mutex stop_mu_;                 // serializes Stop()
+  std::vector<std::thread> flushers_;  // joined and cleared by Stop(), under stop_mu_
 };
 
 }  // namespace instaface::graphserver

@@ -39,6 +39,14 @@ HttpResponse JsonError(int status, const std::string& message, unsigned version,
 
 namespace {
 
+// Answers in the request's HTTP version, and keeps the connection only if both the request and
+// the response allow it. (The version is set first: what keep_alive() means depends on it.)
+void MatchRequest(HttpResponse& res, unsigned version, bool request_keep_alive) {
+  const bool response_keep_alive = res.keep_alive();
+  res.version(version);
+  res.keep_alive(request_keep_alive && response_keep_alive);
+}
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const HttpServer::Handler& handler,
@@ -89,8 +97,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const unsigned version = request->version();
       const bool keep_alive = request->keep_alive();
       auto respond = [self = shared_from_this(), version, keep_alive](HttpResponse res) {
-        res.version(version);
-        if (!keep_alive) res.keep_alive(false);
+        MatchRequest(res, version, keep_alive);
         auto shared = std::make_shared<HttpResponse>(std::move(res));
         asio::post(self->stream_.get_executor(), [self, shared] { self->Write(shared); });
       };
@@ -119,8 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
     } catch (const std::exception& e) {
       res = JsonError(500, std::string("internal error: ") + e.what(), version, keep_alive);
     }
-    res.version(version);
-    if (!keep_alive) res.keep_alive(false);
+    MatchRequest(res, version, keep_alive);
     return std::make_shared<HttpResponse>(std::move(res));
   }
 

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -26,7 +28,8 @@ using namespace std::chrono_literals;
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(std::chrono::milliseconds request_timeout = 5s) {
+  void StartServer(std::chrono::milliseconds request_timeout = 5s,
+                   HttpServer::FastPath fast_path = nullptr) {
     HttpServerOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
@@ -44,7 +47,8 @@ class HttpServerTest : public ::testing::Test {
         [this](int status) {
           std::lock_guard<std::mutex> lock(mu_);
           rejected_.push_back(status);
-        });
+        },
+        std::move(fast_path));
     ASSERT_EQ(server_->Start(), "");
   }
 
@@ -138,7 +142,52 @@ TEST_F(HttpServerTest, TimedOutConnectionsAreClosedAndHalfSentOnesCounted) {
     EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
   }
   EXPECT_EQ(handled_, 0);
+  // The stream closes the socket before the server's read handler counts the 408, so the client
+  // may see the close first.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (rejected().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
   EXPECT_EQ(rejected(), std::vector<int>{408});
+}
+
+// The fast path takes /fast requests and answers them later from a thread of its own; every
+// other request falls through, untouched, to the handler. Answers on one keep-alive connection
+// come back in order, with the request's HTTP version.
+TEST_F(HttpServerTest, FastPathAnswersFromAnotherThreadAndPassesTheRestOn) {
+  std::mutex answer_mu;
+  std::vector<std::thread> answerers;
+  StartServer(5s, [&](HttpRequest& req, HttpServer::Respond respond) {
+    if (req.target() != "/fast") return false;
+    std::string body = "\"fast " + req.body() + "\"";
+    std::lock_guard<std::mutex> lock(answer_mu);
+    answerers.emplace_back([respond = std::move(respond), body]() mutable {
+      std::this_thread::sleep_for(20ms);
+      respond(JsonResponse(200, body, 11, true));
+    });
+    return true;
+  });
+  tcp::socket socket = Connect();
+  const std::vector<std::pair<std::string, std::string>> sent = {
+      {"/fast", "\"fast 1\""}, {"/slow", "\"/slow\""}, {"/fast", "\"fast 3\""}};
+  int n = 0;
+  for (const auto& [target, expected] : sent) {
+    std::string body = std::to_string(++n);
+    std::string request = "POST " + target + " HTTP/1.0\r\nConnection: keep-alive\r\n" +
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    asio::write(socket, asio::buffer(request));
+    HttpResponse res;
+    boost::system::error_code ec = ReadResponse(socket, res);
+    EXPECT_FALSE(ec) << ec.message();
+    if (ec) break;
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(res.version(), 10u) << "the answer must carry the request's version";
+    EXPECT_EQ(res.body(), expected);
+  }
+  EXPECT_EQ(handled_, 1) << "only the request the fast path declined reaches the handler";
+  server_->Stop();
+  std::lock_guard<std::mutex> lock(answer_mu);
+  for (std::thread& t : answerers) t.join();
 }
 
 }  // namespace

@@ -98,6 +98,25 @@ class Answers {
   size_t answered_ = 0;
 };
 
+// Splits answered creates into the written ones (with their ids) and the refused ones, which
+// must each have been answered once, with Unavailable. Returns how many were refused.
+size_t SplitWrittenFromRefused(Answers& answers, const std::vector<Request>& requests,
+                               std::vector<Request>* written, std::vector<int64_t>* ids) {
+  size_t unavailable = 0;
+  for (size_t k = 0; k < requests.size(); ++k) {
+    EXPECT_EQ(answers.calls(k), 1) << "create " << k;
+    StatusOr<int64_t> r = answers.result(k);
+    if (r.ok()) {
+      written->push_back(requests[k]);
+      ids->push_back(*r);
+    } else {
+      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << "create " << k;
+      ++unavailable;
+    }
+  }
+  return unavailable;
+}
+
 // Holds the fence row's exclusive lock in an open transaction on its own connection, so every
 // fenced write waits behind it: creates pile up in the batcher's queue until Release().
 class FenceLock {
@@ -518,18 +537,7 @@ TEST_F(EntityBatcherTest, StopFinishesTheBatchInFlightAndRefusesTheQueue) {
 
   std::vector<Request> written;
   std::vector<int64_t> ids;
-  size_t unavailable = 0;
-  for (size_t k = 0; k < kCreates; ++k) {
-    EXPECT_EQ(answers.calls(k), 1) << "create " << k;
-    StatusOr<int64_t> r = answers.result(k);
-    if (r.ok()) {
-      written.push_back(requests[k]);
-      ids.push_back(*r);
-    } else {
-      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << "create " << k;
-      ++unavailable;
-    }
-  }
+  size_t unavailable = SplitWrittenFromRefused(answers, requests, &written, &ids);
   // The flusher took one batch (1 to max_batch creates) before the lock was released.
   EXPECT_GE(written.size(), 1u);
   EXPECT_LE(written.size(), kMaxBatch);
@@ -557,16 +565,7 @@ TEST_F(EntityBatcherTest, DestroyedWithCreatesQueuedAnswersEachOnce) {
 
   std::vector<Request> written;
   std::vector<int64_t> ids;
-  for (size_t k = 0; k < kCreates; ++k) {
-    EXPECT_EQ(answers.calls(k), 1) << "create " << k;
-    StatusOr<int64_t> r = answers.result(k);
-    if (r.ok()) {
-      written.push_back(requests[k]);
-      ids.push_back(*r);
-    } else {
-      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << "create " << k;
-    }
-  }
+  SplitWrittenFromRefused(answers, requests, &written, &ids);
   RecordProperty("written", static_cast<int>(written.size()));
   ExpectRowsMatch(written, ids);
 }

@@ -53,6 +53,7 @@ struct Flags {
   int db_pool = 16;
   uint64_t body_limit = 1 << 20;
   int request_timeout_ms = 10000;
+  int max_connections = 4096;
   int forward_timeout_ms = 5000;
   int startup_wait_ms = 60000;
   std::string election = "sidecar";
@@ -227,6 +228,7 @@ int Run(const Flags& flags) {
   server_options.worker_threads = flags.workers;
   server_options.body_limit = flags.body_limit;
   server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
+  server_options.max_connections = flags.max_connections;
   graphserver::HttpServer server(
       server_options, [&api](graphserver::HttpRequest&& req) { return api.Handle(std::move(req)); },
       [&metrics](int status) { metrics.ObserveRequest("rejected", status, 0); },
@@ -306,6 +308,11 @@ int main(int argc, char** argv) {
   app.add_option("--body-limit", flags.body_limit, "largest request body in bytes (413 above)")
       ->envname(env("BODY_LIMIT"))
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 30))
+      ->capture_default_str();
+  app.add_option("--max-connections", flags.max_connections,
+                 "open client connections at most; one more is answered 503 and closed")
+      ->envname(env("MAX_CONNECTIONS"))
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
   app.add_option("--request-timeout-ms", flags.request_timeout_ms,
                  "time to receive a request or send a reply; also the keep-alive idle limit")

@@ -9,6 +9,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
@@ -51,16 +52,30 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const HttpServerOptions& options, const HttpServer::Handler& handler,
           const HttpServer::RejectObserver& on_reject, const HttpServer::FastPath& fast_path,
-          asio::thread_pool& workers)
+          asio::thread_pool& workers, std::atomic<int>& open)
       : stream_(std::move(socket)),
         options_(options),
         handler_(handler),
         on_reject_(on_reject),
         fast_path_(fast_path),
-        workers_(workers) {}
+        workers_(workers),
+        open_(open) {
+    ++open_;
+  }
+  ~Session() { --open_; }
 
   void Run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // For a connection over the limit: answers 503 without reading a request, then closes.
+  void Refuse() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      auto res = std::make_shared<HttpResponse>(
+          JsonError(503, "too many open connections; retry", 11, false));
+      res->set(http::field::retry_after, "1");
+      self->SendRefusal(503, res);
+    });
   }
 
  private:
@@ -131,8 +146,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Reject(int status, const std::string& message) {
+    SendRefusal(status, std::make_shared<HttpResponse>(JsonError(status, message, 11, false)));
+  }
+
+  // Sends the server's own refusal, then closes without resetting the connection under it.
+  void SendRefusal(int status, std::shared_ptr<HttpResponse> res) {
     if (on_reject_) on_reject_(status);
-    auto res = std::make_shared<HttpResponse>(JsonError(status, message, 11, false));
     stream_.expires_after(options_.request_timeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res](beast::error_code ec, size_t) {
@@ -190,6 +209,7 @@ class Session : public std::enable_shared_from_this<Session> {
   const HttpServer::RejectObserver& on_reject_;
   const HttpServer::FastPath& fast_path_;
   asio::thread_pool& workers_;
+  std::atomic<int>& open_;  // the server's count of live sessions
 };
 
 }  // namespace
@@ -202,18 +222,34 @@ struct HttpServer::Impl {
   asio::io_context ioc;
   std::optional<asio::thread_pool> workers;
   tcp::acceptor acceptor{ioc};
+  asio::steady_timer accept_retry{ioc};
   std::vector<std::thread> threads;
   std::atomic<bool> stopped{false};
+  std::atomic<int> open_sessions{0};
   uint16_t bound_port = 0;
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
+      if (ec) {
+        // Out of file descriptors (or memory): the pending connection stays in the backlog and
+        // an immediate retry would fail the same way in a busy loop, so wait a little.
+        accept_retry.expires_after(std::chrono::milliseconds(50));
+        accept_retry.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
+      }
+      {
         beast::error_code ignored;
         s.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(s), options, handler, on_reject, fast_path, *workers)
-            ->Run();
+        auto session = std::make_shared<Session>(std::move(s), options, handler, on_reject,
+                                                 fast_path, *workers, open_sessions);
+        if (open_sessions.load() > std::max(1, options.max_connections)) {
+          session->Refuse();
+        } else {
+          session->Run();
+        }
       }
       Accept();
     });
@@ -259,6 +295,7 @@ void HttpServer::Stop() {
   asio::post(impl_->ioc, [this] {
     beast::error_code ignored;
     impl_->acceptor.close(ignored);
+    impl_->accept_retry.cancel();
   });
   if (impl_->workers) impl_->workers->join();
   impl_->ioc.stop();

@@ -29,7 +29,7 @@ using namespace std::chrono_literals;
 class HttpServerTest : public ::testing::Test {
  protected:
   void StartServer(std::chrono::milliseconds request_timeout = 5s,
-                   HttpServer::FastPath fast_path = nullptr) {
+                   HttpServer::FastPath fast_path = nullptr, int max_connections = 4096) {
     HttpServerOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
@@ -37,6 +37,7 @@ class HttpServerTest : public ::testing::Test {
     options.worker_threads = 1;
     options.body_limit = 4096;
     options.request_timeout = request_timeout;
+    options.max_connections = max_connections;
     server_ = std::make_unique<HttpServer>(
         options,
         [this](HttpRequest&& r) {
@@ -188,6 +189,51 @@ TEST_F(HttpServerTest, FastPathAnswersFromAnotherThreadAndPassesTheRestOn) {
   server_->Stop();
   std::lock_guard<std::mutex> lock(answer_mu);
   for (std::thread& t : answerers) t.join();
+}
+
+// Over max_connections a new connection is answered 503 and closed, without its request being
+// read; once a connection closes, a new one is served again.
+TEST_F(HttpServerTest, ConnectionsOverTheLimitGet503AndCapacityComesBack) {
+  StartServer(5s, nullptr, /*max_connections=*/2);
+  auto get = [&](tcp::socket& socket, HttpResponse& res) {
+    asio::write(socket, asio::buffer(std::string("GET /x HTTP/1.1\r\nHost: x\r\n\r\n")));
+    boost::beast::flat_buffer buffer;
+    boost::system::error_code ec;
+    http::read(socket, buffer, res, ec);
+    return ec;
+  };
+  tcp::socket first = Connect();
+  tcp::socket second = Connect();
+  HttpResponse res;
+  ASSERT_FALSE(get(first, res));
+  EXPECT_EQ(res.result_int(), 200);
+  res = {};
+  ASSERT_FALSE(get(second, res));
+  EXPECT_EQ(res.result_int(), 200);
+
+  tcp::socket third = Connect();
+  HttpResponse refused;
+  boost::beast::flat_buffer buffer;
+  boost::system::error_code ec;
+  http::read(third, buffer, refused, ec);  // answered without sending anything
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(refused.result_int(), 503);
+  EXPECT_EQ(refused[http::field::retry_after], "1");
+  EXPECT_EQ(rejected(), std::vector<int>{503});
+  EXPECT_EQ(handled_, 2);
+
+  // Closing one makes room; the server notices the close on its own time, so poll.
+  first.close();
+  third.close();
+  bool served = false;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!served && std::chrono::steady_clock::now() < deadline) {
+    tcp::socket next = Connect();
+    HttpResponse r;
+    served = !get(next, r) && r.result_int() == 200;
+    if (!served) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(served) << "no connection was served after one closed";
 }
 
 }  // namespace

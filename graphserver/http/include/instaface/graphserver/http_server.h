@@ -34,13 +34,17 @@ struct HttpServerOptions {
   int worker_threads = 16;  // 0: handlers run on the I/O threads (give enough of them)
   uint64_t body_limit = 1 << 20;
   std::chrono::milliseconds request_timeout{10000};  // also the keep-alive idle limit
+  // Open connections at most; one more is answered 503 (Retry-After: 1) and closed, so a flood
+  // of clients cannot exhaust file descriptors and memory.
+  int max_connections = 4096;
 };
 
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(HttpRequest&&)>;
-  // Called (from an I/O thread) for a request the server refused itself: 400, 413, 431, or 408
-  // for a half-sent request that timed out (closed without an answer).
+  // Called (from an I/O thread) for a request the server refused itself: 400, 413, 431, 503
+  // for a connection over max_connections, or 408 for a half-sent request that timed out
+  // (closed without an answer).
   using RejectObserver = std::function<void(int status)>;
 
   // A fast path is offered each complete request on its I/O thread, before the worker pool.

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -49,83 +50,85 @@ struct Rate {
   double per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
 };
 
-// C threads of Connector/C: prepared INSERT, autocommit, as many as fit in `duration`.
-Rate RawInserts(ift::GraphCluster& cluster, int concurrency, std::chrono::seconds duration) {
+// Runs `client(t, end, ops, errors)` on `concurrency` threads until `duration` has passed; each
+// client counts its own successes and failures.
+using Client = std::function<void(int t, Clock::time_point end, std::atomic<uint64_t>& ops,
+                                  std::atomic<uint64_t>& errors)>;
+Rate ClosedLoop(int concurrency, std::chrono::seconds duration, const Client& client) {
   std::atomic<uint64_t> ops{0}, errors{0};
   auto start = Clock::now();
   auto end = start + duration;
   std::vector<std::thread> threads;
   for (int t = 0; t < concurrency; ++t) {
-    threads.emplace_back([&, t] {
-      mysql_thread_init();
-      MYSQL* db = mysql_init(nullptr);
-      if (!mysql_real_connect(db, "127.0.0.1", "root", cluster.db().root_password().c_str(),
-                              cluster.database().c_str(), cluster.db().port(), nullptr, 0)) {
-        std::cerr << "raw connect: " << mysql_error(db) << "\n";
-        ++errors;
-        mysql_close(db);
-        mysql_thread_end();
-        return;
-      }
-      MYSQL_STMT* stmt = mysql_stmt_init(db);
-      const char* sql =
-          "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)";
-      if (mysql_stmt_prepare(stmt, sql, strlen(sql)) != 0) {
-        std::cerr << "raw prepare: " << mysql_stmt_error(stmt) << "\n";
-        ++errors;
-      } else {
-        std::string type = "raw";
-        for (uint64_t i = 0; Clock::now() < end; ++i) {
-          std::string attrs = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
-          MYSQL_BIND bind[2] = {};
-          unsigned long type_len = type.size(), attrs_len = attrs.size();
-          bind[0].buffer_type = MYSQL_TYPE_STRING;
-          bind[0].buffer = type.data();
-          bind[0].buffer_length = type_len;
-          bind[0].length = &type_len;
-          bind[1].buffer_type = MYSQL_TYPE_STRING;
-          bind[1].buffer = attrs.data();
-          bind[1].buffer_length = attrs_len;
-          bind[1].length = &attrs_len;
-          if (mysql_stmt_bind_param(stmt, bind) != 0 || mysql_stmt_execute(stmt) != 0) {
-            ++errors;
-          } else {
-            ++ops;
-          }
-        }
-      }
-      mysql_stmt_close(stmt);
-      mysql_close(db);
-      mysql_thread_end();
-    });
+    threads.emplace_back([&, t] { client(t, end, ops, errors); });
   }
   for (auto& th : threads) th.join();
   return Rate{ops, errors, std::chrono::duration<double>(Clock::now() - start).count()};
 }
 
+// C threads of Connector/C: prepared INSERT, autocommit, as many as fit in `duration`.
+Rate RawInserts(ift::GraphCluster& cluster, int concurrency, std::chrono::seconds duration) {
+  return ClosedLoop(
+      concurrency, duration, [&](int t, Clock::time_point end, auto& ops, auto& errors) {
+        mysql_thread_init();
+        MYSQL* db = mysql_init(nullptr);
+        if (!mysql_real_connect(db, "127.0.0.1", "root", cluster.db().root_password().c_str(),
+                                cluster.database().c_str(), cluster.db().port(), nullptr, 0)) {
+          std::cerr << "raw connect: " << mysql_error(db) << "\n";
+          ++errors;
+          mysql_close(db);
+          mysql_thread_end();
+          return;
+        }
+        MYSQL_STMT* stmt = mysql_stmt_init(db);
+        const char* sql =
+            "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)";
+        if (mysql_stmt_prepare(stmt, sql, strlen(sql)) != 0) {
+          std::cerr << "raw prepare: " << mysql_stmt_error(stmt) << "\n";
+          ++errors;
+        } else {
+          std::string type = "raw";
+          for (uint64_t i = 0; Clock::now() < end; ++i) {
+            std::string attrs = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
+            MYSQL_BIND bind[2] = {};
+            unsigned long type_len = type.size(), attrs_len = attrs.size();
+            bind[0].buffer_type = MYSQL_TYPE_STRING;
+            bind[0].buffer = type.data();
+            bind[0].buffer_length = type_len;
+            bind[0].length = &type_len;
+            bind[1].buffer_type = MYSQL_TYPE_STRING;
+            bind[1].buffer = attrs.data();
+            bind[1].buffer_length = attrs_len;
+            bind[1].length = &attrs_len;
+            if (mysql_stmt_bind_param(stmt, bind) != 0 || mysql_stmt_execute(stmt) != 0) {
+              ++errors;
+            } else {
+              ++ops;
+            }
+          }
+        }
+        mysql_stmt_close(stmt);
+        mysql_close(db);
+        mysql_thread_end();
+      });
+}
+
 // C keep-alive clients creating entities through node `node`.
 Rate HttpCreates(ift::GraphCluster& cluster, int node, int concurrency,
                  std::chrono::seconds duration) {
-  std::atomic<uint64_t> ops{0}, errors{0};
-  auto start = Clock::now();
-  auto end = start + duration;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < concurrency; ++t) {
-    threads.emplace_back([&, t] {
-      graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
-      for (uint64_t i = 0; Clock::now() < end; ++i) {
-        std::string body = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
-        auto r = client.Send(http::verb::post, "/api/graph/entities/bench/create", body, 10s);
-        if (r.ok && r.response.result_int() == 200) {
-          ++ops;
-        } else {
-          ++errors;
+  return ClosedLoop(
+      concurrency, duration, [&](int t, Clock::time_point end, auto& ops, auto& errors) {
+        graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
+        for (uint64_t i = 0; Clock::now() < end; ++i) {
+          std::string body = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
+          auto r = client.Send(http::verb::post, "/api/graph/entities/bench/create", body, 10s);
+          if (r.ok && r.response.result_int() == 200) {
+            ++ops;
+          } else {
+            ++errors;
+          }
         }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  return Rate{ops, errors, std::chrono::duration<double>(Clock::now() - start).count()};
+      });
 }
 
 struct Latency {

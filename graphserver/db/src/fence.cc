@@ -8,6 +8,11 @@ namespace instaface::graphdb {
 
 namespace {
 
+Status NewerTermWrote(uint64_t term) {
+  return Status::FenceLost("a leader with a term newer than " + std::to_string(term) +
+                           " has written; this node no longer leads");
+}
+
 // The first write of a new term: raise the row to `term` under its exclusive lock, in the same
 // transaction as the body, so a failed body leaves the fence where it was.
 Status RaiseAndRun(Pool& pool, int64_t term, const std::function<Status(Connection&)>& body) {
@@ -19,8 +24,7 @@ Status RaiseAndRun(Pool& pool, int64_t term, const std::function<Status(Connecti
     if (!updated.ok()) return updated.status();
     // CLIENT_FOUND_ROWS makes this the number of matched rows, so an unchanged term counts.
     if (updated->affected_rows == 0) {
-      return Status::FenceLost("a leader with a term newer than " + std::to_string(term) +
-                               " has written; this node no longer leads");
+      return NewerTermWrote(term);
     }
     return body(conn);
   });
@@ -47,8 +51,7 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
     const int64_t* stored = std::get_if<int64_t>(&(*rows)[0][0]);
     if (stored == nullptr) return Status::Internal("the fence row's term is not an integer");
     if (*stored > t) {
-      return Status::FenceLost("a leader with a term newer than " + std::to_string(term) +
-                               " has written; this node no longer leads");
+      return NewerTermWrote(term);
     }
     if (*stored < t) {
       must_raise = true;

@@ -4,7 +4,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/graph/validation.h"
 #include "instaface/graphserver/agent_control.h"
 
 namespace instaface::graphserver {
@@ -186,13 +185,11 @@ bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
   if (match.error || match.route->kind != RouteKind::kCreateEntity) return false;
   Snapshot s = view_.snapshot();
   if (!Leads(s)) return false;
-  // Anything but a well-formed create goes the ordinary way, which explains the error.
+  // A body that is not a JSON object goes the ordinary way, which explains the error; the
+  // batcher validates the type and attributes itself and answers a bad one at once.
   json attributes;
   std::string error;
   if (!ParseBody(req, json::object(), attributes, error) || !attributes.is_object()) return false;
-  if (!graph::ValidateType(match.route->type).ok() || !graph::ValidateAttributes(attributes).ok()) {
-    return false;
-  }
   const unsigned version = req.version();
   const bool keep_alive = req.keep_alive();
   const char* route_label = match.route->path_template;

@@ -10,6 +10,11 @@ const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5};
   return buckets;
 }
+// Moves a counter up to a monotonic total read from elsewhere (a counter never goes down).
+void AdvanceTo(prometheus::Counter& counter, uint64_t total) {
+  const double gap = static_cast<double>(total) - counter.Value();
+  if (gap > 0) counter.Increment(gap);
+}
 std::shared_ptr<prometheus::Registry> OrNew(std::shared_ptr<prometheus::Registry> r) {
   return r ? r : std::make_shared<prometheus::Registry>();
 }
@@ -76,22 +81,14 @@ void GraphMetrics::CountDatabaseError() { db_errors_.Increment(); }
 
 void GraphMetrics::SetCacheTotals(const std::string& cache, uint64_t hits, uint64_t misses) {
   std::lock_guard<std::mutex> lock(totals_mu_);
-  auto& h = cache_hits_.Add({{"cache", cache}});
-  auto& m = cache_misses_.Add({{"cache", cache}});
-  if (static_cast<double>(hits) > h.Value()) h.Increment(static_cast<double>(hits) - h.Value());
-  if (static_cast<double>(misses) > m.Value()) {
-    m.Increment(static_cast<double>(misses) - m.Value());
-  }
+  AdvanceTo(cache_hits_.Add({{"cache", cache}}), hits);
+  AdvanceTo(cache_misses_.Add({{"cache", cache}}), misses);
 }
 
 void GraphMetrics::SetBatchTotals(uint64_t batches, uint64_t creates) {
   std::lock_guard<std::mutex> lock(totals_mu_);
-  if (static_cast<double>(batches) > batches_.Value()) {
-    batches_.Increment(static_cast<double>(batches) - batches_.Value());
-  }
-  if (static_cast<double>(creates) > batched_creates_.Value()) {
-    batched_creates_.Increment(static_cast<double>(creates) - batched_creates_.Value());
-  }
+  AdvanceTo(batches_, batches);
+  AdvanceTo(batched_creates_, creates);
 }
 
 void GraphMetrics::SetLeader(bool is_leader, uint64_t term) {

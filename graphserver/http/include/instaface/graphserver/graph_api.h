@@ -57,8 +57,9 @@ class GraphApi {
 
   // The HttpServer fast path: on the leader, a well-formed entity create is handed to the group
   // commit from the I/O thread and answered from its callback, with no worker thread waiting on
-  // it. Returns false, leaving the request untouched, for everything else (other routes, a
-  // follower, bad input, no batcher), which Handle then answers.
+  // it (a bad type or attributes included, with the same 400 as Handle). Returns false, leaving
+  // the request untouched, for everything else (other routes, a follower, a body that is not a
+  // JSON object, no batcher), which Handle then answers.
   bool HandleFast(HttpRequest& request, HttpServer::Respond respond);
 
   // A MissFiller that reads a follower's cache misses from the leader's read routes. Install it

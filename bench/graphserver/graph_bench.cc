@@ -4,9 +4,11 @@
 //   1. write throughput: HTTP entity creates through the leader (keep-alive clients, C at once)
 //      against a raw MariaDB Connector/C loop inserting into the same table with the same
 //      concurrency and the same durability (autocommit, the server's defaults), at each
-//      concurrency asked for. Each round runs raw, then the bench's Beast clients, then raw,
-//      then wrk (a C client, lighter on a small machine), so that machine noise hits both
-//      sides; the ratio is over all rounds, and the spread of the per-round ratios is shown;
+//      concurrency asked for. Each round runs raw, then HTTP from a Beast load generator
+//      (http_load.h), then raw, then HTTP from wrk, so that machine noise hits both sides; the
+//      ratio is over all rounds, and the spread of the per-round ratios is shown. Both HTTP
+//      clients drive their connections from two event loops, so that on a small machine the
+//      client takes little CPU from the server, as Connector/C takes little from MariaDB;
 //   2. the added latency of a forwarded write: sequential creates through a follower against
 //      the same through the leader, p50 and p99;
 //   3. cached read throughput under wrk (POST /api/graph/entities on a follower, warm cache),
@@ -36,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graph_cluster.h"
+#include "http_load.h"
 #include "support/subprocess.h"
 #include "support/temp_dir.h"
 
@@ -117,22 +120,21 @@ Rate RawInserts(ift::GraphCluster& cluster, int concurrency, std::chrono::second
       });
 }
 
-// C keep-alive clients creating entities through node `node`.
+// C keep-alive connections creating entities through node `node`, driven from two event loops
+// (as wrk -t2 does).
 Rate HttpCreates(ift::GraphCluster& cluster, int node, int concurrency,
                  std::chrono::seconds duration) {
-  return ClosedLoop(
-      concurrency, duration, [&](int t, Clock::time_point end, auto& ops, auto& errors) {
-        graphserver::HttpClient client("127.0.0.1", cluster.app_port(node));
-        for (uint64_t i = 0; Clock::now() < end; ++i) {
-          std::string body = "{\"n\":" + std::to_string(i) + ",\"t\":" + std::to_string(t) + "}";
-          auto r = client.Send(http::verb::post, "/api/graph/entities/bench/create", body, 10s);
-          if (r.ok && r.response.result_int() == 200) {
-            ++ops;
-          } else {
-            ++errors;
-          }
-        }
-      });
+  bench::HttpLoadOptions o;
+  o.port = cluster.app_port(node);
+  o.target = "/api/graph/entities/bench/create";
+  o.body = [](int c, uint64_t n) {
+    return "{\"n\":" + std::to_string(n) + ",\"c\":" + std::to_string(c) + "}";
+  };
+  o.connections = concurrency;
+  o.threads = 2;
+  o.duration = duration;
+  bench::HttpLoadResult r = bench::RunHttpLoad(o);
+  return Rate{r.ok, r.failed, r.seconds};
 }
 
 struct Latency {
@@ -417,18 +419,18 @@ int main(int argc, char** argv) {
     const std::string c = std::to_string(l.concurrency);
     Row("raw Connector/C inserts, " + c + " connections (Beast pairs)",
         Fmt("%.0f/s", l.beast.raw.per_second()), "1.00");
-    Row("HTTP creates via the leader, " + c + " Beast clients",
+    Row("HTTP creates via the leader, " + c + " connections (Beast)",
         Fmt("%.0f/s", l.beast.http.per_second()), l.beast.Spread());
     Row("raw Connector/C inserts, " + c + " connections (wrk pairs)",
         Fmt("%.0f/s", l.wrk.raw.per_second()), "1.00");
     Row("wrk creates via the leader, " + c + " connections", Fmt("%.0f/s", l.wrk.http.per_second()),
         l.wrk.Spread());
-    Row("  creates per group commit (Beast clients)",
+    Row("  creates per group commit (Beast load)",
         Fmt("%.1f", l.batches > 0 ? l.batched / l.batches : 0), "");
   }
   const double raw_rate = measured.front().beast.raw.per_second();
   if (!writes_only) {
-    Row("HTTP creates via a follower, " + std::to_string(concurrency) + " clients",
+    Row("HTTP creates via a follower, " + std::to_string(concurrency) + " connections (Beast)",
         Fmt("%.0f/s", via_follower.per_second()),
         Fmt("%.2f", raw_rate > 0 ? via_follower.per_second() / raw_rate : 0));
   }

@@ -20,7 +20,8 @@ struct HttpLoadOptions {
   int connections = 8;
   int threads = 2;
   std::chrono::milliseconds duration{5000};
-  std::chrono::milliseconds timeout{10000};  // per request; a timed-out one counts as failed
+  // How long after `duration` an answer may still arrive; a request still waiting then fails.
+  std::chrono::milliseconds timeout{10000};
 };
 
 struct HttpLoadResult {

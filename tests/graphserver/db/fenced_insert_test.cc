@@ -2,9 +2,14 @@
 // one-round-trip fenced write the leader's creates go through. Each test has a database of its own.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -38,10 +43,17 @@ struct EntityRow {
 
 class FencedInsertTest : public ::testing::Test {
  protected:
+  // One database per test, named after it ('/' of a parameterized name made an underscore).
+  static std::string DatabaseName() {
+    std::string name =
+        std::string("fi_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');
+    return name;
+  }
+
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    auto config = ParseConnectionString(
-        MariaDbEnvironment::server()->ConnectionString(std::string("fi_") + info->name()));
+    auto config =
+        ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     Status s = EnsureSchema(*config);
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -223,6 +235,81 @@ TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
   EXPECT_EQ(Fence(), 7u);
   ExpectRowsInParameterOrder(Entities(), *good, 2, "good");
 }
+
+// The statement's read of the fence row takes a shared lock that it holds to its commit. So a
+// raise that has updated the row but not committed makes the insert wait, and the insert then
+// sees the new term and writes nothing: an old term's write can never commit after the first
+// write of a newer term. Under REPEATABLE READ, InnoDB locks the rows an INSERT ... SELECT reads
+// anyway; under READ COMMITTED only the statement's explicit locking read does (without it the
+// insert reads the old term at once and writes).
+class FencedInsertIsolationTest : public FencedInsertTest,
+                                  public ::testing::WithParamInterface<const char*> {
+ protected:
+  void TearDown() override {
+    if (!isolation_changed_) return;
+    Status s = pool_->Write([](Connection& conn) {
+      return conn.ExecuteFixed("SET GLOBAL tx_isolation = 'REPEATABLE-READ'");
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+
+  std::unique_ptr<Pool> PoolAtIsolation(const char* level) {
+    Status s = pool_->Write([&](Connection& conn) {
+      return conn.ExecuteFixed(std::string("SET GLOBAL tx_isolation = '") + level + "'");
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    isolation_changed_ = true;
+    auto config =
+        ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
+    EXPECT_TRUE(config.ok());
+    return std::make_unique<Pool>(*config);  // connections opened from now on
+  }
+
+  bool isolation_changed_ = false;
+};
+
+TEST_P(FencedInsertIsolationTest, WaitsForAnUncommittedRaiseAndIsThenRefused) {
+  RaiseFenceTo(5);
+  std::unique_ptr<Pool> writer_pool = PoolAtIsolation(GetParam());
+  std::unique_ptr<Pool> raiser_pool = PoolAtIsolation(GetParam());
+  std::promise<void> raised, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread raiser([&] {
+    Status s = raiser_pool->Transact([&](Connection& conn) -> Status {
+      Status up = conn.ExecuteFixed("UPDATE fence SET term = 6 WHERE id = 1");
+      raised.set_value();
+      released.wait();
+      return up;
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  });
+  raised.get_future().wait();
+
+  std::atomic<bool> done{false};
+  StatusOr<ExecResult> r = Status::Internal("not run");
+  std::thread writer([&] {
+    r = RunFencedInsert(*writer_pool, 5, kEntityInsert, RowsOfParams(2, "old term"));
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(done.load()) << "the old term's insert did not wait for the raise's lock";
+  release.set_value();
+  writer.join();
+  raiser.join();
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFenceLost) << r.status().ToString();
+  EXPECT_TRUE(Entities().empty());
+  EXPECT_EQ(Fence(), 6u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isolation, FencedInsertIsolationTest,
+                         ::testing::Values("REPEATABLE-READ", "READ-COMMITTED"),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           return std::string(info.param).substr(0, 4) == "REPE"
+                                      ? std::string("RepeatableRead")
+                                      : std::string("ReadCommitted");
+                         });
 
 }  // namespace
 }  // namespace instaface::graphdb

@@ -43,8 +43,11 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
 //     WHERE fence.id = 1 AND fence.term = <term> ORDER BY v.o LOCK IN SHARE MODE
 //
 // select_list names the parameters of a row as v.p0, v.p1, ... The shared lock gives it the
-// same ordering against a new term as a fenced transaction, and ORDER BY v.o inserts the rows
-// in parameter order, so with consecutive auto-increment ids row k gets insert_id + k.
+// same ordering against a new term as a fenced transaction: it waits for an uncommitted raise
+// and then sees the new term. (InnoDB would lock the row read by an INSERT ... SELECT anyway
+// under REPEATABLE READ, but not under READ COMMITTED; the explicit lock holds under both, and a
+// test checks each.) ORDER BY v.o inserts the rows in parameter order, so with consecutive
+// auto-increment ids row k gets insert_id + k.
 struct FencedInsert {
   std::string into;         // "entities (type, created, attributes)"
   std::string select_list;  // "v.p0, UTC_TIMESTAMP(6), v.p1"

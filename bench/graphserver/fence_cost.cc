@@ -3,7 +3,7 @@
 //
 //   plain               INSERT INTO entities ... VALUES (...), (...): no fence (the baseline)
 //   fenced insert       graphdb::RunFencedInsert with graph::EntityInsert(), as the leader runs
-//                       it: one autocommitted INSERT ... SELECT joined to the fence row
+//                       it: one autocommitted INSERT whose first value passes the fence
 //   fenced transaction  graphdb::RunFencedTransaction around the plain INSERT: START, the
 //                       fence check, the INSERT, COMMIT (the path a new term's first write takes)
 //

@@ -240,8 +240,12 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionConfig& c
   mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &write_timeout);
   mysql_options(mysql, MYSQL_OPT_RECONNECT, &reconnect);
   mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-  // DATETIME columns hold UTC: UTC_TIMESTAMP() and every conversion use +00:00.
-  mysql_options(mysql, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+  // DATETIME columns hold UTC: UTC_TIMESTAMP() and every conversion use +00:00. Strict mode,
+  // whatever the server's default: a NULL for a NOT NULL column must fail the whole statement
+  // (a fenced insert relies on it), never become a warning and an empty value.
+  mysql_options(mysql, MYSQL_INIT_COMMAND,
+                "SET time_zone = '+00:00', sql_mode = IF(@@SESSION.sql_mode = '', "
+                "'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))");
 
   if (mysql_real_connect(mysql, config.server.c_str(), config.user.c_str(), config.password.c_str(),
                          use_database ? config.database.c_str() : nullptr, config.port, nullptr,

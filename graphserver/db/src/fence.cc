@@ -1,5 +1,7 @@
 #include "instaface/graphdb/fence.h"
 
+#include <mysqld_error.h>
+
 #include <limits>
 #include <string>
 #include <vector>
@@ -65,16 +67,16 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
 
 namespace {
 
+// The first row's first value, behind the fence: the value when the fence row is at the term
+// (bound first), NULL otherwise, which its NOT NULL column refuses and so fails the statement.
+constexpr const char* kFenceGate =
+    "(SELECT IF(term = ?, ?, NULL) FROM fence WHERE id = 1 LOCK IN SHARE MODE)";
+
 std::string FencedInsertSql(const FencedInsert& insert, size_t rows) {
-  std::string sql =
-      "INSERT INTO " + insert.into + " SELECT " + insert.select_list + " FROM fence JOIN (";
-  for (size_t r = 0; r < rows; ++r) {
-    sql += r == 0 ? "SELECT 0 AS o" : " UNION ALL SELECT " + std::to_string(r);
-    for (size_t p = 0; p < insert.params_per_row; ++p) {
-      sql += r == 0 ? ", ? AS p" + std::to_string(p) : ", ?";
-    }
-  }
-  sql += ") AS v WHERE fence.id = 1 AND fence.term = ? ORDER BY v.o LOCK IN SHARE MODE";
+  std::string first = insert.row;
+  first.replace(first.find('?'), 1, kFenceGate);
+  std::string sql = "INSERT INTO " + insert.into + " VALUES " + first;
+  for (size_t r = 1; r < rows; ++r) sql += ", " + insert.row;
   return sql;
 }
 
@@ -90,39 +92,37 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   }
   const size_t rows = params.size() / insert.params_per_row;
   const std::string sql = FencedInsertSql(insert, rows);
-  std::vector<Value> bound = params;
+  std::vector<Value> bound;
+  bound.reserve(params.size() + 1);
   bound.emplace_back(static_cast<int64_t>(term));
+  bound.insert(bound.end(), params.begin(), params.end());
   ExecResult result;
   auto execute = [&](Connection& conn) -> Status {
     StatusOr<PreparedStatement*> stmt = conn.Prepare(sql);
     if (!stmt.ok()) return stmt.status();
     StatusOr<ExecResult> r = (*stmt)->Execute(bound);
     if (!r.ok()) return r.status();
+    if (r->affected_rows != rows) {
+      return Status::Internal("a fenced insert wrote " + std::to_string(r->affected_rows) + " of " +
+                              std::to_string(rows) + " rows");
+    }
     result = *r;
     return Status();
   };
-  if (Status s = pool.Write(execute); !s.ok()) {
-    if (!s.connection_lost()) return s;
+  Status status = pool.Write(execute);
+  if (status.ok()) return result;
+  if (status.connection_lost()) {
     return Status(StatusCode::kUnavailable,
                   "the database connection was lost during the write, which may or may not have "
                   "been applied: " +
-                      s.message(),
-                  s.mysql_errno());
+                      status.message(),
+                  status.mysql_errno());
   }
-  if (result.affected_rows == rows) return result;
-  if (result.affected_rows != 0) {
-    return Status::Internal("a fenced insert wrote " + std::to_string(result.affected_rows) +
-                            " of " + std::to_string(rows) + " rows");
-  }
-  // The fence is not at `term`. Under the fence's lock the same statement selects every row.
-  Status status = RunFencedTransaction(pool, term, [&](Connection& conn) -> Status {
-    if (Status s = execute(conn); !s.ok()) return s;
-    if (result.affected_rows != rows) {
-      return Status::Internal("a fenced insert wrote " + std::to_string(result.affected_rows) +
-                              " of " + std::to_string(rows) + " rows under the fence's lock");
-    }
-    return Status();
-  });
+  // Anything but the gate's NULL is the statement's own error (a duplicate key, bad JSON).
+  if (status.mysql_errno() != ER_BAD_NULL_ERROR) return status;
+  // The fence is not at `term` (or its row is missing). The fenced transaction raises it for a
+  // new term's first write, or says why not, and the same statement then passes its gate.
+  status = RunFencedTransaction(pool, term, execute);
   if (!status.ok()) return status;
   return result;
 }

@@ -32,8 +32,8 @@ using ::instaface::testing::MariaDbEnvironment;
 
 // The shape of the graph's entity insert (graph::EntityInsert), spelled out here so this suite
 // needs only the database layer.
-const FencedInsert kEntityInsert{"entities (type, created, attributes)",
-                                 "v.p0, UTC_TIMESTAMP(6), v.p1", 2};
+const FencedInsert kEntityInsert{"entities (type, created, attributes)", "(?, UTC_TIMESTAMP(6), ?)",
+                                 2};
 
 struct EntityRow {
   int64_t id = 0;
@@ -219,8 +219,9 @@ TEST_F(FencedInsertTest, FailingInsertAtTheCurrentTermWritesNothing) {
   EXPECT_EQ(Fence(), 6u);
 }
 
-// Under a newer term the fast statement selects no row (so it cannot fail); the insert is redone
-// inside RunFencedTransaction after the raise, and its failure must roll the raise back too.
+// Under a newer term the fast statement stops at its fence gate, before the bad row; the insert
+// is redone inside RunFencedTransaction after the raise, and its failure must roll the raise
+// back too.
 TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
   RaiseFenceTo(6);
   auto r = RunFencedInsert(*pool_, 7, kEntityInsert, ParamsWithBadJsonInTheMiddle());
@@ -239,9 +240,7 @@ TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
 // The statement's read of the fence row takes a shared lock that it holds to its commit. So a
 // raise that has updated the row but not committed makes the insert wait, and the insert then
 // sees the new term and writes nothing: an old term's write can never commit after the first
-// write of a newer term. Under REPEATABLE READ, InnoDB locks the rows an INSERT ... SELECT reads
-// anyway; under READ COMMITTED only the statement's explicit locking read does (without it the
-// insert reads the old term at once and writes).
+// write of a newer term, under either isolation level.
 class FencedInsertIsolationTest : public FencedInsertTest,
                                   public ::testing::WithParamInterface<const char*> {
  protected:
@@ -310,6 +309,43 @@ INSTANTIATE_TEST_SUITE_P(Isolation, FencedInsertIsolationTest,
                                       ? std::string("RepeatableRead")
                                       : std::string("ReadCommitted");
                          });
+
+// A stale term's rows stop at the fence gate because its NULL fails a NOT NULL column. In a
+// server whose sql_mode is not strict, a multi-row INSERT would turn that NULL into a warning and
+// an empty value; every connection sets strict mode for itself, so it cannot.
+TEST_F(FencedInsertTest, AServerWithoutStrictModeStillRefusesAnOlderTerm) {
+  RaiseFenceTo(9);
+  std::string saved;
+  Status s = pool_->Read([&](Connection& conn) -> Status {
+    auto stmt = conn.Prepare("SELECT @@GLOBAL.sql_mode");
+    if (!stmt.ok()) return stmt.status();
+    auto rows = (*stmt)->Query({});
+    if (!rows.ok()) return rows.status();
+    saved = std::get<std::string>((*rows)[0][0]);
+    return conn.ExecuteFixed("SET GLOBAL sql_mode = ''");
+  });
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto config =
+      ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
+  ASSERT_TRUE(config.ok());
+  StatusOr<ExecResult> r = Status::Internal("not run");
+  {
+    Pool lenient(*config);  // its connections start from the server's empty sql_mode
+    r = RunFencedInsert(lenient, 5, kEntityInsert, RowsOfParams(3, "stale"));
+  }
+  s = pool_->Write([&](Connection& conn) {
+    auto stmt = conn.Prepare("SET GLOBAL sql_mode = ?");
+    if (!stmt.ok()) return stmt.status();
+    auto restored = (*stmt)->Execute({saved});
+    return restored.ok() ? Status() : restored.status();
+  });
+  EXPECT_TRUE(s.ok()) << s.ToString();
+
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFenceLost) << r.status().ToString();
+  EXPECT_TRUE(Entities().empty());
+  EXPECT_EQ(Fence(), 9u);
+}
 
 }  // namespace
 }  // namespace instaface::graphdb

@@ -35,29 +35,31 @@ namespace instaface::graphdb {
 Status RunFencedTransaction(Pool& pool, uint64_t term,
                             const std::function<Status(Connection&)>& body);
 
-// An INSERT whose rows are selected through the fence row, so that one autocommitted statement
-// is a whole fenced write (one round trip):
+// A multi-row INSERT whose first value passes through the fence row, so that one autocommitted
+// statement is a whole fenced write (one round trip):
 //
-//   INSERT INTO <into> SELECT <select_list> FROM fence
-//     JOIN (SELECT 0 AS o, ? AS p0, ? AS p1 UNION ALL SELECT 1, ?, ? ...) AS v
-//     WHERE fence.id = 1 AND fence.term = <term> ORDER BY v.o LOCK IN SHARE MODE
+//   INSERT INTO <into> VALUES
+//     ((SELECT IF(term = <term>, ?, NULL) FROM fence WHERE id = 1 LOCK IN SHARE MODE), ...),
+//     <row>, <row>, ...
 //
-// select_list names the parameters of a row as v.p0, v.p1, ... The shared lock gives it the
-// same ordering against a new term as a fenced transaction: it waits for an uncommitted raise
-// and then sees the new term. (InnoDB would lock the row read by an INSERT ... SELECT anyway
-// under REPEATABLE READ, but not under READ COMMITTED; the explicit lock holds under both, and a
-// test checks each.) ORDER BY v.o inserts the rows in parameter order, so with consecutive
-// auto-increment ids row k gets insert_id + k.
+// When the fence row is not at the term, the first value is NULL; its column is NOT NULL, and
+// every connection runs in strict mode (Connection::Open), so the statement fails as a whole
+// and writes nothing. The shared lock gives it the same ordering against a new term as a fenced
+// transaction: it waits for an uncommitted raise and then sees the new term. Rows go in in
+// parameter order, and with consecutive auto-increment ids row k gets insert_id + k.
+//
+// A plain INSERT ... VALUES with this one subquery costs MariaDB less than an
+// INSERT ... SELECT joining the rows to the fence (bench: scripts/bench-graphserver fence-cost).
 struct FencedInsert {
-  std::string into;         // "entities (type, created, attributes)"
-  std::string select_list;  // "v.p0, UTC_TIMESTAMP(6), v.p1"
+  std::string into;  // "entities (type, created, attributes)"
+  std::string row;   // "(?, UTC_TIMESTAMP(6), ?)": the column of its first ? must be NOT NULL
   size_t params_per_row = 0;
 };
 
-// Runs `insert` for params.size() / params_per_row rows as one autocommitted statement. When it
-// selects no row the fence is not at `term`: it is then redone inside RunFencedTransaction, which
-// raises the fence for a new term's first write, or returns FenceLost when a newer term has
-// written. Not retried on a lost connection (the statement may have committed).
+// Runs `insert` for params.size() / params_per_row rows as one autocommitted statement. When the
+// fence is not at `term` it is redone inside RunFencedTransaction, which raises the fence for a
+// new term's first write, or returns FenceLost when a newer term has written. Not retried on a
+// lost connection (the statement may have committed).
 StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
                                      const std::vector<Value>& params);
 

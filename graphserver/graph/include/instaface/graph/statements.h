@@ -10,15 +10,15 @@ namespace instaface::graph {
 // Parameters per row: type, attributes (JSON text).
 inline const graphdb::FencedInsert& EntityInsert() {
   static const graphdb::FencedInsert insert{"entities (type, created, attributes)",
-                                            "v.p0, UTC_TIMESTAMP(6), v.p1", 2};
+                                            "(?, UTC_TIMESTAMP(6), ?)", 2};
   return insert;
 }
 
 // Parameters per row: type, from_id, to_id, attributes (JSON text).
 inline const graphdb::FencedInsert& AssociationInsert() {
   static const graphdb::FencedInsert insert{
-      "associations (type, from_id, to_id, created, attributes)",
-      "v.p0, v.p1, v.p2, UTC_TIMESTAMP(6), v.p3", 4};
+      "associations (type, from_id, to_id, created, attributes)", "(?, ?, ?, UTC_TIMESTAMP(6), ?)",
+      4};
   return insert;
 }
 

@@ -90,6 +90,10 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   if (insert.params_per_row == 0 || params.empty() || params.size() % insert.params_per_row) {
     return Status::InvalidArgument("a fenced insert needs whole rows of parameters");
   }
+  if (insert.row.find('?') == std::string::npos) {
+    return Status::InvalidArgument(
+        "a fenced insert's row needs a parameter to put behind the fence");
+  }
   const size_t rows = params.size() / insert.params_per_row;
   const std::string sql = FencedInsertSql(insert, rows);
   std::vector<Value> bound;

@@ -192,6 +192,11 @@ TEST_F(FencedInsertTest, ParamsThatAreNotWholeRowsAreInvalid) {
   auto zero = RunFencedInsert(*pool_, 2, no_columns, RowsOfParams(1, "zero"));
   EXPECT_EQ(zero.status().code(), StatusCode::kInvalidArgument) << zero.status().ToString();
 
+  FencedInsert nothing_to_fence = kEntityInsert;
+  nothing_to_fence.row = "('fixed', UTC_TIMESTAMP(6), '{}')";
+  auto unfenced = RunFencedInsert(*pool_, 2, nothing_to_fence, RowsOfParams(1, "unfenced"));
+  EXPECT_EQ(unfenced.status().code(), StatusCode::kInvalidArgument) << unfenced.status().ToString();
+
   EXPECT_TRUE(Entities().empty());
   EXPECT_EQ(Fence(), 2u);
 }

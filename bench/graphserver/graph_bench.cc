@@ -55,6 +55,10 @@ struct Rate {
   uint64_t errors = 0;
   double seconds = 0;
   double per_second() const { return seconds > 0 ? static_cast<double>(ops) / seconds : 0; }
+  Rate& operator+=(const Rate& o) {
+    ops += o.ops, errors += o.errors, seconds += o.seconds;
+    return *this;
+  }
 };
 
 // Runs `client(t, end, ops, errors)` on `concurrency` threads until `duration` has passed; each
@@ -240,8 +244,8 @@ struct Pair {
   Rate raw, http;
   std::vector<double> round_ratios;
   void Add(const Rate& r, const Rate& h) {
-    raw.ops += r.ops, raw.errors += r.errors, raw.seconds += r.seconds;
-    http.ops += h.ops, http.errors += h.errors, http.seconds += h.seconds;
+    raw += r;
+    http += h;
     round_ratios.push_back(r.per_second() > 0 ? h.per_second() / r.per_second() : 0);
   }
   double ratio() const { return raw.per_second() > 0 ? http.per_second() / raw.per_second() : 0; }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -51,13 +52,44 @@ class FencedInsertTest : public ::testing::Test {
     return name;
   }
 
-  void SetUp() override {
+  static ConnectionConfig Config() {
     auto config =
         ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
-    ASSERT_TRUE(config.ok()) << config.status().ToString();
-    Status s = EnsureSchema(*config);
+    EXPECT_TRUE(config.ok()) << config.status().ToString();
+    return config.ok() ? *config : ConnectionConfig{};
+  }
+
+  void SetUp() override {
+    Status s = EnsureSchema(Config());
     ASSERT_TRUE(s.ok()) << s.ToString();
-    pool_ = std::make_unique<Pool>(*config);
+    pool_ = std::make_unique<Pool>(Config());
+  }
+
+  // Puts the server's global settings back (the server is shared by every test of the binary).
+  void TearDown() override {
+    for (auto it = saved_globals_.rbegin(); it != saved_globals_.rend(); ++it) {
+      Status s = SetGlobal(it->first, it->second);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+
+  // Sets a server global until the test ends, and returns a pool whose connections (opened from
+  // now on) start from it. `name` is fixed text from the test; the value is bound.
+  std::unique_ptr<Pool> PoolAfterSettingGlobal(const std::string& name, const std::string& value) {
+    std::string old;
+    Status s = pool_->Read([&](Connection& conn) -> Status {
+      auto stmt = conn.Prepare("SELECT @@GLOBAL." + name);
+      if (!stmt.ok()) return stmt.status();
+      auto rows = (*stmt)->Query({});
+      if (!rows.ok()) return rows.status();
+      old = std::get<std::string>((*rows)[0][0]);
+      return Status();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (s.ok()) saved_globals_.emplace_back(name, old);
+    s = SetGlobal(name, value);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::make_unique<Pool>(Config());
   }
 
   // Raises the fence the way a leader's first write does, with an empty body.
@@ -94,6 +126,18 @@ class FencedInsertTest : public ::testing::Test {
   }
 
   std::unique_ptr<Pool> pool_;
+
+ private:
+  Status SetGlobal(const std::string& name, const std::string& value) {
+    return pool_->Write([&](Connection& conn) -> Status {
+      auto stmt = conn.Prepare("SET GLOBAL " + name + " = ?");
+      if (!stmt.ok()) return stmt.status();
+      auto r = (*stmt)->Execute({value});
+      return r.ok() ? Status() : r.status();
+    });
+  }
+
+  std::vector<std::pair<std::string, std::string>> saved_globals_;  // name, value before
 };
 
 std::vector<Value> RowsOfParams(int rows, const std::string& tag) {
@@ -247,35 +291,12 @@ TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
 // sees the new term and writes nothing: an old term's write can never commit after the first
 // write of a newer term, under either isolation level.
 class FencedInsertIsolationTest : public FencedInsertTest,
-                                  public ::testing::WithParamInterface<const char*> {
- protected:
-  void TearDown() override {
-    if (!isolation_changed_) return;
-    Status s = pool_->Write([](Connection& conn) {
-      return conn.ExecuteFixed("SET GLOBAL tx_isolation = 'REPEATABLE-READ'");
-    });
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  }
-
-  std::unique_ptr<Pool> PoolAtIsolation(const char* level) {
-    Status s = pool_->Write([&](Connection& conn) {
-      return conn.ExecuteFixed(std::string("SET GLOBAL tx_isolation = '") + level + "'");
-    });
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    isolation_changed_ = true;
-    auto config =
-        ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
-    EXPECT_TRUE(config.ok());
-    return std::make_unique<Pool>(*config);  // connections opened from now on
-  }
-
-  bool isolation_changed_ = false;
-};
+                                  public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(FencedInsertIsolationTest, WaitsForAnUncommittedRaiseAndIsThenRefused) {
   RaiseFenceTo(5);
-  std::unique_ptr<Pool> writer_pool = PoolAtIsolation(GetParam());
-  std::unique_ptr<Pool> raiser_pool = PoolAtIsolation(GetParam());
+  std::unique_ptr<Pool> writer_pool = PoolAfterSettingGlobal("tx_isolation", GetParam());
+  std::unique_ptr<Pool> raiser_pool = std::make_unique<Pool>(Config());
   std::promise<void> raised, release;
   std::shared_future<void> released = release.get_future().share();
   std::thread raiser([&] {
@@ -320,31 +341,9 @@ INSTANTIATE_TEST_SUITE_P(Isolation, FencedInsertIsolationTest,
 // an empty value; every connection sets strict mode for itself, so it cannot.
 TEST_F(FencedInsertTest, AServerWithoutStrictModeStillRefusesAnOlderTerm) {
   RaiseFenceTo(9);
-  std::string saved;
-  Status s = pool_->Read([&](Connection& conn) -> Status {
-    auto stmt = conn.Prepare("SELECT @@GLOBAL.sql_mode");
-    if (!stmt.ok()) return stmt.status();
-    auto rows = (*stmt)->Query({});
-    if (!rows.ok()) return rows.status();
-    saved = std::get<std::string>((*rows)[0][0]);
-    return conn.ExecuteFixed("SET GLOBAL sql_mode = ''");
-  });
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  auto config =
-      ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(DatabaseName()));
-  ASSERT_TRUE(config.ok());
-  StatusOr<ExecResult> r = Status::Internal("not run");
-  {
-    Pool lenient(*config);  // its connections start from the server's empty sql_mode
-    r = RunFencedInsert(lenient, 5, kEntityInsert, RowsOfParams(3, "stale"));
-  }
-  s = pool_->Write([&](Connection& conn) {
-    auto stmt = conn.Prepare("SET GLOBAL sql_mode = ?");
-    if (!stmt.ok()) return stmt.status();
-    auto restored = (*stmt)->Execute({saved});
-    return restored.ok() ? Status() : restored.status();
-  });
-  EXPECT_TRUE(s.ok()) << s.ToString();
+  // Its connections start from the server's empty sql_mode.
+  std::unique_ptr<Pool> lenient = PoolAfterSettingGlobal("sql_mode", "");
+  StatusOr<ExecResult> r = RunFencedInsert(*lenient, 5, kEntityInsert, RowsOfParams(3, "stale"));
 
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFenceLost) << r.status().ToString();

@@ -48,7 +48,8 @@ class Election::Impl {
         rng_(seed),
         // A restarted node may have acked a live leader's heartbeat just before it went down;
         // it cannot know whose, so it honours that possible lease (see election.h).
-        last_leader_contact_(now) {
+        last_leader_contact_(now),
+        restart_window_until_(now + config_.election_min) {
     SetPeers(std::move(peers));
     ResetElectionTimer(now);
   }
@@ -287,22 +288,32 @@ class Election::Impl {
   }
 
   // A node that heard from a live leader within election_min will not help depose it
-  // (thesis §4.2.3; etcd's "in lease"). A leader is its own live leader.
+  // (thesis §4.2.3; etcd's "in lease"). A leader is its own live leader, and a leader that
+  // stepped down honours the lease it published until that lease ends: its app may still be
+  // acting on it.
   bool InLease(Nanos now) const {
     if (role_ == Role::kLeader) return true;
+    if (InFormerLease(now)) return true;
     return now - last_leader_contact_ < config_.election_min;
   }
+  bool InFormerLease(Nanos now) const { return now < former_lease_until_; }
 
   // A TimeoutNow campaign may override the lease, but only when the leader itself announced
   // the handover in its newest heartbeat: otherwise a stale or rogue "transfer" would break it.
-  bool TransferAnnounced() const {
+  // Not within election_min of a restart either: the node may have acked a newer heartbeat
+  // without the announcement before it went down, and it no longer knows.
+  bool TransferAnnounced(Nanos now) const {
     if (role_ == Role::kLeader) return transferring_;
+    if (now < restart_window_until_ && !config_.unsafe.transfer_in_restart_window) return false;
     return !leader_.empty() && newest_leader_transferring_;
   }
 
   // ---- role changes (etcd's becomeFollower/becomePreCandidate/becomeCandidate/becomeLeader) --
 
   void BecomeFollower(Term term, const NodeId& leader, Nanos now) {
+    if (role_ == Role::kLeader && !config_.unsafe.former_leader_votes_in_own_lease) {
+      former_lease_until_ = std::max(former_lease_until_, lease_until_);
+    }
     if (term > hard_.term) {
       hard_.term = term;
       hard_.voted_for.clear();
@@ -393,7 +404,8 @@ class Election::Impl {
   }
 
   void OnVoteRequest(const Message& m, Nanos now) {
-    const bool lease_allows = !InLease(now) || (m.transfer && TransferAnnounced());
+    const bool lease_allows =
+        !InLease(now) || (m.transfer && TransferAnnounced(now) && !InFormerLease(now));
     if (!lease_allows) {
       // Refused without adopting the higher term: adopting it would depose the leader whose
       // lease we acked just as surely as voting would.
@@ -485,8 +497,11 @@ class Election::Impl {
       BecomeFollower(m.term, NodeId(), now);
       return;
     }
-    // Thesis §3.10: the leader asks us to stand at once, skipping PreVote.
+    // Thesis §3.10: the leader asks us to stand at once, skipping PreVote. Only while its
+    // newest heartbeat still announces the transfer: a TimeoutNow delayed past an aborted
+    // transfer would otherwise start a campaign that overrides the rebuilt lease's voters.
     if (m.term != hard_.term || role_ == Role::kLeader || leader_ != m.from) return;
+    if (!TransferAnnounced(now) && !config_.unsafe.late_timeout_now) return;
     BecomeCandidate(/*transfer=*/true, now);
   }
 
@@ -572,8 +587,10 @@ class Election::Impl {
   Nanos election_deadline_{0};
 
   // Voter side of the lease.
-  Nanos last_leader_contact_{0};  // receipt time of the newest heartbeat from a leader
-  Nanos newest_leader_send_{0};   // send time of the newest heartbeat from leader_
+  Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader
+  Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
+  Nanos former_lease_until_{0};    // the lease this node published when it last led
+  Nanos newest_leader_send_{0};    // send time of the newest heartbeat from leader_
   bool newest_leader_transferring_ = false;
 
   // (Pre)candidate: distinct granted voters, self included.

@@ -777,6 +777,87 @@ TEST(ElectionRules, TransferAbortsAfterElectionTimeout) {
   EXPECT_GT(e->status().lease_until, abort);
 }
 
+// Regression: leader b transfers to a and aborts; its TimeoutNow, delayed past the abort,
+// arrives after a has acked a heartbeat that no longer announces the transfer, and so counts
+// towards b's rebuilt lease. Standing then would win with the votes of nodes whose newest
+// heartbeat still said "transferring", while b holds that lease.
+TEST(ElectionRules, LateTimeoutNowAfterAbortedTransferIsIgnored) {
+  for (bool unsafe : {false, true}) {
+    Config c;
+    c.unsafe.late_timeout_now = unsafe;
+    auto e = MakeNode(c, HardState{1, ""});
+    const Nanos t = kAfterStart;
+    e->step(Heartbeat("b", 1, t, /*transferring=*/true), t);
+    e->step(Heartbeat("b", 1, t + c.election_max), t + c.election_max);  // aborted
+    e->ready();
+    e->step(Make(MessageType::kTimeoutNow, "b", 1), t + c.election_max + 1ms);
+    EXPECT_EQ(e->status().role, unsafe ? Role::kCandidate : Role::kFollower)
+        << (unsafe ? "the switch must restore the old behaviour" : "a stale TimeoutNow");
+    EXPECT_EQ(e->hard_state().term, unsafe ? 2u : 1u);
+  }
+}
+
+// Regression, the restart variant on the target's side: a restarted a cannot know that it acked
+// a newer, non-transferring heartbeat before it went down, so an old "transferring" heartbeat
+// and TimeoutNow that reach it within election_min of its start must not make it stand.
+TEST(ElectionRules, RestartedTargetIgnoresOldTransferWithinElectionMin) {
+  for (bool unsafe : {false, true}) {
+    Config c;
+    c.unsafe.transfer_in_restart_window = unsafe;
+    auto e = MakeNode(c, HardState{1, ""}, kT0);
+    e->step(Heartbeat("b", 1, kT0 - 1s, /*transferring=*/true), kT0 + 1ms);
+    e->ready();
+    e->step(Make(MessageType::kTimeoutNow, "b", 1), kT0 + 2ms);
+    EXPECT_EQ(e->status().role, unsafe ? Role::kCandidate : Role::kFollower);
+  }
+  // Once election_min has passed, any lease it acked before the restart has ended.
+  const Config c;
+  auto e = MakeNode(c, HardState{1, ""}, kT0);
+  const Nanos later = kT0 + c.election_min;
+  e->step(Heartbeat("b", 1, later, /*transferring=*/true), later);
+  e->step(Make(MessageType::kTimeoutNow, "b", 1), later + 1ms);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
+}
+
+// Regression, the restart variant on the voter's side: the start-up lease a restarted node
+// honours cannot be overridden by an announcement it heard only after the restart.
+TEST(ElectionRules, RestartedVoterRefusesTransferVoteWithinElectionMin) {
+  for (bool unsafe : {false, true}) {
+    Config c;
+    c.unsafe.transfer_in_restart_window = unsafe;
+    auto e = MakeNode(c, HardState{1, ""}, kT0);
+    e->step(Heartbeat("b", 1, kT0 - 1s, /*transferring=*/true), kT0 + 1ms);
+    e->ready();
+    Message transfer_vote = Make(MessageType::kVoteRequest, "c", 2);
+    transfer_vote.transfer = true;
+    e->step(transfer_vote, kT0 + 2ms);
+    EXPECT_EQ(OnlyReply(*e, MessageType::kVoteResponse).granted, unsafe);
+  }
+}
+
+// Regression: a leader that steps down keeps honouring the lease it published, since its app
+// may act on it until it ends; voting at once could let a rival lead inside it.
+TEST(ElectionRules, FormerLeaderRefusesVotesUntilItsOwnLeaseEnds) {
+  for (bool unsafe : {false, true}) {
+    Config c;
+    c.unsafe.former_leader_votes_in_own_lease = unsafe;
+    auto e = MakeNode(c);
+    const Nanos t = MakeLeader(*e);
+    e->step(Ack("b", 1, t), t + 1ms);
+    const Nanos lease = e->status().lease_until;
+    ASSERT_GT(lease, t + 2ms);
+    ASSERT_TRUE(e->step_down(t + 2ms));
+    e->ready();
+    e->step(Make(MessageType::kPreVoteRequest, "c", 2), t + 3ms);
+    EXPECT_EQ(OnlyReply(*e, MessageType::kPreVoteResponse).granted, unsafe);
+    e->step(Make(MessageType::kVoteRequest, "c", 2), t + 3ms);
+    EXPECT_EQ(OnlyReply(*e, MessageType::kVoteResponse).granted, unsafe);
+    if (unsafe) continue;
+    e->step(Make(MessageType::kVoteRequest, "c", 2), lease);
+    EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "once the lease has ended";
+  }
+}
+
 TEST(ElectionRules, StepDownKeepsTermAndClearsLeader) {
   auto e = MakeNode();
   const Nanos t = MakeLeader(*e);

@@ -51,6 +51,18 @@ struct Config {
   // UNSAFE, for the simulator only: count quorum from the peers this node currently knows
   // (known peers + itself) instead of cluster_size. Exists to demonstrate why it is wrong.
   bool quorum_from_discovery = false;
+
+  // UNSAFE, for the simulator and regression tests only: each undoes one fix, so that a test
+  // can show the fix is what keeps two leases apart.
+  struct Unsafe {
+    // Stand on a TimeoutNow whether or not the leader's newest heartbeat still announces the
+    // transfer (a TimeoutNow that arrives after the transfer was aborted).
+    bool late_timeout_now = false;
+    // Let a transfer override the lease a restarted node may have acked before it went down.
+    bool transfer_in_restart_window = false;
+    // A leader that steps down votes at once, before its own lease has run out.
+    bool former_leader_votes_in_own_lease = false;
+  } unsafe;
 };
 
 // The durable part of the state: written and fsynced before any message that depends on it.

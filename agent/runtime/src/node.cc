@@ -1,7 +1,10 @@
+// Node: the wiring around one Driver. It starts the real seams (the nng transport, the state
+// file, the shared-memory record, Redis discovery, the control socket, metrics), owns the one
+// thread that calls the Driver, and queues everything else (decoded messages, admin commands,
+// peer-set changes) to that thread.
 #include "instaface/runtime/node.h"
 
 #include <spdlog/spdlog.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -13,48 +16,52 @@
 #include <random>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include "instaface/control/control_server.h"
+#include "instaface/discovery/redis_discovery.h"
+#include "instaface/discovery/redis_url.h"
+#include "instaface/metrics/agent_metrics.h"
+#include "instaface/metrics/metrics_server.h"
+#include "instaface/runtime/driver.h"
 #include "instaface/shm_writer.h"
 #include "instaface/state/state_store.h"
 #include "instaface/transport/transport.h"
 #include "instaface/wire/codec.h"
-
-#if INSTAFACE_HAVE_DISCOVERY
-#include "instaface/discovery/redis_discovery.h"
-#include "instaface/discovery/redis_url.h"
-#endif
-#if INSTAFACE_HAVE_CONTROL
-#include <nlohmann/json.hpp>
-
-#include "instaface/control/control_server.h"
-#endif
-#if INSTAFACE_HAVE_METRICS
-#include "instaface/metrics/agent_metrics.h"
-#include "instaface/metrics/metrics_server.h"
-#endif
+#include "status_sinks.h"
 
 namespace instaface::runtime {
 namespace {
 
 using agent::Status;
-using election::Nanos;
 using std::chrono::milliseconds;
 
-// The core's clock is CLOCK_MONOTONIC (steady_clock on Linux), the clock the shared-memory
-// record's lease and liveness stamps use, so lease ends need no conversion between processes.
-Nanos Now() { return std::chrono::steady_clock::now().time_since_epoch(); }
+// The lease clock: the core's time, the record's lease ends and liveness stamps.
+class SteadyClock : public Clock {
+ public:
+  Nanos Now() override { return std::chrono::steady_clock::now().time_since_epoch(); }
+};
 
-instaface::Role ToPublishedRole(election::Role role) {
-  switch (role) {
-    case election::Role::kLeader:
-      return instaface::Role::kLeader;
-    case election::Role::kCandidate:
-    case election::Role::kPreCandidate:
-      return instaface::Role::kCandidate;
-    case election::Role::kFollower:
-      break;
+class TransportOutbox : public Outbox {
+ public:
+  explicit TransportOutbox(transport::Transport& transport) : transport_(transport) {}
+  void Send(const election::Message& message) override { transport_.Send(message); }
+
+ private:
+  transport::Transport& transport_;
+};
+
+class FileHardStateStore : public HardStateStore {
+ public:
+  explicit FileHardStateStore(state::StateStore& store) : store_(store) {}
+  common::Status Save(const election::HardState& state) override {
+    agent::Status st = store_.Save(state);
+    return st.ok() ? common::Status::Ok() : common::Status::Error(st.message());
   }
-  return instaface::Role::kFollower;
-}
+
+ private:
+  state::StateStore& store_;
+};
 
 bool ValidId(const std::string& s) { return !s.empty() && s.size() <= election::kMaxNodeIdLength; }
 
@@ -78,6 +85,11 @@ std::string ValidateNodeOptions(const NodeOptions& o) {
            " ms) must be below the election minimum (" + std::to_string(o.election_min.count()) +
            " ms)";
   }
+  if (o.max_clock_drift_ppm > kMaxClockDriftPpm) {
+    return "clock drift bound (" + std::to_string(o.max_clock_drift_ppm) +
+           " ppm) is above the most the lease can absorb (" + std::to_string(kMaxClockDriftPpm) +
+           " ppm)";
+  }
   if (o.listen_url.empty()) return "no listen URL given";
   for (const auto& [id, url] : o.static_peers) {
     if (!ValidId(id)) return "peer id '" + id + "' must be 1 to 64 bytes";
@@ -85,38 +97,23 @@ std::string ValidateNodeOptions(const NodeOptions& o) {
     if (id == o.id) return "static peers must not include this node (" + id + ")";
   }
   if (o.shm_mode != 0600 && o.shm_mode != 0660) return "shm mode must be 0600 or 0660";
-#if INSTAFACE_HAVE_DISCOVERY
   if (!o.redis_url.empty()) {
     auto url = discovery::ParseRedisUrl(o.redis_url);
     if (!url.ok()) return "bad Redis URL: " + url.error();
   }
-#else
-  if (!o.redis_url.empty()) return "this build has no Redis discovery";
-#endif
-#if INSTAFACE_HAVE_METRICS
   if (!o.metrics_address.empty()) {
     auto hp = metrics::ParseHostPort(o.metrics_address);
     if (!hp.ok()) return "bad metrics address: " + hp.error();
   }
-#else
-  if (!o.metrics_address.empty()) return "this build has no metrics endpoint";
-#endif
-#if !INSTAFACE_HAVE_CONTROL
-  if (!o.socket_path.empty()) return "this build has no control socket";
-#endif
   return {};
 }
 
-class Node::Impl
-#if INSTAFACE_HAVE_CONTROL
-    : public control::Handler
-#endif
-{
+class Node::Impl : public control::Handler, public StatusSink {
  public:
-  // An admin command: runs on the driver thread; its promise is kept only after the Ready it
-  // caused has been published, so status() already reflects it when the future is ready.
+  // An admin command: runs on the driver thread; its promise is kept once the Ready it caused
+  // has been carried out, so status() already reflects it when the future is ready.
   struct Command {
-    std::function<bool(Nanos now)> run;
+    std::function<bool(Driver&)> run;
     std::shared_ptr<std::promise<bool>> done;
   };
 
@@ -127,9 +124,9 @@ class Node::Impl
   agent::Status Init();
   void Run();
   void Stop(bool hand_over);
+  void ApplyPeers();
 
-  template <typename F>
-  std::future<bool> Submit(F fn) {
+  std::future<bool> Submit(std::function<bool(Driver&)> fn) {
     auto promise = std::make_shared<std::promise<bool>>();
     std::future<bool> future = promise->get_future();
     {
@@ -149,8 +146,34 @@ class Node::Impl
     return published;
   }
 
-#if INSTAFACE_HAVE_CONTROL
-  nlohmann::json StatusJson(const NodeStatus& s) const {
+  // ---- StatusSink: what status() and WaitForStatus() return ----------------------------------
+
+  void Publish(const PublishedStatus& s) override {
+    {
+      std::lock_guard<std::mutex> lock(status_mu);
+      published.election = s.election;
+      published.leader_peer_address = s.leader_peer_address;
+      published.leader_app_address = s.leader_app_address;
+      published.lease_valid = s.lease_valid();
+    }
+    status_cv.notify_all();
+  }
+  void Housekeep(Nanos now, const Driver& d) override {
+    uint64_t rejected_total = 0;
+    for (uint64_t n : transport->rejected()) rejected_total += n;
+    {
+      std::lock_guard<std::mutex> lock(status_mu);
+      published.messages_rejected = rejected_total;
+      published.peers_known = d.peers().size();
+      published.lease_valid = d.status().election.role == election::Role::kLeader &&
+                              d.status().election.lease_until > now;
+    }
+    status_cv.notify_all();
+  }
+
+  // ---- control::Handler ----------------------------------------------------------------------
+
+  static nlohmann::json StatusJson(const NodeStatus& s) {
     return {{"role", election::RoleName(s.election.role)},
             {"term", s.election.term},
             {"leader_id", s.election.leader},
@@ -172,68 +195,50 @@ class Node::Impl
     return {{"ok", true}};
   }
   nlohmann::json StepDown() override {
-    return Answer(Submit([this](Nanos now) { return election->step_down(now); }), "not the leader");
+    return Answer(Submit([](Driver& d) { return d.StepDown(); }), "not the leader");
   }
   nlohmann::json Transfer(std::optional<std::string> to) override {
     std::string target = to.value_or("");
-    return Answer(
-        Submit([this, target](Nanos now) { return election->transfer_leadership(target, now); }),
-        "not the leader, or no suitable peer is reachable");
+    return Answer(Submit([target](Driver& d) { return d.TransferLeadership(target); }),
+                  "not the leader, or no suitable peer is reachable");
   }
   nlohmann::json Unplug(bool on) override {
-    return Answer(Submit([this, on](Nanos now) {
-                    election->set_unplugged(on, now);
+    return Answer(Submit([on](Driver& d) {
+                    d.SetUnplugged(on);
                     return true;
                   }),
                   "refused");
   }
-#endif
-
-  // Driver thread only.
-  void DrainReady(Nanos now);
-  void Publish(const election::Status& s, Nanos now);
-  void ApplyPeers();
-  void Housekeeping(Nanos now);
-  std::pair<std::string, std::string> AddressesOf(const std::string& id) const;
 
   NodeOptions options;
   std::string listen_url;
 
-  // Set up by Init, then owned by the driver thread (the transport is thread-safe).
-  std::unique_ptr<election::Election> election;
+  // The seams, set up by Init. The driver and the sinks are touched by the driver thread only
+  // (the transport, discovery and control server are thread-safe).
+  SteadyClock clock;
   std::unique_ptr<state::StateStore> store;
+  std::optional<FileHardStateStore> store_seam;
   std::unique_ptr<transport::Transport> transport;
+  std::optional<TransportOutbox> outbox;
   std::optional<shm::Writer> writer;
-  std::map<std::string, std::pair<std::string, std::string>> peer_addresses;  // id -> (peer, app)
-#if INSTAFACE_HAVE_DISCOVERY
   std::unique_ptr<discovery::RedisDiscovery> discovery;
-#endif
-#if INSTAFACE_HAVE_CONTROL
   std::unique_ptr<control::ControlServer> control;
-#endif
-#if INSTAFACE_HAVE_METRICS
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::AgentMetrics> metrics;
-  election::Stats last_stats;
-  std::map<std::string, std::pair<uint64_t, uint64_t>> last_peer_counts;
-  std::array<uint64_t, wire::kRejectReasonCount> last_rejected{};
-  std::optional<Nanos> campaign_started;
-#endif
-  election::Status last_status;
-  bool leader_key_published = false;
-  Nanos next_housekeeping{0};
+  std::vector<std::unique_ptr<StatusSink>> sinks;
+  std::unique_ptr<Driver> driver;
+  election::HardState restored;
 
   // Inputs to the driver thread.
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::deque<election::Message> inbox;  // guarded by mu
-  std::deque<Command> commands;         // guarded by mu
-  std::optional<std::vector<std::pair<std::string, std::pair<std::string, std::string>>>>
-      discovered;                                   // guarded by mu; id -> (peer, app)
-  std::map<std::string, std::string> static_peers;  // guarded by mu
-  bool peers_dirty = true;                          // guarded by mu
-  bool stopping_driver = false;                     // guarded by mu
-  std::thread driver;
+  std::deque<election::Message> inbox;                             // guarded by mu
+  std::deque<Command> commands;                                    // guarded by mu
+  std::optional<std::map<std::string, PeerAddresses>> discovered;  // guarded by mu
+  std::map<std::string, std::string> static_peers;                 // guarded by mu
+  bool peers_dirty = true;                                         // guarded by mu
+  bool stopping_driver = false;                                    // guarded by mu
+  std::thread driver_thread;
 
   // What the driver last published.
   mutable std::mutex status_mu;
@@ -244,8 +249,6 @@ class Node::Impl
 };
 
 agent::Status Node::Impl::Init() {
-  const Nanos now = Now();
-  election::HardState restored;
   if (!options.state_dir.empty()) {
     auto opened = state::StateStore::Open(options.state_dir);
     if (!opened.ok()) return opened.status();
@@ -253,6 +256,7 @@ agent::Status Node::Impl::Init() {
     auto loaded = store->Load();
     if (!loaded.ok()) return loaded.status();
     restored = *loaded;
+    store_seam.emplace(*store);
   }
 
   transport::TransportOptions t;
@@ -271,6 +275,7 @@ agent::Status Node::Impl::Init() {
   });
   if (!started.ok()) return started.status();
   transport = std::move(*started);
+  outbox.emplace(*transport);
   listen_url = transport->bound_url();
   if (options.advertise_url == options.listen_url) options.advertise_url = listen_url;
 
@@ -282,41 +287,14 @@ agent::Status Node::Impl::Init() {
     if (!created.ok()) return Status::Error(created.error());
     writer.emplace(std::move(*created));
   }
+  sinks.push_back(std::make_unique<ShmSink>(*writer));
 
-  election::Config config;
-  config.heartbeat_interval = options.heartbeat;
-  config.election_min = options.election_min;
-  config.election_max = options.election_max;
-  config.cluster_size = options.cluster_size;
-  config.pre_vote = options.pre_vote;
-  config.check_quorum = options.check_quorum;
-  const uint64_t seed = options.seed != 0 ? options.seed : std::random_device{}() * 0x9e3779b9ULL;
-  election = std::make_unique<election::Election>(
-      config, options.id, std::vector<election::NodeId>{}, restored, seed, now);
-  static_peers = options.static_peers;
-  last_status = election->status();
-  {
-    std::lock_guard<std::mutex> lock(status_mu);
-    published.election = last_status;
-    published.self_id = options.id;
-  }
-  shm::PublishedState initial;
-  initial.self_id = options.id;
-  initial.term = last_status.term;
-  writer->Publish(initial);
-  writer->StampLiveness();
-
-#if INSTAFACE_HAVE_METRICS
   if (!options.metrics_address.empty()) {
     auto server = metrics::MetricsServer::Start(options.metrics_address);
     if (!server.ok()) return Status::Error("metrics: " + server.error());
     metrics_server = std::move(*server);
     metrics = std::make_unique<metrics::AgentMetrics>(*metrics_server->registry());
-    metrics->SetTerm(last_status.term);
-    metrics->SetRole("follower");
   }
-#endif
-#if INSTAFACE_HAVE_DISCOVERY
   if (!options.redis_url.empty()) {
     discovery::DiscoveryOptions d;
     d.redis_url = options.redis_url;
@@ -332,8 +310,8 @@ agent::Status Node::Impl::Init() {
     if (!created.ok()) return Status::Error("discovery: " + created.error());
     discovery = std::move(*created);
     discovery->SetPeersCallback([this](const std::vector<discovery::PeerInfo>& peers) {
-      std::vector<std::pair<std::string, std::pair<std::string, std::string>>> copy;
-      for (const auto& p : peers) copy.push_back({p.id, {p.peer_address, p.app_address}});
+      std::map<std::string, PeerAddresses> copy;
+      for (const auto& p : peers) copy[p.id] = {p.peer_address, p.app_address};
       {
         std::lock_guard<std::mutex> lock(mu);
         discovered = std::move(copy);
@@ -341,22 +319,64 @@ agent::Status Node::Impl::Init() {
       }
       cv.notify_one();
     });
-    if (auto st = discovery->Start(); !st.ok()) return Status::Error("discovery: " + st.message());
+    sinks.push_back(
+        std::make_unique<LeaderKeySink>(*discovery, options.id, options.app_address,
+                                        std::max(milliseconds(2000), 4 * options.election_max)));
   }
-#endif
-#if INSTAFACE_HAVE_CONTROL
+  if (metrics) {
+    sinks.push_back(
+        std::make_unique<MetricsSink>(*metrics, *transport, discovery.get(), options.election_max));
+  }
   if (!options.socket_path.empty()) {
     control::ControlServerOptions c;
     c.path = options.socket_path;
     c.mode = options.socket_mode;
     control = std::make_unique<control::ControlServer>(c, *this);
+    sinks.push_back(std::make_unique<ControlSink>(
+        *control, [this](const PublishedStatus&) { return StatusJson(Snapshot()); }));
+  }
+  sinks.push_back(std::make_unique<LogSink>());
+
+  {
+    std::lock_guard<std::mutex> lock(status_mu);
+    published.self_id = options.id;
+  }
+  DriverOptions d;
+  d.config.heartbeat_interval = options.heartbeat;
+  d.config.election_min = options.election_min;
+  d.config.election_max = options.election_max;
+  d.config.cluster_size = options.cluster_size;
+  d.config.pre_vote = options.pre_vote;
+  d.config.check_quorum = options.check_quorum;
+  d.config.max_clock_drift_ppm = options.max_clock_drift_ppm;
+  d.self_id = options.id;
+  d.self_peer_address = options.advertise_url;
+  d.self_app_address = options.app_address;
+  d.housekeeping_interval = options.heartbeat / 2;
+  d.on_persist_failure = [](const std::string& error) {
+    // See DriverOptions::on_persist_failure: a restart resumes from the last state saved.
+    spdlog::critical("cannot persist election state, stopping: {}", error);
+    std::abort();
+  };
+  std::vector<StatusSink*> sink_list;
+  sink_list.push_back(this);  // first, so that the control sink's status is current
+  for (auto& sink : sinks) sink_list.push_back(sink.get());
+  const uint64_t seed = options.seed != 0 ? options.seed : std::random_device{}() * 0x9e3779b9ULL;
+  driver = std::make_unique<Driver>(std::move(d), restored, seed, clock, *outbox,
+                                    store_seam ? &*store_seam : nullptr, std::move(sink_list));
+  static_peers = options.static_peers;
+
+  // Discovery and the control socket start last: their callbacks reach the driver.
+  if (discovery) {
+    if (auto st = discovery->Start(); !st.ok()) return Status::Error("discovery: " + st.message());
+  }
+  if (control) {
     if (auto st = control->Start(); !st.ok()) {
       control.reset();
       return Status::Error("control socket: " + st.message());
     }
   }
-#endif
-  driver = std::thread([this] { Run(); });
+  driver_thread = std::thread([this] { Run(); });
   return Status::Ok();
 }
 
@@ -367,10 +387,8 @@ void Node::Impl::Run() {
     bool peers_changed = false;
     {
       std::unique_lock<std::mutex> lock(mu);
-      const Nanos wake = std::min(election->next_deadline(), next_housekeeping);
-      const auto until = std::chrono::steady_clock::time_point(
-          std::chrono::duration_cast<std::chrono::steady_clock::duration>(wake));
-      cv.wait_until(lock, until, [this] {
+      const Nanos wait = driver->NextDeadline() - clock.Now();
+      cv.wait_for(lock, std::max(wait, Nanos(0)), [this] {
         return stopping_driver || !inbox.empty() || !commands.empty() || peers_dirty;
       });
       if (stopping_driver && commands.empty()) break;
@@ -380,28 +398,21 @@ void Node::Impl::Run() {
       peers_dirty = false;
     }
     if (peers_changed) ApplyPeers();
-    Nanos now = Now();
     bool unknown_sender = false;
     for (const election::Message& m : messages) {
-      unknown_sender |= peer_addresses.count(m.from) == 0;
-      election->step(m, now);
+      unknown_sender |= driver->peers().count(m.from) == 0;
+      driver->Step(m);
     }
-#if INSTAFACE_HAVE_DISCOVERY
     // Answers go back as requests to known peers only, so a newcomer we have not read from Redis
     // yet would go unanswered until the next periodic refresh.
     if (unknown_sender && discovery) discovery->RefreshSoon();
-#endif
-    std::vector<bool> results;
-    for (Command& c : todo) results.push_back(c.run(now));
-    election->tick(now);
-    DrainReady(now);
-    for (size_t i = 0; i < todo.size(); ++i) todo[i].done->set_value(results[i]);
-    if (now >= next_housekeeping) Housekeeping(now);
+    for (Command& c : todo) c.done->set_value(c.run(*driver));
+    driver->Tick();
   }
 }
 
 void Node::Impl::ApplyPeers() {
-  std::map<std::string, std::pair<std::string, std::string>> merged;
+  std::map<std::string, PeerAddresses> merged;
   {
     std::lock_guard<std::mutex> lock(mu);
     if (discovered) {
@@ -409,204 +420,30 @@ void Node::Impl::ApplyPeers() {
         if (id != options.id && ValidId(id)) merged[id] = addresses;
       }
     }
-    for (const auto& [id, url] : static_peers) {
-      std::string app = merged.count(id) ? merged[id].second : std::string();
-      merged[id] = {url, app};
-    }
+    for (const auto& [id, url] : static_peers) merged[id].peer = url;
+  }
+  if (merged != driver->peers()) {
+    std::string ids;
+    for (const auto& entry : merged) ids += (ids.empty() ? "" : ",") + entry.first;
+    spdlog::info("peers: {}", ids.empty() ? "none" : ids);
   }
   std::map<std::string, std::string> urls;
-  std::vector<election::NodeId> ids;
-  for (const auto& [id, addresses] : merged) {
-    urls[id] = addresses.first;
-    ids.push_back(id);
-  }
-  if (merged != peer_addresses) {
-    spdlog::info(
-        "peers: {}", ids.empty() ? std::string("none") : [&] {
-          std::string s;
-          for (const auto& id : ids) s += (s.empty() ? "" : ",") + id;
-          return s;
-        }());
-  }
-  peer_addresses = std::move(merged);
+  for (const auto& [id, addresses] : merged) urls[id] = addresses.peer;
   transport->SetPeers(urls);
-  election->set_peers(std::move(ids));
-  std::lock_guard<std::mutex> lock(status_mu);
-  published.peers_known = peer_addresses.size();
-}
-
-std::pair<std::string, std::string> Node::Impl::AddressesOf(const std::string& id) const {
-  if (id.empty()) return {};
-  if (id == options.id) return {options.advertise_url, options.app_address};
-  auto it = peer_addresses.find(id);
-  return it == peer_addresses.end() ? std::pair<std::string, std::string>{} : it->second;
-}
-
-void Node::Impl::DrainReady(Nanos now) {
-  while (election->has_ready()) {
-    election::Ready ready = election->ready();
-    if (ready.hard_state && store) {
-      if (agent::Status st = store->Save(*ready.hard_state); !st.ok()) {
-        // The core now believes in a term and vote that the disk does not hold, and it will not
-        // offer them for saving again. Going on could let a later message depend on them and a
-        // restart vote twice in one term, so stop here, before anything leaves (as etcd does on
-        // a failed WAL write). A restart resumes from the last state that was saved.
-        spdlog::critical("cannot persist election state, stopping: {}", st.message());
-        std::abort();
-      }
-    }
-    for (const election::Message& m : ready.messages) transport->Send(m);
-    if (ready.status) Publish(*ready.status, now);
-  }
-}
-
-void Node::Impl::Publish(const election::Status& s, Nanos now) {
-  const auto [leader_peer, leader_app] = AddressesOf(s.leader);
-  const bool lease_valid = s.role == election::Role::kLeader && s.lease_until > now;
-
-  shm::PublishedState state;
-  state.role = ToPublishedRole(s.role);
-  state.term = s.term;
-  state.lease_until_ns =
-      s.role == election::Role::kLeader && s.lease_until.count() > 0 ? s.lease_until.count() : 0;
-  state.self_id = options.id;
-  state.leader_id = s.leader;
-  state.leader_peer_address = leader_peer;
-  state.leader_app_address = leader_app;
-  writer->Publish(state);
-
-  const bool visible_change =
-      s.role != last_status.role || s.term != last_status.term || s.leader != last_status.leader ||
-      s.unplugged != last_status.unplugged || s.transferring != last_status.transferring;
-  if (visible_change) {
-    spdlog::info("role {} term {} leader {}{}{}", election::RoleName(s.role), s.term,
-                 s.leader.empty() ? "none" : s.leader, s.unplugged ? " (unplugged)" : "",
-                 s.transferring ? " (transferring)" : "");
-  }
-  NodeStatus snapshot;
+  driver->SetPeers(std::move(merged));
   {
     std::lock_guard<std::mutex> lock(status_mu);
-    published.election = s;
-    published.leader_peer_address = leader_peer;
-    published.leader_app_address = leader_app;
-    published.lease_valid = lease_valid;
-    snapshot = published;
+    published.peers_known = driver->peers().size();
   }
   status_cv.notify_all();
-
-#if INSTAFACE_HAVE_CONTROL
-  if (visible_change && control) {
-    nlohmann::json event = StatusJson(snapshot);
-    event["event"] = "change";
-    control->Broadcast(event);
-  }
-#else
-  (void)snapshot;
-#endif
-#if INSTAFACE_HAVE_METRICS
-  if (metrics) {
-    metrics->SetTerm(s.term);
-    std::string role = election::RoleName(s.role);
-    metrics->SetRole(role);
-    metrics->SetUnplugged(s.unplugged);
-    const bool campaigning =
-        s.role == election::Role::kCandidate || s.role == election::Role::kPreCandidate;
-    if (campaigning && !campaign_started) campaign_started = now;
-    if (!campaigning && campaign_started) {
-      metrics->ObserveElectionDuration(
-          std::chrono::duration<double>(now - *campaign_started).count());
-      campaign_started.reset();
-    }
-  }
-#endif
-#if INSTAFACE_HAVE_DISCOVERY
-  if (discovery) {
-    const bool leading = s.role == election::Role::kLeader;
-    if (leading && (!leader_key_published || s.term != last_status.term)) {
-      discovery->PublishLeader(options.id, s.term, options.app_address,
-                               std::max(milliseconds(2000), 4 * options.election_max));
-      leader_key_published = true;
-    } else if (!leading && leader_key_published) {
-      discovery->ClearLeader();
-      leader_key_published = false;
-    }
-  }
-#endif
-  last_status = s;
-}
-
-// Every heartbeat/2: liveness for readers of the record, and the slower-moving metrics.
-void Node::Impl::Housekeeping(Nanos now) {
-  writer->StampLiveness(static_cast<uint64_t>(now.count()));
-  next_housekeeping = now + options.heartbeat / 2;
-
-  uint64_t rejected_total = 0;
-  const auto rejected = transport->rejected();
-  for (uint64_t n : rejected) rejected_total += n;
-  {
-    std::lock_guard<std::mutex> lock(status_mu);
-    published.messages_rejected = rejected_total;
-    published.lease_valid =
-        last_status.role == election::Role::kLeader && last_status.lease_until > now;
-  }
-  status_cv.notify_all();
-#if INSTAFACE_HAVE_METRICS
-  if (!metrics) return;
-  const election::Stats& stats = election->stats();
-  for (uint64_t i = last_stats.leader_changes; i < stats.leader_changes; ++i) {
-    metrics->LeaderChanged();
-  }
-  for (uint64_t i = last_stats.elections_started; i < stats.elections_started; ++i) {
-    metrics->ElectionStarted();
-  }
-  for (uint64_t i = last_stats.elections_won; i < stats.elections_won; ++i) metrics->ElectionWon();
-  for (uint64_t i = last_stats.votes_granted; i < stats.votes_granted; ++i) metrics->VoteGranted();
-  last_stats = stats;
-  size_t reachable = 0;
-  const Nanos window = options.election_max;
-  for (const transport::PeerCounters& p : transport->peer_counters()) {
-    auto& [sent, failed] = last_peer_counts[p.id];
-    for (; sent < p.sent; ++sent) metrics->HeartbeatSent(p.id);
-    for (; failed < p.failed; ++failed) metrics->HeartbeatFailed(p.id);
-    if (p.last_ack_ns > 0 && now - Nanos(p.last_ack_ns) < window) ++reachable;
-  }
-  for (const election::PeerProgress& p : election->progress()) {
-    // Followers rarely send; a peer we heard from recently is reachable too.
-    if (p.last_heard.count() > 0 && now - p.last_heard < window) {
-      bool counted = false;
-      for (const transport::PeerCounters& c : transport->peer_counters()) {
-        if (c.id == p.id && c.last_ack_ns > 0 && now - Nanos(c.last_ack_ns) < window) {
-          counted = true;
-        }
-      }
-      if (!counted) ++reachable;
-    }
-  }
-  metrics->SetPeersReachable(reachable);
-  for (size_t i = 0; i < rejected.size(); ++i) {
-    for (; last_rejected[i] < rejected[i]; ++last_rejected[i]) {
-      metrics->MessageRejected(wire::RejectReasonName(static_cast<wire::RejectReason>(i)));
-    }
-  }
-  metrics->SetLeaseRemaining(
-      last_status.role == election::Role::kLeader && last_status.lease_until > now
-          ? std::chrono::duration<double>(last_status.lease_until - now).count()
-          : 0.0);
-#if INSTAFACE_HAVE_DISCOVERY
-  if (discovery) {
-    metrics->SetPeersRegistered(discovery->registered_peers());
-    metrics->SyncRedisErrors(discovery->redis_errors());
-  }
-#endif
-#endif
 }
 
 void Node::Impl::Stop(bool hand_over) {
   if (stopped.exchange(true)) return;
-  if (hand_over && driver.joinable()) {
+  if (hand_over && driver_thread.joinable()) {
     const NodeStatus s = Snapshot();
     if (s.election.role == election::Role::kLeader) {
-      auto started = Submit([this](Nanos now) { return election->transfer_leadership("", now); });
+      auto started = Submit([](Driver& d) { return d.TransferLeadership(""); });
       if (started.wait_for(options.election_min) == std::future_status::ready && started.get()) {
         std::unique_lock<std::mutex> lock(status_mu);
         const bool handed = status_cv.wait_for(lock, options.election_min, [&] {
@@ -620,21 +457,17 @@ void Node::Impl::Stop(bool hand_over) {
       }
     }
   }
-#if INSTAFACE_HAVE_CONTROL
   if (control) control->Stop();
-#endif
   {
     std::lock_guard<std::mutex> lock(mu);
     stopping_driver = true;
   }
   cv.notify_one();
-  if (driver.joinable()) driver.join();
+  if (driver_thread.joinable()) driver_thread.join();
   // Commands that raced with the stop are answered, never left hanging.
   for (Command& c : commands) c.done->set_value(false);
   commands.clear();
-#if INSTAFACE_HAVE_DISCOVERY
   if (discovery) discovery->Stop();
-#endif
   transport.reset();
   if (writer && !options.shm_name.empty()) {
     // Readers that still map it see it go stale; new readers cannot open it.
@@ -669,16 +502,15 @@ NodeStatus Node::WaitForStatus(const std::function<bool(const NodeStatus&)>& pre
 }
 
 std::future<bool> Node::StepDown() {
-  return impl_->Submit([this](Nanos now) { return impl_->election->step_down(now); });
+  return impl_->Submit([](Driver& d) { return d.StepDown(); });
 }
 std::future<bool> Node::TransferLeadership(std::string target) {
-  return impl_->Submit([this, target = std::move(target)](Nanos now) {
-    return impl_->election->transfer_leadership(target, now);
-  });
+  return impl_->Submit(
+      [target = std::move(target)](Driver& d) { return d.TransferLeadership(target); });
 }
 std::future<bool> Node::SetUnplugged(bool unplugged) {
-  return impl_->Submit([this, unplugged](Nanos now) {
-    impl_->election->set_unplugged(unplugged, now);
+  return impl_->Submit([unplugged](Driver& d) {
+    d.SetUnplugged(unplugged);
     return true;
   });
 }

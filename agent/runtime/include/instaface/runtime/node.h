@@ -1,16 +1,13 @@
 // Node: one member of an Instaface cluster, running in this process — the heart of
 // instaface-agent, and what an app embeds to run the election in-process.
 //
-// A Node owns one driver thread, and only that thread touches the election core. The thread
-// sleeps until the core's next deadline or until something is queued (a decoded peer message,
-// an admin command, a new peer set), then steps and ticks the core and, for each Ready:
-//   1. persists (term, voted_for) with fsync  -- before any message that depends on it leaves
-//   2. sends the messages (nng, asynchronously)
-//   3. publishes the status: to the shared-memory record (a named segment for the sidecar, an
-//      in-process record in embedded mode), to control-socket watchers, to metrics, and to
-//      Redis's `leader` key while leading.
-// It also stamps the record's liveness every heartbeat/2, so that readers can tell a live
-// agent from a dead or hung one.
+// A Node owns one thread that runs a Driver (driver.h): the election core and the order in
+// which its output is persisted, published and sent. The Node wires the Driver's seams to the
+// real world: the nng transport, the state file, and the status sinks (the shared-memory
+// record, control-socket watchers, metrics, Redis's `leader` key). The thread sleeps until the
+// Driver's next deadline or until something is queued (a decoded peer message, an admin
+// command, a new peer set). The record's liveness is stamped every heartbeat/2, so that readers
+// can tell a live agent from a dead or hung one.
 //
 // Sidecar or embedded is configuration alone: with an empty `shm_name` the record lives in
 // this process and view() reads it; with a name, view() reads the same named segment.
@@ -37,6 +34,12 @@
 #include "instaface/view.h"
 
 namespace instaface::runtime {
+
+// CLOCK_MONOTONIC_RAW is never slewed; its rate error is the oscillator's, a few tens of ppm.
+// The default leaves ten times that and more; it costs 2% of election_min off each lease.
+inline constexpr uint32_t kDefaultClockDriftPpm = 10000;
+// Above this the lease would be more margin than lease.
+inline constexpr uint32_t kMaxClockDriftPpm = 200000;
 
 struct NodeOptions {
   std::string id;             // 1..64 bytes, unique in the cluster
@@ -68,6 +71,9 @@ struct NodeOptions {
   std::chrono::milliseconds election_max{1000};
   bool pre_vote = true;
   bool check_quorum = true;
+  // The most any two nodes' lease clocks (CLOCK_MONOTONIC_RAW) may disagree on a rate, in parts
+  // per million of elapsed time; leases are shortened by twice this bound (docs/election.md).
+  uint32_t max_clock_drift_ppm = kDefaultClockDriftPpm;
 
   uint64_t seed = 0;  // 0: from std::random_device
   std::string version = "0.1.0";

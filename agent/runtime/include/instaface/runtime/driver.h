@@ -1,0 +1,158 @@
+// Driver: the loop around one election core, the same in instaface-agent, in an app that embeds
+// the election, and in instaface-sim. It owns the core and turns each input (a peer message, a
+// timer, an admin command, a new peer set) into the core's Ready, which it carries out in the
+// one order that keeps leases and votes safe:
+//
+//   1. persist (term, voted_for)        -- before any message that depends on it leaves
+//   2. publish, if the status shrinks the lease the app sees
+//                                        -- before any message that could let a rival win
+//   3. send the messages
+//   4. publish, otherwise
+//
+// Everything outside the core sits behind a narrow seam: the lease Clock, the Outbox that sends,
+// the HardStateStore that makes the vote durable, and the StatusSinks that publish (shared
+// memory, control-socket watchers, metrics, Redis's leader key: one each). The agent wires real
+// ones (Node), the simulator simulated ones, so what the simulator checks is this code.
+//
+// Thread safety: none. One thread owns a Driver and calls everything; the seams are called on
+// that thread and must not block for long.
+#ifndef INSTAFACE_RUNTIME_DRIVER_H_
+#define INSTAFACE_RUNTIME_DRIVER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "instaface/common/status.h"
+#include "instaface/election/election.h"
+
+namespace instaface::runtime {
+
+using election::Nanos;
+
+// The clock that leases are measured on (CLOCK_MONOTONIC_RAW in the agent and the SDK).
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Nanos Now() = 0;
+};
+
+// Sends one message to message.to without waiting for it to arrive.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual void Send(const election::Message& message) = 0;
+};
+
+// Makes (term, voted_for) durable before it returns.
+class HardStateStore {
+ public:
+  virtual ~HardStateStore() = default;
+  virtual common::Status Save(const election::HardState& state) = 0;
+};
+
+// Where a peer can be reached: its nng URL and its app's address.
+struct PeerAddresses {
+  std::string peer;
+  std::string app;
+  friend bool operator==(const PeerAddresses& a, const PeerAddresses& b) {
+    return a.peer == b.peer && a.app == b.app;
+  }
+  friend bool operator!=(const PeerAddresses& a, const PeerAddresses& b) { return !(a == b); }
+};
+
+// What the driver publishes: the core's status with the addresses the app needs.
+struct PublishedStatus {
+  election::Status election;
+  std::string self_id;
+  std::string leader_peer_address;
+  std::string leader_app_address;
+  Nanos at{0};  // the lease clock when it was published
+  // The status as the app sees it at `at`: this node leads and its lease has not ended.
+  bool lease_valid() const {
+    return election.role == election::Role::kLeader && election.lease_until > at;
+  }
+};
+
+class Driver;
+
+// One place the status goes. Publish is called for every change (see the order above);
+// Housekeep every housekeeping interval, for what must be refreshed even when nothing changes
+// (the shared-memory liveness stamp, metrics).
+class StatusSink {
+ public:
+  virtual ~StatusSink() = default;
+  virtual void Publish(const PublishedStatus& status) = 0;
+  virtual void Housekeep(Nanos /*now*/, const Driver& /*driver*/) {}
+};
+
+struct DriverOptions {
+  election::Config config;
+  std::string self_id;
+  std::string self_peer_address;  // published as the leader's addresses when this node leads
+  std::string self_app_address;
+  Nanos housekeeping_interval = std::chrono::milliseconds(250);
+  // Called when the hard state cannot be saved. The core then believes in a term and vote
+  // that the disk does not hold, so nothing more may leave: the agent logs and aborts (as etcd
+  // does on a failed WAL write); the driver sends nothing after it in any case.
+  std::function<void(const std::string& error)> on_persist_failure;
+  // UNSAFE, for the simulator and regression tests only: send a Ready's messages before
+  // publishing a status that gives up the lease (the order before the fix).
+  bool unsafe_send_before_publish = false;
+};
+
+class Driver {
+ public:
+  // `store` may be null: the hard state then lives in memory only (tests).
+  Driver(DriverOptions options, election::HardState restored, uint64_t seed, Clock& clock,
+         Outbox& outbox, HardStateStore* store, std::vector<StatusSink*> sinks);
+  ~Driver();
+  Driver(const Driver&) = delete;
+  Driver& operator=(const Driver&) = delete;
+
+  // Inputs. Each reads the clock once, feeds the core and carries out what it produced.
+  void Step(const election::Message& message);
+  // Runs the core's timers and housekeeping that are due.
+  void Tick();
+  bool TransferLeadership(const election::NodeId& target);  // empty: the best peer
+  bool StepDown();
+  void SetUnplugged(bool unplugged);
+  // The peers discovery and static configuration know, without this node.
+  void SetPeers(std::map<election::NodeId, PeerAddresses> peers);
+
+  // The lease clock reading at which Tick() has something to do.
+  Nanos NextDeadline() const;
+  const PublishedStatus& status() const { return published_; }
+  const std::map<election::NodeId, PeerAddresses>& peers() const { return peers_; }
+  const election::Election& core() const { return *core_; }
+  // True once saving the hard state failed; the driver then ignores every input.
+  bool failed() const { return failed_; }
+
+ private:
+  void Drain(Nanos now);
+  void PublishToSinks(const election::Status& status, Nanos now);
+  void Housekeep(Nanos now);
+  PeerAddresses AddressesOf(const election::NodeId& id) const;
+
+  DriverOptions options_;
+  Clock& clock_;
+  Outbox& outbox_;
+  HardStateStore* store_;
+  std::vector<StatusSink*> sinks_;
+  std::unique_ptr<election::Election> core_;
+  std::map<election::NodeId, PeerAddresses> peers_;
+  PublishedStatus published_;
+  Nanos next_housekeeping_{0};
+  bool failed_ = false;
+};
+
+// Whether publishing `next` after `previous` takes away lease the app could act on: it must then
+// be published before the Ready's messages leave.
+bool ShrinksLease(const election::Status& previous, const election::Status& next);
+
+}  // namespace instaface::runtime
+
+#endif  // INSTAFACE_RUNTIME_DRIVER_H_

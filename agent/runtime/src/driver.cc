@@ -1,0 +1,144 @@
+#include "instaface/runtime/driver.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace instaface::runtime {
+
+using election::Role;
+
+namespace {
+
+// The lease end the app sees in a status: only a leader's counts.
+Nanos AppLeaseEnd(const election::Status& s) {
+  return s.role == Role::kLeader ? s.lease_until : Nanos(0);
+}
+
+}  // namespace
+
+bool ShrinksLease(const election::Status& previous, const election::Status& next) {
+  const Nanos before = AppLeaseEnd(previous);
+  if (before == Nanos(0)) return false;
+  return next.term != previous.term || AppLeaseEnd(next) < before;
+}
+
+Driver::Driver(DriverOptions options, election::HardState restored, uint64_t seed, Clock& clock,
+               Outbox& outbox, HardStateStore* store, std::vector<StatusSink*> sinks)
+    : options_(std::move(options)),
+      clock_(clock),
+      outbox_(outbox),
+      store_(store),
+      sinks_(std::move(sinks)) {
+  const Nanos now = clock_.Now();
+  core_ = std::make_unique<election::Election>(options_.config, options_.self_id,
+                                               std::vector<election::NodeId>{}, std::move(restored),
+                                               seed, now);
+  published_.self_id = options_.self_id;
+  published_.at = now;
+  Drain(now);
+  Housekeep(now);
+}
+
+Driver::~Driver() = default;
+
+void Driver::Step(const election::Message& message) {
+  if (failed_) return;
+  const Nanos now = clock_.Now();
+  core_->step(message, now);
+  Drain(now);
+}
+
+void Driver::Tick() {
+  if (failed_) return;
+  const Nanos now = clock_.Now();
+  core_->tick(now);
+  Drain(now);
+  if (now >= next_housekeeping_) Housekeep(now);
+}
+
+bool Driver::TransferLeadership(const election::NodeId& target) {
+  if (failed_) return false;
+  const Nanos now = clock_.Now();
+  const bool started = core_->transfer_leadership(target, now);
+  Drain(now);
+  return started;
+}
+
+bool Driver::StepDown() {
+  if (failed_) return false;
+  const Nanos now = clock_.Now();
+  const bool stepped = core_->step_down(now);
+  Drain(now);
+  return stepped;
+}
+
+void Driver::SetUnplugged(bool unplugged) {
+  if (failed_) return;
+  const Nanos now = clock_.Now();
+  core_->set_unplugged(unplugged, now);
+  Drain(now);
+}
+
+void Driver::SetPeers(std::map<election::NodeId, PeerAddresses> peers) {
+  if (failed_) return;
+  peers.erase(options_.self_id);
+  const bool addresses_changed = peers != peers_;
+  peers_ = std::move(peers);
+  std::vector<election::NodeId> ids;
+  ids.reserve(peers_.size());
+  for (const auto& entry : peers_) ids.push_back(entry.first);
+  core_->set_peers(std::move(ids));
+  const Nanos now = clock_.Now();
+  Drain(now);
+  // The leader's addresses may have just become known.
+  if (addresses_changed && !published_.election.leader.empty() &&
+      AddressesOf(published_.election.leader).peer != published_.leader_peer_address) {
+    PublishToSinks(published_.election, now);
+  }
+}
+
+Nanos Driver::NextDeadline() const {
+  if (failed_) return Nanos::max();
+  return std::min(core_->next_deadline(), next_housekeeping_);
+}
+
+void Driver::Drain(Nanos now) {
+  while (!failed_ && core_->has_ready()) {
+    election::Ready ready = core_->ready();
+    if (ready.hard_state && store_ != nullptr) {
+      if (common::Status st = store_->Save(*ready.hard_state); !st.ok()) {
+        failed_ = true;
+        if (options_.on_persist_failure) options_.on_persist_failure(st.message());
+        return;
+      }
+    }
+    const bool early = ready.status && !options_.unsafe_send_before_publish &&
+                       ShrinksLease(published_.election, *ready.status);
+    if (early) PublishToSinks(*ready.status, now);
+    for (const election::Message& m : ready.messages) outbox_.Send(m);
+    if (ready.status && !early) PublishToSinks(*ready.status, now);
+  }
+}
+
+void Driver::PublishToSinks(const election::Status& status, Nanos now) {
+  const PeerAddresses leader = AddressesOf(status.leader);
+  published_.election = status;
+  published_.leader_peer_address = leader.peer;
+  published_.leader_app_address = leader.app;
+  published_.at = now;
+  for (StatusSink* sink : sinks_) sink->Publish(published_);
+}
+
+void Driver::Housekeep(Nanos now) {
+  next_housekeeping_ = now + options_.housekeeping_interval;
+  for (StatusSink* sink : sinks_) sink->Housekeep(now, *this);
+}
+
+PeerAddresses Driver::AddressesOf(const election::NodeId& id) const {
+  if (id.empty()) return {};
+  if (id == options_.self_id) return {options_.self_peer_address, options_.self_app_address};
+  auto it = peers_.find(id);
+  return it == peers_.end() ? PeerAddresses{} : it->second;
+}
+
+}  // namespace instaface::runtime

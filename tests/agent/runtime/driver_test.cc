@@ -1,0 +1,229 @@
+// The Driver's order of work, checked through recording seams: persist before any message that
+// depends on it, and publish a status that gives up the lease before any message that could let
+// a rival win.
+#include "instaface/runtime/driver.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace instaface::runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using election::HardState;
+using election::Message;
+using election::MessageType;
+using election::Role;
+
+// Everything the driver did, in order, as one line each.
+struct Log {
+  std::vector<std::string> lines;
+  size_t First(const std::string& prefix) const {
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (lines[i].rfind(prefix, 0) == 0) return i;
+    }
+    return lines.size();
+  }
+};
+
+class FakeClock : public Clock {
+ public:
+  Nanos Now() override { return now; }
+  Nanos now = 10s;
+};
+
+class RecordingOutbox : public Outbox {
+ public:
+  explicit RecordingOutbox(Log& log) : log_(log) {}
+  void Send(const Message& m) override {
+    sent.push_back(m);
+    log_.lines.push_back(std::string("send ") + election::MessageTypeName(m.type) + " " + m.to);
+  }
+  std::vector<Message> sent;
+
+ private:
+  Log& log_;
+};
+
+class RecordingStore : public HardStateStore {
+ public:
+  explicit RecordingStore(Log& log) : log_(log) {}
+  common::Status Save(const HardState& s) override {
+    log_.lines.push_back("persist " + std::to_string(s.term) + " " + s.voted_for);
+    if (fail) return common::Status::Error("disk full");
+    return common::Status::Ok();
+  }
+  bool fail = false;
+
+ private:
+  Log& log_;
+};
+
+class RecordingSink : public StatusSink {
+ public:
+  explicit RecordingSink(Log& log) : log_(log) {}
+  void Publish(const PublishedStatus& s) override {
+    last = s;
+    log_.lines.push_back(std::string("publish ") + election::RoleName(s.election.role) +
+                         (s.lease_valid() ? " lease" : " no-lease"));
+  }
+  PublishedStatus last;
+
+ private:
+  Log& log_;
+};
+
+struct Fixture {
+  explicit Fixture(bool unsafe_order = false) : outbox(log), store(log), sink(log) {
+    DriverOptions o;
+    o.self_id = "a";
+    o.config.cluster_size = 3;
+    o.unsafe_send_before_publish = unsafe_order;
+    o.on_persist_failure = [this](const std::string& e) { failure = e; };
+    driver = std::make_unique<Driver>(o, HardState{}, 1, clock, outbox, &store,
+                                      std::vector<StatusSink*>{&sink});
+    driver->SetPeers({{"b", {"tcp://b", "http://b"}}, {"c", {"tcp://c", "http://c"}}});
+  }
+
+  Message From(const std::string& peer, MessageType type, bool granted = true) {
+    Message m;
+    m.type = type;
+    m.from = peer;
+    m.to = "a";
+    m.term = driver->core().hard_state().term;
+    m.granted = granted;
+    return m;
+  }
+
+  // Leads term 1 with a lease from b's ack.
+  void Lead() {
+    clock.now = driver->NextDeadline();
+    while (driver->status().election.role == Role::kFollower) {
+      driver->Tick();
+      clock.now = std::max(clock.now, driver->NextDeadline());
+    }
+    Message pre = From("b", MessageType::kPreVoteResponse);
+    pre.term = driver->core().hard_state().term + 1;
+    driver->Step(pre);
+    driver->Step(From("b", MessageType::kVoteResponse));
+    ASSERT_EQ(driver->status().election.role, Role::kLeader);
+    Message ack = From("b", MessageType::kHeartbeatResponse);
+    ack.send_time = clock.now;
+    clock.now += 1ms;
+    driver->Step(ack);
+    ASSERT_TRUE(driver->status().lease_valid());
+    log.lines.clear();
+  }
+
+  Log log;
+  FakeClock clock;
+  RecordingOutbox outbox;
+  RecordingStore store;
+  RecordingSink sink;
+  std::string failure;
+  std::unique_ptr<Driver> driver;
+};
+
+// Regression: the driver sent a Ready's messages and then published. A transfer's TimeoutNow
+// could then reach the target, which could win, while this node's app still saw its lease.
+TEST(DriverOrder, GivingUpTheLeaseIsPublishedBeforeTheTimeoutNowLeaves) {
+  Fixture f;
+  f.Lead();
+  ASSERT_TRUE(f.driver->TransferLeadership("b"));
+  const size_t published = f.log.First("publish leader no-lease");
+  const size_t timeout_now = f.log.First("send TimeoutNow b");
+  ASSERT_LT(timeout_now, f.log.lines.size()) << "no TimeoutNow sent";
+  ASSERT_LT(published, f.log.lines.size()) << "the lease was not given up";
+  EXPECT_LT(published, timeout_now);
+  EXPECT_LT(published, f.log.First("send "));
+}
+
+TEST(DriverOrder, TheUnsafeSwitchRestoresTheOldOrder) {
+  Fixture f(/*unsafe_order=*/true);
+  f.Lead();
+  ASSERT_TRUE(f.driver->TransferLeadership("b"));
+  EXPECT_GT(f.log.First("publish leader no-lease"), f.log.First("send TimeoutNow b"));
+}
+
+// A leader that learns of a newer term while its lease runs acks the new leader, and that ack
+// counts towards the new leader's lease: its own app must have lost the old lease first.
+TEST(DriverOrder, ALeaderDeposedInItsLeaseIsPublishedBeforeItAcksTheNewLeader) {
+  for (bool unsafe : {false, true}) {
+    Fixture f(unsafe);
+    f.Lead();
+    Message heartbeat = f.From("c", MessageType::kHeartbeat);
+    heartbeat.term = f.driver->core().hard_state().term + 1;
+    heartbeat.send_time = 1s;
+    f.driver->Step(heartbeat);
+    const size_t ack = f.log.First("send HeartbeatResponse c");
+    ASSERT_LT(ack, f.log.lines.size());
+    EXPECT_EQ(f.log.First("publish follower no-lease") < ack, !unsafe);
+  }
+}
+
+TEST(DriverOrder, RenewingTheLeaseIsPublishedAfterTheMessages) {
+  Fixture f;
+  f.Lead();
+  f.clock.now = f.driver->NextDeadline();
+  f.driver->Tick();  // a heartbeat round; nothing to give up
+  EXPECT_EQ(f.log.First("publish"), f.log.lines.size()) << "nothing changed the app's view";
+  Message ack = f.From("c", MessageType::kHeartbeatResponse);
+  ack.send_time = f.clock.now;
+  f.clock.now += 1ms;
+  f.driver->Step(ack);
+  EXPECT_TRUE(f.sink.last.lease_valid());
+}
+
+TEST(DriverPersist, CandidacyLeavesOnlyAfterItsVoteIsDurable) {
+  Fixture g;
+  g.clock.now = g.driver->NextDeadline();
+  while (g.driver->status().election.role == Role::kFollower) {
+    g.driver->Tick();
+    g.clock.now = std::max(g.clock.now, g.driver->NextDeadline());
+  }
+  Message pre = g.From("b", MessageType::kPreVoteResponse);
+  pre.term = 1;
+  g.log.lines.clear();
+  g.driver->Step(pre);
+  EXPECT_LT(g.log.First("persist 1 a"), g.log.First("send VoteRequest"));
+}
+
+TEST(DriverPersist, AFailedSaveSendsNothingAndStopsTheDriver) {
+  Fixture f;
+  f.store.fail = true;
+  f.clock.now = f.driver->NextDeadline();
+  while (f.driver->status().election.role == Role::kFollower) {
+    f.driver->Tick();
+    f.clock.now = std::max(f.clock.now, f.driver->NextDeadline());
+  }
+  Message pre = f.From("b", MessageType::kPreVoteResponse);
+  pre.term = 1;
+  const size_t sent_before = f.outbox.sent.size();
+  f.driver->Step(pre);
+  EXPECT_EQ(f.outbox.sent.size(), sent_before) << "the vote request depends on the lost save";
+  EXPECT_EQ(f.failure, "disk full");
+  EXPECT_TRUE(f.driver->failed());
+  f.driver->Step(pre);
+  f.driver->Tick();
+  EXPECT_EQ(f.outbox.sent.size(), sent_before);
+  EXPECT_EQ(f.driver->NextDeadline(), Nanos::max());
+}
+
+TEST(DriverPeers, PublishesTheLeadersAddresses) {
+  Fixture f;
+  Message hb = f.From("b", MessageType::kHeartbeat);
+  hb.term = 1;
+  hb.send_time = 1s;
+  f.clock.now += 2s;
+  f.driver->Step(hb);
+  EXPECT_EQ(f.sink.last.election.leader, "b");
+  EXPECT_EQ(f.sink.last.leader_app_address, "http://b");
+  EXPECT_EQ(f.sink.last.leader_peer_address, "tcp://b");
+  f.driver->SetPeers({{"b", {"tcp://b2", "http://b2"}}, {"c", {"tcp://c", "http://c"}}});
+  EXPECT_EQ(f.sink.last.leader_app_address, "http://b2") << "republished with the new address";
+}
+
+}  // namespace
+}  // namespace instaface::runtime

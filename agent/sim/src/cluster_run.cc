@@ -1,17 +1,29 @@
-// One seed's simulated world: N election cores, their drifting clocks and durable state, a lossy
-// network, and the fault schedule, driven by a single priority queue of events keyed by true
-// time. Nothing advances in fixed steps: a node is ticked exactly at its core's next_deadline().
+// One seed's simulated world: N Drivers (the agent's own loop around the election core), their
+// drifting clocks and durable state, a lossy network, and the fault schedule, driven by a single
+// priority queue of events keyed by true time. Nothing advances in fixed steps: a node is ticked
+// exactly at its Driver's next deadline.
+//
+// Each Driver gets simulated seams: its clock reads the node's drifting clock, its store is the
+// node's durable state, its outbox hands messages to the network, and its one status sink is the
+// shared-memory record that the node's app reads. The checker sees what the apps see: a status
+// counts from the moment the sink took it, not from the moment the core produced it.
+//
+// A stalled driver (between any two steps of a Ready) and a paused node are modelled alike: the
+// rest of its work takes effect later, and inputs that reach it meanwhile wait until it runs.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "drift_clock.h"
 #include "instaface/election/election.h"
+#include "instaface/runtime/driver.h"
 #include "instaface/sim/simulator.h"
 #include "invariant_checker.h"
 #include "sim_random.h"
@@ -19,21 +31,21 @@
 namespace instaface::sim {
 namespace {
 
-using election::Election;
 using election::HardState;
 using election::Message;
 using election::MessageType;
 using election::NodeId;
-using election::Ready;
 using election::Role;
 using election::Status;
 using election::Term;
 using std::chrono::milliseconds;
 
 constexpr size_t kMaxListedViolationsPerSeed = 20;
-// A core whose deadline stays due after ticking it would spin the queue; after this many ticks at
-// one instant the next one is pushed back and the trace says so.
+// A driver whose deadline stays due after ticking it would spin the queue; after this many ticks
+// at one instant the next one is pushed back and the trace says so.
 constexpr int kMaxTicksAtOneInstant = 8;
+// Old messages kept for replays.
+constexpr size_t kReplayHistory = 512;
 
 enum class EventKind : uint8_t {
   kStart,
@@ -46,6 +58,12 @@ enum class EventKind : uint8_t {
   kTransfer,
   kDiscovery,
   kLivenessCheck,
+  kSendEffect,     // a stalled driver's send takes effect
+  kPublishEffect,  // a stalled driver's publish takes effect
+  kReplay,
+  kPause,
+  kResume,
+  kSlew,
 };
 
 struct Event {
@@ -54,7 +72,8 @@ struct Event {
   EventKind kind = EventKind::kTick;
   int node = -1;
   uint64_t tag = 0;  // incarnation, partition or liveness window the event belongs to
-  Message message;   // kDeliver only
+  Message message;   // kDeliver, kSendEffect
+  Status status;     // kPublishEffect
 };
 
 struct RunsLater {
@@ -63,17 +82,67 @@ struct RunsLater {
   }
 };
 
+class World;
+
+// The seams of one node's Driver, all calling back into the world.
+class SimClock : public runtime::Clock {
+ public:
+  SimClock(World& world, int node) : world_(world), node_(node) {}
+  Nanos Now() override;
+
+ private:
+  World& world_;
+  int node_;
+};
+
+class SimOutbox : public runtime::Outbox {
+ public:
+  SimOutbox(World& world, int node) : world_(world), node_(node) {}
+  void Send(const Message& message) override;
+
+ private:
+  World& world_;
+  int node_;
+};
+
+class SimStore : public runtime::HardStateStore {
+ public:
+  SimStore(World& world, int node) : world_(world), node_(node) {}
+  common::Status Save(const HardState& state) override;
+
+ private:
+  World& world_;
+  int node_;
+};
+
+class SimShmSink : public runtime::StatusSink {
+ public:
+  SimShmSink(World& world, int node) : world_(world), node_(node) {}
+  void Publish(const runtime::PublishedStatus& status) override;
+
+ private:
+  World& world_;
+  int node_;
+};
+
 struct SimNode {
   std::string name;
   DriftClock clock;
-  std::unique_ptr<Election> core;  // null while down
-  HardState durable;               // survives crashes: what the node fsynced last
+  // Seams and driver of the current incarnation; the driver is null while the node is down.
+  std::unique_ptr<SimClock> clock_seam;
+  std::unique_ptr<SimOutbox> outbox;
+  std::unique_ptr<SimStore> store;
+  std::unique_ptr<SimShmSink> sink;
+  std::unique_ptr<runtime::Driver> driver;
+  HardState durable;  // survives crashes: what the node fsynced last
   uint64_t incarnation = 0;
   Nanos scheduled_tick{-1};  // true time of the pending tick, -1: none
   Nanos last_tick_at{-1};
   int ticks_at_last_instant = 0;
-  int group = 0;  // partition group; messages flow only within a group
-  Status status;  // last published by the current incarnation
+  Nanos busy_until{0};    // true time until which the driver is stalled or the node paused
+  Nanos paused_until{0};  // true time until which the whole node is paused
+  int group = 0;          // partition group; messages flow only within a group
+  Status status;          // what the app reads: last published by the current incarnation
   std::vector<NodeId> known_peers;
   uint64_t elections_started_before = 0;  // by earlier incarnations
 };
@@ -94,25 +163,19 @@ class World {
         trace_(trace),
         net_rng_(MixSeed(seed, 1)),
         fault_rng_(MixSeed(seed, 2)),
+        clock_rng_(MixSeed(seed, 3)),
         discovery_rng_(MixSeed(seed, 4)),
+        stall_rng_(MixSeed(seed, 5)),
         checker_(seed, Names(options.nodes), kMaxListedViolationsPerSeed) {
     result_.seed = seed;
     flaky_discovery_ = options.faults.flaky_discovery || options.quorum_from_discovery;
     quorum_ = options.nodes / 2 + 1;
-    SimRandom clock_rng(MixSeed(seed, 3));
-    const auto drift = static_cast<int64_t>(options.faults.drift_ppm);
     for (int i = 0; i < options.nodes; ++i) {
       SimNode node;
       node.name = Names(options.nodes)[i];
-      // Arbitrary epochs catch any comparison of one node's clock with another's; the drift
-      // bound itself is hit a quarter of the time, since that is where a lease margin fails.
-      int64_t ppm = 0;
-      if (drift > 0) {
-        const double u = clock_rng.Unit();
-        ppm = u < 0.125 ? -drift : u < 0.25 ? drift : clock_rng.Between(-drift, drift);
-      }
-      const Nanos epoch = milliseconds(clock_rng.Between(1000, 1000000));
-      node.clock = DriftClock(epoch, static_cast<int32_t>(ppm));
+      // Arbitrary epochs catch any comparison of one node's clock with another's.
+      const Nanos epoch = milliseconds(clock_rng_.Between(1000, 1000000));
+      node.clock = DriftClock(epoch, DrawRate());
       for (int j = 0; j < options.nodes; ++j) {
         if (j != i) node.known_peers.push_back(Names(options.nodes)[j]);
       }
@@ -125,10 +188,14 @@ class World {
       // Staggered starts, as when pods come up one by one.
       Push(Nanos(fault_rng_.Between(0, options_.heartbeat_interval.count())), EventKind::kStart, i);
       Trace(nullptr, "%s clock %+d ppm", nodes_[i].name.c_str(), nodes_[i].clock.ppm());
+      if (options_.faults.slew && options_.faults.drift_ppm > 0) ScheduleSlew(i);
     }
-    ScheduleNext(EventKind::kCrash, options_.faults.crashes_per_minute);
-    ScheduleNext(EventKind::kPartition, options_.faults.partitions_per_minute);
-    ScheduleNext(EventKind::kTransfer, options_.faults.transfers_per_minute);
+    const FaultOptions& f = options_.faults;
+    ScheduleNext(EventKind::kCrash, f.crashes_per_minute);
+    ScheduleNext(EventKind::kPartition, f.partitions_per_minute);
+    ScheduleNext(EventKind::kTransfer, f.transfers_per_minute);
+    ScheduleNext(EventKind::kReplay, f.replays_per_minute);
+    ScheduleNext(EventKind::kPause, f.pauses_per_minute);
     if (flaky_discovery_) {
       for (int i = 0; i < options_.nodes; ++i) ScheduleDiscovery(i);
     }
@@ -148,13 +215,45 @@ class World {
     if (failover_.active) ++result_.unresolved_failovers;
     for (auto& node : nodes_) {
       result_.elections_started += node.elections_started_before;
-      if (node.core) result_.elections_started += node.core->stats().elections_started;
+      if (node.driver) result_.elections_started += node.driver->core().stats().elections_started;
     }
     result_.elections = checker_.elections();
     result_.violation_count = checker_.violation_count();
     result_.violations = std::move(checker_.violations());
     result_.trace_hash = hash_;
     return std::move(result_);
+  }
+
+  // ---- seams (called by a node's Driver, inside an input the world started) ----
+
+  Nanos SeamNow(int i) const { return nodes_[i].clock.Local(cursor_); }
+
+  common::Status SeamSave(int i, const HardState& state) {
+    MaybeStall(i, "persist");
+    SimNode& node = nodes_[i];
+    checker_.OnPersist(i, cursor_, state);
+    node.durable = state;
+    Hash(0x5e, node.durable.term, node.durable.voted_for.size());
+    Trace(&node, "persist term %" PRIu64 " vote '%s'", state.term, state.voted_for.c_str());
+    return common::Status::Ok();
+  }
+
+  void SeamSend(int i, const Message& message) {
+    MaybeStall(i, "send");
+    if (cursor_ == now_) {
+      SendNow(i, message);
+    } else {
+      Push(cursor_, EventKind::kSendEffect, i, nodes_[i].incarnation, message);
+    }
+  }
+
+  void SeamPublish(int i, const runtime::PublishedStatus& published) {
+    MaybeStall(i, "publish");
+    if (cursor_ == now_) {
+      Publish(i, published.election);
+    } else {
+      Push(cursor_, EventKind::kPublishEffect, i, nodes_[i].incarnation, {}, published.election);
+    }
   }
 
  private:
@@ -175,9 +274,21 @@ class World {
     return k >= 1 && k <= options_.nodes ? k - 1 : -1;
   }
 
+  // The drift bound itself is hit a quarter of the time, since that is where a lease margin
+  // fails.
+  int32_t DrawRate() {
+    const auto drift = static_cast<int64_t>(options_.faults.drift_ppm);
+    if (drift == 0) return 0;
+    const double u = clock_rng_.Unit();
+    return static_cast<int32_t>(u < 0.125  ? -drift
+                                : u < 0.25 ? drift
+                                           : clock_rng_.Between(-drift, drift));
+  }
+
   // ---- event queue ----
 
-  void Push(Nanos at, EventKind kind, int node, uint64_t tag = 0, Message message = {}) {
+  void Push(Nanos at, EventKind kind, int node, uint64_t tag = 0, Message message = {},
+            Status status = {}) {
     Event event;
     event.at = at;
     event.seq = next_seq_++;
@@ -185,6 +296,7 @@ class World {
     event.node = node;
     event.tag = tag;
     event.message = std::move(message);
+    event.status = std::move(status);
     queue_.push_back(std::move(event));
     std::push_heap(queue_.begin(), queue_.end(), RunsLater());
   }
@@ -202,6 +314,25 @@ class World {
          EventKind::kDiscovery, node);
   }
 
+  void ScheduleSlew(int node) {
+    Push(now_ + Nanos(clock_rng_.Between(Nanos(milliseconds(100)).count(),
+                                         Nanos(milliseconds(2000)).count())),
+         EventKind::kSlew, node);
+  }
+
+  // An input for a node that is stalled or paused waits until it runs again.
+  bool DeferIfBusy(const Event& event) {
+    SimNode& node = nodes_[event.node];
+    if (node.busy_until <= now_) return false;
+    Event copy = event;
+    copy.at = node.busy_until;
+    copy.seq = next_seq_++;
+    if (copy.kind == EventKind::kTick) node.scheduled_tick = copy.at;
+    queue_.push_back(std::move(copy));
+    std::push_heap(queue_.begin(), queue_.end(), RunsLater());
+    return true;
+  }
+
   void Handle(const Event& event) {
     switch (event.kind) {
       case EventKind::kStart:
@@ -212,6 +343,7 @@ class World {
         StartNode(event.node);
         return;
       case EventKind::kDeliver:
+        if (DeferIfBusy(event)) return;
         Deliver(event.message);
         return;
       case EventKind::kTick:
@@ -226,40 +358,117 @@ class World {
         ScheduleNext(EventKind::kPartition, options_.faults.partitions_per_minute);
         return;
       case EventKind::kHeal:
-        if (event.tag == partition_id_) {
-          for (auto& node : nodes_) node.group = 0;
-          Trace(nullptr, "partition healed");
-          TopologyChanged();
-        }
+        if (event.tag == partition_id_) Heal();
         return;
       case EventKind::kTransfer:
         Transfer();
         ScheduleNext(EventKind::kTransfer, options_.faults.transfers_per_minute);
         return;
       case EventKind::kDiscovery:
+        if (DeferIfBusy(event)) return;
         Rediscover(event.node);
         ScheduleDiscovery(event.node);
         return;
       case EventKind::kLivenessCheck:
         if (event.tag == window_id_) CloseLivenessWindow();
         return;
+      case EventKind::kSendEffect:
+        if (event.tag == nodes_[event.node].incarnation && nodes_[event.node].driver) {
+          SendNow(event.node, event.message);
+        }
+        return;
+      case EventKind::kPublishEffect:
+        if (event.tag == nodes_[event.node].incarnation && nodes_[event.node].driver) {
+          Publish(event.node, event.status);
+        }
+        return;
+      case EventKind::kReplay:
+        Replay();
+        ScheduleNext(EventKind::kReplay, options_.faults.replays_per_minute);
+        return;
+      case EventKind::kPause:
+        PauseSomeone();
+        ScheduleNext(EventKind::kPause, options_.faults.pauses_per_minute);
+        return;
+      case EventKind::kResume:
+        TopologyChanged();
+        return;
+      case EventKind::kSlew:
+        Slew(event.node);
+        ScheduleSlew(event.node);
+        return;
     }
+  }
+
+  // ---- driver inputs ----
+
+  // Runs one input of node i's driver: the seams see true time start at now_ and move on with
+  // every stall; afterwards the node is busy until its last step took effect.
+  template <typename F>
+  void Input(int i, F&& run) {
+    SimNode& node = nodes_[i];
+    cursor_ = now_;
+    if constexpr (std::is_invocable_v<F, runtime::Driver*&>) {
+      runtime::Driver* none = nullptr;
+      run(none);  // starts the driver
+    } else {
+      run(*node.driver);
+    }
+    node.busy_until = std::max(node.busy_until, cursor_);
+    cursor_ = now_;
+    if (!node.driver) return;
+    checker_.OnStats(i, now_, node.driver->core().stats());
+    ScheduleTick(i);
+  }
+
+  void MaybeStall(int i, const char* step) {
+    const FaultOptions& f = options_.faults;
+    if (f.stall_percent <= 0 || f.stall_max.count() <= 0) return;
+    if (!stall_rng_.Percent(f.stall_percent)) return;
+    const Nanos stall(stall_rng_.Between(1, f.stall_max.count()));
+    cursor_ += stall;
+    ++result_.injected.stalls;
+    Trace(&nodes_[i], "driver stalls %.3f ms before %s", static_cast<double>(stall.count()) / 1e6,
+          step);
   }
 
   // ---- nodes ----
 
   Nanos LocalNow(int i) const { return nodes_[i].clock.Local(now_); }
 
+  std::map<NodeId, runtime::PeerAddresses> PeerMap(int i) const {
+    std::map<NodeId, runtime::PeerAddresses> peers;
+    for (const NodeId& id : nodes_[i].known_peers) peers[id] = {id, id};
+    return peers;
+  }
+
   void StartNode(int i) {
     SimNode& node = nodes_[i];
     const uint64_t core_seed = MixSeed(seed_, 100 + static_cast<uint64_t>(i), node.incarnation);
-    node.core = std::make_unique<Election>(config_, node.name, node.known_peers, node.durable,
-                                           core_seed, LocalNow(i));
     node.status = Status{};
     node.scheduled_tick = Nanos(-1);
+    node.busy_until = now_;
+    node.clock_seam = std::make_unique<SimClock>(*this, i);
+    node.outbox = std::make_unique<SimOutbox>(*this, i);
+    node.store = std::make_unique<SimStore>(*this, i);
+    node.sink = std::make_unique<SimShmSink>(*this, i);
     Trace(&node, "start (incarnation %" PRIu64 ", durable term %" PRIu64 " vote '%s')",
           node.incarnation, node.durable.term, node.durable.voted_for.c_str());
-    Drain(i);
+    runtime::DriverOptions d;
+    d.config = config_;
+    d.self_id = node.name;
+    d.self_peer_address = node.name;
+    d.self_app_address = node.name;
+    d.housekeeping_interval = options_.heartbeat_interval / 2;
+    d.unsafe_send_before_publish = options_.unsafe_send_before_publish;
+    // Construction publishes and SetPeers may send: one input, stalls included.
+    Input(i, [&](runtime::Driver*& driver) {
+      node.driver = std::make_unique<runtime::Driver>(
+          std::move(d), node.durable, core_seed, *node.clock_seam, *node.outbox, node.store.get(),
+          std::vector<runtime::StatusSink*>{node.sink.get()});
+      node.driver->SetPeers(PeerMap(i));
+    });
+    if (node.incarnation > 0 && options_.faults.replays_per_minute > 0) ReplayTo(i);
     TopologyChanged();
   }
 
@@ -273,7 +482,7 @@ class World {
       // a newer leader already serves.
       bool newer_leader = false;
       for (const SimNode& other : nodes_) {
-        newer_leader |= other.core && other.status.role == Role::kLeader &&
+        newer_leader |= other.driver && other.status.role == Role::kLeader &&
                         other.status.term > node.status.term;
       }
       if (!newer_leader) {
@@ -281,37 +490,70 @@ class World {
         failover_ = {true, now_, i, node.status.term};
       }
     }
-    node.elections_started_before += node.core->stats().elections_started;
-    node.core.reset();
+    node.elections_started_before += node.driver->core().stats().elections_started;
+    node.driver.reset();
+    // The app keeps reading the record its agent left: the checker keeps its last lease.
     node.status = Status{};
     ++node.incarnation;
     node.scheduled_tick = Nanos(-1);
+    node.busy_until = now_;
+    node.paused_until = now_;
     const int64_t down =
         fault_rng_.Between(Nanos(milliseconds(100)).count(), 3 * options_.election_max.count());
     Push(now_ + Nanos(down), EventKind::kRestart, i, node.incarnation);
     TopologyChanged();
   }
 
-  void CrashSomeone() {
+  // Half of the crashes and pauses hit the leader: those are the ones that need a failover.
+  int PickVictim() {
     std::vector<int> alive;
     int leader = -1;
     for (int i = 0; i < options_.nodes; ++i) {
-      if (!nodes_[i].core) continue;
+      if (!nodes_[i].driver) continue;
       alive.push_back(i);
       if (nodes_[i].status.role == Role::kLeader) leader = i;
     }
-    if (alive.empty()) return;
-    // Half the crashes hit the leader: those are the ones that need a failover.
+    if (alive.empty()) return -1;
     const bool hit_leader = fault_rng_.Unit() < 0.5;
-    const int victim = hit_leader && leader >= 0
-                           ? leader
-                           : alive[fault_rng_.Between(0, static_cast<int64_t>(alive.size()) - 1)];
-    Crash(victim);
+    return hit_leader && leader >= 0
+               ? leader
+               : alive[fault_rng_.Between(0, static_cast<int64_t>(alive.size()) - 1)];
+  }
+
+  void CrashSomeone() {
+    const int victim = PickVictim();
+    if (victim >= 0) Crash(victim);
+  }
+
+  void PauseSomeone() {
+    const int victim = PickVictim();
+    if (victim < 0) return;
+    SimNode& node = nodes_[victim];
+    const Nanos pause(
+        fault_rng_.Between(options_.election_min.count() / 2, 3 * options_.election_max.count()));
+    node.paused_until = now_ + pause;
+    node.busy_until = std::max(node.busy_until, node.paused_until);
+    ++result_.injected.pauses;
+    Trace(&node, "paused for %.3f ms%s", static_cast<double>(pause.count()) / 1e6,
+          node.status.role == Role::kLeader ? " (leader)" : "");
+    TopologyChanged();
+    Push(node.paused_until, EventKind::kResume, victim);
+  }
+
+  void Slew(int i) {
+    SimNode& node = nodes_[i];
+    const int32_t rate = DrawRate();
+    node.clock.SetRate(now_, rate);
+    Trace(&node, "clock now %+d ppm", rate);
+    // The app's lease now ends at another true time.
+    if (node.status.role == Role::kLeader) ReportLease(i);
+    if (node.driver) ScheduleTick(i);
   }
 
   void Tick(const Event& event) {
     SimNode& node = nodes_[event.node];
-    if (!node.core || event.tag != node.incarnation || event.at != node.scheduled_tick) return;
+    if (!node.driver || event.tag != node.incarnation || event.at != node.scheduled_tick) return;
+    if (DeferIfBusy(event)) return;
     node.scheduled_tick = Nanos(-1);
     if (node.last_tick_at == now_) {
       ++node.ticks_at_last_instant;
@@ -319,15 +561,14 @@ class World {
       node.last_tick_at = now_;
       node.ticks_at_last_instant = 1;
     }
-    node.core->tick(LocalNow(event.node));
-    Drain(event.node);
+    Input(event.node, [](runtime::Driver& driver) { driver.Tick(); });
   }
 
   void ScheduleTick(int i) {
     SimNode& node = nodes_[i];
-    const Nanos deadline = node.core->next_deadline();
+    const Nanos deadline = node.driver->NextDeadline();
     if (deadline >= Nanos::max() / 2) return;  // nothing to wait for
-    Nanos at = std::max(node.clock.TrueAt(deadline), now_);
+    Nanos at = std::max({node.clock.TrueAt(deadline), now_, node.busy_until});
     if (at == now_ && node.last_tick_at == now_ &&
         node.ticks_at_last_instant >= kMaxTicksAtOneInstant) {
       Trace(&node, "deadline still due after %d ticks; next tick pushed back 1 ms",
@@ -339,38 +580,13 @@ class World {
     Push(at, EventKind::kTick, i, node.incarnation);
   }
 
-  // Collects a core's output in the order its API demands: persist, then send, then publish.
-  void Drain(int i) {
-    SimNode& node = nodes_[i];
-    for (int round = 0; node.core->has_ready() && round < 1000; ++round) {
-      Ready ready = node.core->ready();
-      if (ready.hard_state) {
-        checker_.OnPersist(i, now_, *ready.hard_state);
-        node.durable = *ready.hard_state;
-        Hash(0x5e, node.durable.term, node.durable.voted_for.size());
-        Trace(&node, "persist term %" PRIu64 " vote '%s'", node.durable.term,
-              node.durable.voted_for.c_str());
-      }
-      for (Message& message : ready.messages) {
-        checker_.OnSend(i, now_, message, node.durable);
-        Send(i, std::move(message));
-      }
-      if (ready.status) Publish(i, *ready.status);
-    }
-    checker_.OnStats(i, now_, node.core->stats());
-    ScheduleTick(i);
-  }
-
+  // What the node's app now reads.
   void Publish(int i, const Status& status) {
     SimNode& node = nodes_[i];
     const bool became_leader = status.role == Role::kLeader && (node.status.role != Role::kLeader ||
                                                                 node.status.term != status.term);
     node.status = status;
-    const Nanos local = LocalNow(i);
-    Nanos lease_end{0};
-    if (status.role == Role::kLeader && status.lease_until > local) {
-      lease_end = node.clock.TrueAt(status.lease_until);
-    }
+    const Nanos lease_end = LeaseEnd(i);
     Hash(0x57, static_cast<uint64_t>(status.role), status.term,
          static_cast<uint64_t>(lease_end.count()));
     if (trace_) {
@@ -383,6 +599,7 @@ class World {
             status.term, status.leader.c_str(), lease, status.transferring ? " transferring" : "");
     }
     checker_.OnStatus(i, now_, status, lease_end);
+    if (status.role == Role::kLeader) LeaderSeen(i);
     if (!became_leader) return;
 
     if (failover_.active) {
@@ -394,22 +611,44 @@ class World {
       }
       failover_.active = false;
     }
-    if (window_active_ && !window_saw_leader_ && (window_members_ >> i & 1)) {
+  }
+
+  // A leader that serves the liveness window's group ends its wait.
+  void LeaderSeen(int i) {
+    if (window_active_ && !window_saw_leader_ && Usable(i) && nodes_[i].group == window_group_) {
       window_saw_leader_ = true;
       result_.longest_wait_for_leader =
           std::max(result_.longest_wait_for_leader, now_ - window_start_);
     }
   }
 
+  // The true time at which the lease node i's app reads runs out at the clock's present rate,
+  // or zero when it reads none.
+  Nanos LeaseEnd(int i) const {
+    const SimNode& node = nodes_[i];
+    if (node.status.role != Role::kLeader || node.status.lease_until <= LocalNow(i)) {
+      return Nanos(0);
+    }
+    return node.clock.TrueAt(node.status.lease_until);
+  }
+
+  void ReportLease(int i) { checker_.OnLeaseMoved(i, now_, nodes_[i].status, LeaseEnd(i)); }
+
   // ---- network ----
 
-  void Send(int from, Message message) {
-    ++result_.messages_sent;
+  void SendNow(int from, Message message) {
     const int to = IndexOf(message.to);
+    checker_.OnSend(from, now_, message, nodes_[from].durable);
+    ++result_.messages_sent;
     Hash(0x53, static_cast<uint64_t>(message.type), message.term,
          static_cast<uint64_t>(to + 1) | (message.granted ? 0x100 : 0));
     Trace(&nodes_[from], "send %s", Describe(message).c_str());
     if (to < 0 || to == from) return;
+    if (history_.size() < kReplayHistory) {
+      history_.push_back(message);
+    } else {
+      history_[history_next_++ % kReplayHistory] = message;
+    }
     const FaultOptions& faults = options_.faults;
     const int copies = net_rng_.Percent(faults.duplicate_percent) ? 2 : 1;
     for (int copy = 0; copy < copies; ++copy) {
@@ -417,7 +656,13 @@ class World {
         Trace(&nodes_[from], "  lost on the way to %s", message.to.c_str());
         continue;
       }
-      const Nanos delay(net_rng_.Between(faults.delay_min.count(), faults.delay_max.count()));
+      Nanos delay(net_rng_.Between(faults.delay_min.count(), faults.delay_max.count()));
+      // A second copy may come long after the first.
+      if (net_rng_.Percent(faults.late_percent) || (copy == 1 && net_rng_.Percent(50))) {
+        delay += Nanos(net_rng_.Between(options_.election_max.count(),
+                                        std::max(faults.late_max, options_.election_max).count()));
+        ++result_.injected.late_messages;
+      }
       Push(now_ + delay, EventKind::kDeliver, to, 0, message);
     }
   }
@@ -426,22 +671,61 @@ class World {
     const int to = IndexOf(message.to);
     const int from = IndexOf(message.from);
     SimNode& node = nodes_[to];
-    if (!node.core) {
+    if (!node.driver) {
       Trace(&node, "dropped (down) %s", Describe(message).c_str());
       return;
     }
-    if (from >= 0 && nodes_[from].group != node.group) {
-      Trace(&node, "dropped (partition) %s", Describe(message).c_str());
+    if (from >= 0 && Cut(from, to)) {
+      if (net_rng_.Percent(options_.faults.reconnect_percent)) {
+        held_.push_back(message);
+        Trace(&node, "held (partition) %s", Describe(message).c_str());
+      } else {
+        Trace(&node, "dropped (partition) %s", Describe(message).c_str());
+      }
       return;
     }
     Hash(0x44, static_cast<uint64_t>(message.type), message.term);
     Trace(&node, "recv %s", Describe(message).c_str());
-    node.core->step(message, LocalNow(to));
-    Drain(to);
+    Input(to, [&](runtime::Driver& driver) { driver.Step(message); });
+  }
+
+  void Replay() {
+    if (history_.empty()) return;
+    const Message& old = history_[net_rng_.Between(0, static_cast<int64_t>(history_.size()) - 1)];
+    const int to = IndexOf(old.to);
+    if (to < 0) return;
+    ++result_.injected.replays;
+    Trace(nullptr, "replay %s", Describe(old).c_str());
+    Push(now_ + Nanos(net_rng_.Between(options_.faults.delay_min.count(),
+                                       options_.faults.delay_max.count())),
+         EventKind::kDeliver, to, 0, old);
+  }
+
+  // Whether the partition drops messages from `from` to `to`. A one-way cut (a firewall rule
+  // on one side) drops only what leaves group 1.
+  bool Cut(int from, int to) const {
+    if (nodes_[from].group == nodes_[to].group) return false;
+    return !one_way_ || nodes_[from].group == 1;
+  }
+
+  // A restarted node's peers resend what they had in flight to it (nng's REQ resends on
+  // reconnect), and old copies still in the network arrive: its newest inbound messages again.
+  void ReplayTo(int i) {
+    int replayed = 0;
+    for (size_t k = 0; k < history_.size() && replayed < 8; ++k) {
+      const Message& old = history_[(history_next_ + history_.size() - 1 - k) % history_.size()];
+      if (IndexOf(old.to) != i || !net_rng_.Percent(50)) continue;
+      ++replayed;
+      ++result_.injected.replays;
+      Push(now_ + Nanos(net_rng_.Between(0, 2 * options_.faults.delay_max.count())),
+           EventKind::kDeliver, i, 0, old);
+    }
+    if (replayed > 0) Trace(&nodes_[i], "%d old messages replayed to the restarted node", replayed);
   }
 
   void Partition() {
-    // Isolate one node, split in two, or split in three.
+    // Isolate one node, split in two, or split in three; a fifth of the two-way splits of one
+    // node or two groups cut one way only.
     const double kind = fault_rng_.Unit();
     const int n = options_.nodes;
     std::vector<int> group(n, 0);
@@ -456,6 +740,8 @@ class World {
       nodes_[i].group = group[i];
       layout += " " + nodes_[i].name + ":" + std::to_string(group[i]);
     }
+    one_way_ = kind < 0.8 && fault_rng_.Unit() < 0.2;
+    if (one_way_) layout += " (one way: group 1 cannot send)";
     ++partition_id_;
     const int64_t lasts =
         fault_rng_.Between(options_.election_min.count() / 2, 5 * options_.election_max.count());
@@ -465,18 +751,32 @@ class World {
     TopologyChanged();
   }
 
+  // Messages held across the partition arrive after it, in any order.
+  void Heal() {
+    for (auto& node : nodes_) node.group = 0;
+    one_way_ = false;
+    Trace(nullptr, "partition healed; %zu held messages follow", held_.size());
+    for (Message& m : held_) {
+      const int to = IndexOf(m.to);
+      Push(now_ + Nanos(net_rng_.Between(0, options_.faults.delay_max.count())),
+           EventKind::kDeliver, to, 0, std::move(m));
+    }
+    held_.clear();
+    TopologyChanged();
+  }
+
   void Transfer() {
     int leader = -1;
     for (int i = 0; i < options_.nodes; ++i) {
-      if (nodes_[i].core && nodes_[i].status.role == Role::kLeader &&
+      if (nodes_[i].driver && nodes_[i].status.role == Role::kLeader &&
           (leader < 0 || nodes_[i].status.term > nodes_[leader].status.term)) {
         leader = i;
       }
     }
-    if (leader < 0) return;
-    const bool started = nodes_[leader].core->transfer_leadership("", LocalNow(leader));
+    if (leader < 0 || nodes_[leader].busy_until > now_) return;
+    bool started = false;
+    Input(leader, [&](runtime::Driver& driver) { started = driver.TransferLeadership(""); });
     Trace(&nodes_[leader], "asked to transfer leadership: %s", started ? "started" : "refused");
-    Drain(leader);
   }
 
   void Rediscover(int i) {
@@ -501,31 +801,51 @@ class World {
       for (const auto& id : others) list += " " + id;
       Trace(&node, "discovery now knows%s", list.c_str());
     }
-    if (!node.core) return;
-    node.core->set_peers(node.known_peers);
-    Drain(i);
+    if (!node.driver) return;
+    Input(i, [&](runtime::Driver& driver) { driver.SetPeers(PeerMap(i)); });
   }
 
   // ---- liveness ----
 
-  // Crashes, restarts and partitions end the current liveness window; if a quorum of up nodes
-  // can all reach each other, a new window starts and a leader must appear among them in time.
+  // A window is a quorum of nodes that are up, running and all in one partition group. It lasts
+  // while its members stay so, whatever happens to the others; a leader must appear in that
+  // group (a member, or a node that joined it since) within the bound. Only a change that breaks
+  // the window starts a new one.
+  bool Usable(int i) const { return nodes_[i].driver && nodes_[i].paused_until <= now_; }
+
   void TopologyChanged() {
+    if (flaky_discovery_) return;  // nodes may not even know each other: no liveness promise
+    if (window_active_) {
+      bool intact = true;
+      int group = -1;
+      for (int i = 0; i < options_.nodes; ++i) {
+        if (!(window_members_ >> i & 1)) continue;
+        if (!Usable(i) || (group >= 0 && nodes_[i].group != group)) intact = false;
+        group = nodes_[i].group;
+      }
+      if (intact) {
+        window_group_ = group;
+        for (int i = 0; i < options_.nodes; ++i) {
+          if (nodes_[i].status.role == Role::kLeader) LeaderSeen(i);
+        }
+        return;
+      }
+    }
     ++window_id_;
     window_active_ = false;
-    if (flaky_discovery_) return;  // nodes may not even know each other: no liveness promise
     std::vector<int> count(3, 0);
-    for (auto& node : nodes_) {
-      if (node.core) ++count[node.group];
+    for (int i = 0; i < options_.nodes; ++i) {
+      if (Usable(i)) ++count[nodes_[i].group];
     }
     for (int g = 0; g < 3; ++g) {
       if (count[g] < quorum_) continue;
       window_active_ = true;
       window_start_ = now_;
       window_members_ = 0;
+      window_group_ = g;
       window_saw_leader_ = false;
       for (int i = 0; i < options_.nodes; ++i) {
-        if (!nodes_[i].core || nodes_[i].group != g) continue;
+        if (!Usable(i) || nodes_[i].group != g) continue;
         window_members_ |= uint64_t{1} << i;
         if (nodes_[i].status.role == Role::kLeader) window_saw_leader_ = true;
       }
@@ -547,6 +867,7 @@ class World {
       Trace(nullptr, "LIVENESS VIOLATION: %s", buf);
     }
     // The quorum stays connected: the next bound-long stretch must have a leader too.
+    window_active_ = false;
     TopologyChanged();
   }
 
@@ -589,7 +910,9 @@ class World {
   const TraceSink& trace_;
   SimRandom net_rng_;
   SimRandom fault_rng_;
+  SimRandom clock_rng_;
   SimRandom discovery_rng_;
+  SimRandom stall_rng_;
   InvariantChecker checker_;
   bool flaky_discovery_ = false;
   int quorum_ = 1;
@@ -598,7 +921,12 @@ class World {
   std::vector<Event> queue_;  // a heap under RunsLater
   uint64_t next_seq_ = 0;
   Nanos now_{0};
+  Nanos cursor_{0};  // inside a driver input: the true time its current step takes effect
   uint64_t partition_id_ = 0;
+  bool one_way_ = false;
+  std::vector<Message> held_;     // cut by the partition, delivered after it heals
+  std::vector<Message> history_;  // recent messages, for replays
+  size_t history_next_ = 0;
   PendingFailover failover_;
 
   uint64_t window_id_ = 0;
@@ -606,10 +934,18 @@ class World {
   bool window_saw_leader_ = false;
   Nanos window_start_{0};
   uint64_t window_members_ = 0;
+  int window_group_ = 0;
 
   uint64_t hash_ = 0xcbf29ce484222325ULL;
   SeedResult result_;
 };
+
+Nanos SimClock::Now() { return world_.SeamNow(node_); }
+void SimOutbox::Send(const Message& message) { world_.SeamSend(node_, message); }
+common::Status SimStore::Save(const HardState& state) { return world_.SeamSave(node_, state); }
+void SimShmSink::Publish(const runtime::PublishedStatus& status) {
+  world_.SeamPublish(node_, status);
+}
 
 }  // namespace
 

@@ -29,6 +29,7 @@ InvariantChecker::InvariantChecker(uint64_t seed, std::vector<std::string> names
       last_persisted_(names_.size()),
       highest_term_(names_.size(), 0),
       lease_end_(names_.size(), Nanos(0)),
+      lease_term_(names_.size(), 0),
       reported_same_term_heartbeat_(names_.size(), false) {}
 
 void InvariantChecker::Record(Nanos now, const char* check, std::string description) {
@@ -110,18 +111,52 @@ void InvariantChecker::OnStatus(int node, Nanos now, const Status& status, Nanos
     }
   }
 
+  if (status.role == Role::kLeader && status.term > newest_published_leader_term_) {
+    newest_published_leader_term_ = status.term;
+    // Every app still acting on an older term's lease now holds a stale fence token.
+    for (size_t other = 0; other < names_.size(); ++other) {
+      if (static_cast<int>(other) == node || lease_end_[other] <= now ||
+          lease_term_[other] >= status.term) {
+        continue;
+      }
+      if (!reported_.insert({kStaleFence, lease_term_[other], static_cast<int>(other), node})
+               .second) {
+        continue;
+      }
+      Record(now, kStaleFence,
+             names_[other] + "'s app holds a lease of term " + std::to_string(lease_term_[other]) +
+                 " until " + Ms(lease_end_[other]) + " while " + name + " leads term " +
+                 std::to_string(status.term));
+    }
+  }
+  if (lease_end > now && status.term < newest_published_leader_term_ &&
+      reported_.insert({kStaleFence, status.term, node, -1}).second) {
+    Record(now, kStaleFence,
+           name + "'s app was handed a lease of term " + std::to_string(status.term) +
+               " after a leader of term " + std::to_string(newest_published_leader_term_) +
+               " published");
+  }
+  SetLease(node, now, status.term, lease_end);
+}
+
+void InvariantChecker::OnLeaseMoved(int node, Nanos now, const Status& status, Nanos lease_end) {
+  SetLease(node, now, status.term, lease_end);
+}
+
+void InvariantChecker::SetLease(int node, Nanos now, Term term, Nanos lease_end) {
+  const std::string& name = names_[node];
   if (lease_end > now) {
     for (size_t other = 0; other < names_.size(); ++other) {
       if (static_cast<int>(other) == node || lease_end_[other] <= now) continue;
-      if (!reported_.insert({kLeaseOverlap, status.term, node, static_cast<int>(other)}).second) {
+      if (!reported_.insert({kLeaseOverlap, term, node, static_cast<int>(other)}).second) {
         continue;
       }
       Record(now, kLeaseOverlap,
-             name + " holds a lease (term " + std::to_string(status.term) + ") until " +
-                 Ms(lease_end) + " while " + names_[other] + " holds one until " +
-                 Ms(lease_end_[other]));
+             name + " holds a lease (term " + std::to_string(term) + ") until " + Ms(lease_end) +
+                 " while " + names_[other] + " holds one until " + Ms(lease_end_[other]));
     }
     lease_end_[node] = lease_end;
+    lease_term_[node] = term;
   } else if (lease_end_[node] > now) {
     // Given up while alive (step-down, transfer, higher term): the app sees it end now.
     lease_end_[node] = now;

@@ -28,9 +28,13 @@ class InvariantChecker {
   // The node released `message` to the network; `durable` is what it had persisted by then.
   void OnSend(int node, Nanos now, const election::Message& message,
               const election::HardState& durable);
-  // The node published `status`. `lease_end` is the true time at which its lease runs out
-  // (its lease_until converted from its drifted clock), or zero when it holds no lease.
+  // The node's app now reads `status` (its shared-memory record took it). `lease_end` is the
+  // true time at which that lease runs out (its lease_until converted from its drifted clock),
+  // or zero when it holds none.
   void OnStatus(int node, Nanos now, const election::Status& status, Nanos lease_end);
+  // The node's clock changed rate, so the lease its app reads (`status`, published earlier)
+  // now ends at `lease_end`.
+  void OnLeaseMoved(int node, Nanos now, const election::Status& status, Nanos lease_end);
   void OnStats(int node, Nanos now, const election::Stats& stats);
   void OnLivenessFailure(Nanos now, const std::string& description);
 
@@ -44,6 +48,8 @@ class InvariantChecker {
   void Record(Nanos now, const char* check, std::string description);
   // Every vote seen, persisted or sent, across restarts: one candidate per term.
   void RecordVote(int node, Nanos now, election::Term term, const std::string& candidate);
+  // Records node's app-visible lease and checks it against every other app's.
+  void SetLease(int node, Nanos now, election::Term term, Nanos lease_end);
 
   uint64_t seed_;
   std::vector<std::string> names_;
@@ -56,6 +62,8 @@ class InvariantChecker {
   std::vector<election::HardState> last_persisted_;           // per node, across restarts
   std::vector<election::Term> highest_term_;                  // per node, across restarts
   std::vector<Nanos> lease_end_;                              // per node; true time, 0 = none
+  std::vector<election::Term> lease_term_;                    // per node: the lease's term
+  election::Term newest_published_leader_term_ = 0;           // by any app's record
   std::vector<bool> reported_same_term_heartbeat_;
   // (check, term, node, other node): one report per distinct conflict, not per status update.
   std::set<std::tuple<std::string, election::Term, int, int>> reported_;

@@ -58,7 +58,10 @@ int main(int argc, char** argv) {
   std::string delay;
   double delay_min_ms = 0, delay_max_ms = 0;
   uint32_t drift_ppm = 0, config_drift_ppm = 0;
-  bool flaky_discovery = false, quorum_from_discovery = false, json = false;
+  bool flaky_discovery = false, quorum_from_discovery = false, json = false, slew = false;
+  double late = 0, late_max_ms = 0, replays = 0, reconnect = 0, stall = 0, stall_max_ms = 0,
+         pauses = 0;
+  std::vector<std::string> unsafe;
   double liveness_bound_ms = 0;
   int jobs = 0;
 
@@ -77,8 +80,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--faults", faults_name,
                  "Fault preset the knobs below start from: 'all' (loss 5%, duplicate 2%, delay "
-                 "1-20 ms, 2 partitions/min, 3 crashes/min, 1 transfer/min, drift 500 ppm) or "
-                 "'none' (fixed 1 ms delay, nothing else)")
+                 "1-20 ms, 2 partitions/min, 3 crashes/min, 4 transfers/min, drift 2000 ppm "
+                 "with slew, 1% of messages late by up to 3 s, 30 replays/min, 30% of cut "
+                 "messages delivered after the partition, 0.5% driver stalls of up to 400 ms, "
+                 "1 node pause/min) or 'none' (fixed 1 ms delay, nothing else)")
       ->check(CLI::IsMember({"all", "none"}))
       ->capture_default_str();
   auto* loss_opt =
@@ -104,6 +109,29 @@ int main(int argc, char** argv) {
   auto* config_drift_opt = app.add_option(
       "--config-drift-ppm", config_drift_ppm,
       "Tell the cores a different drift bound than the real one (to see the lease check fail)");
+  auto* slew_opt =
+      app.add_flag("--slew", slew, "Clock rates wander within --drift-ppm (NTP slewing them)");
+  auto* late_opt = app.add_option("--late", late, "Percent of messages late by seconds")
+                       ->check(CLI::Range(0.0, 100.0));
+  auto* late_max_opt =
+      app.add_option("--late-max-ms", late_max_ms, "Latest a late message arrives");
+  auto* replays_opt =
+      app.add_option("--replays", replays, "Old messages delivered again per simulated minute");
+  auto* reconnect_opt =
+      app.add_option("--reconnect", reconnect,
+                     "Percent of messages cut by a partition that arrive after it heals")
+          ->check(CLI::Range(0.0, 100.0));
+  auto* stall_opt = app.add_option("--stall", stall, "Percent of driver steps preceded by a stall")
+                        ->check(CLI::Range(0.0, 100.0));
+  auto* stall_max_opt = app.add_option("--stall-max-ms", stall_max_ms, "Longest driver stall");
+  auto* pauses_opt = app.add_option(
+      "--pauses", pauses, "Node pauses (process and app stopped, clock running) per minute");
+  app.add_option("--unsafe", unsafe,
+                 "UNSAFE: undo one fix to see the checker catch it (repeatable): "
+                 "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
+                 "send-before-publish")
+      ->check(CLI::IsMember({"late-timeout-now", "transfer-in-restart-window",
+                             "former-leader-votes", "send-before-publish"}));
   auto* flaky_opt = app.add_flag("--flaky-discovery", flaky_discovery,
                                  "Nodes know only a random, changing subset of their peers");
   app.add_flag("--quorum-from-discovery", quorum_from_discovery,
@@ -111,7 +139,7 @@ int main(int argc, char** argv) {
                "--flaky-discovery); expect two leaders in one term");
   app.add_option("--liveness-bound-ms", liveness_bound_ms,
                  "Longest a connected quorum may go without a leader (default: election_min + "
-                 "5 x election_max + 4 x max delay)");
+                 "5 x election_max + 4 x max delay + the longest driver stall)");
   app.add_flag("--json", json, "Print one JSON object instead of text");
   app.add_option("--jobs", jobs, "Worker threads (default: hardware concurrency)");
 
@@ -153,6 +181,15 @@ int main(int argc, char** argv) {
   if (*crashes_opt) f.crashes_per_minute = crashes;
   if (*transfers_opt) f.transfers_per_minute = transfers;
   if (*drift_opt) f.drift_ppm = drift_ppm;
+  if (*slew_opt) f.slew = slew;
+  if (*late_opt) f.late_percent = late;
+  if (*late_max_opt) f.late_max = FromMs(late_max_ms);
+  if (*replays_opt) f.replays_per_minute = replays;
+  if (*reconnect_opt) f.reconnect_percent = reconnect;
+  if (*stall_opt) f.stall_percent = stall;
+  if (*stall_max_opt) f.stall_max = FromMs(stall_max_ms);
+  if (*pauses_opt) f.pauses_per_minute = pauses;
+  for (const std::string& name : unsafe) options.SetUnsafe(name);
   if (flaky_discovery) f.flaky_discovery = true;
   if (*config_drift_opt) options.config_drift_ppm = config_drift_ppm;
   options.quorum_from_discovery = quorum_from_discovery;
@@ -188,6 +225,7 @@ int main(int argc, char** argv) {
     summary.longest_wait_for_leader = result.longest_wait_for_leader;
     summary.events = result.events;
     summary.messages_sent = result.messages_sent;
+    summary.injected = result.injected;
     summary.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (trace) {

@@ -10,16 +10,25 @@ std::optional<FaultOptions> FaultPreset(std::string_view name) {
   FaultOptions faults;
   if (name == "none") return faults;
   if (name != "all") return std::nullopt;
-  // Enough of each fault that a 60 s run sees several of every kind, with delays that stay
-  // well below the default election timeout so the cluster can still make progress.
+  // Enough of each fault that a 60 s run sees several of every kind. Ordinary delays stay well
+  // below the default election timeout so the cluster can make progress; a few messages are
+  // late by seconds, replayed, or held across a partition, as real networks do.
   faults.loss_percent = 5;
   faults.duplicate_percent = 2;
   faults.delay_min = milliseconds(1);
   faults.delay_max = milliseconds(20);
   faults.partitions_per_minute = 2;
   faults.crashes_per_minute = 3;
-  faults.transfers_per_minute = 1;
-  faults.drift_ppm = 500;
+  faults.transfers_per_minute = 4;
+  faults.drift_ppm = 2000;
+  faults.slew = true;
+  faults.late_percent = 1;
+  faults.late_max = std::chrono::seconds(3);
+  faults.replays_per_minute = 30;
+  faults.reconnect_percent = 30;
+  faults.stall_percent = 0.5;
+  faults.stall_max = milliseconds(400);
+  faults.pauses_per_minute = 1;
   return faults;
 }
 
@@ -33,11 +42,37 @@ election::Config SimOptions::MakeConfig() const {
   config.check_quorum = true;
   config.max_clock_drift_ppm = config_drift_ppm.value_or(faults.drift_ppm);
   config.quorum_from_discovery = quorum_from_discovery;
+  config.unsafe = unsafe;
   return config;
 }
 
+bool SimOptions::SetUnsafe(std::string_view name) {
+  if (name == "late-timeout-now") {
+    unsafe.late_timeout_now = true;
+  } else if (name == "transfer-in-restart-window") {
+    unsafe.transfer_in_restart_window = true;
+  } else if (name == "former-leader-votes") {
+    unsafe.former_leader_votes_in_own_lease = true;
+  } else if (name == "send-before-publish") {
+    unsafe_send_before_publish = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::string> UnsafeNames(const SimOptions& o) {
+  std::vector<std::string> names;
+  if (o.unsafe.late_timeout_now) names.emplace_back("late-timeout-now");
+  if (o.unsafe.transfer_in_restart_window) names.emplace_back("transfer-in-restart-window");
+  if (o.unsafe.former_leader_votes_in_own_lease) names.emplace_back("former-leader-votes");
+  if (o.unsafe_send_before_publish) names.emplace_back("send-before-publish");
+  return names;
+}
+
 Nanos DefaultLivenessBound(const SimOptions& options) {
-  return options.election_min + 5 * options.election_max + 4 * options.faults.delay_max;
+  return options.election_min + 5 * options.election_max + 4 * options.faults.delay_max +
+         options.faults.stall_max;
 }
 
 Nanos SimOptions::EffectiveLivenessBound() const {
@@ -63,9 +98,14 @@ std::string SimOptions::Validate() const {
   if (f.delay_min.count() < 0 || f.delay_max < f.delay_min) {
     return "message delay needs 0 <= min <= max";
   }
-  if (f.partitions_per_minute < 0 || f.crashes_per_minute < 0 || f.transfers_per_minute < 0) {
+  if (f.partitions_per_minute < 0 || f.crashes_per_minute < 0 || f.transfers_per_minute < 0 ||
+      f.replays_per_minute < 0 || f.pauses_per_minute < 0) {
     return "fault rates must not be negative";
   }
+  for (double percent : {f.late_percent, f.reconnect_percent, f.stall_percent}) {
+    if (percent < 0 || percent > 100) return "fault shares must be percentages";
+  }
+  if (f.late_max.count() < 0 || f.stall_max.count() < 0) return "fault delays must not be negative";
   if (f.drift_ppm > 100000) return "--drift-ppm must be at most 100000";
   if (config_drift_ppm && *config_drift_ppm > 100000) return "--config-drift-ppm too large";
   return "";

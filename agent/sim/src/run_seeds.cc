@@ -57,6 +57,7 @@ Summary RunSeeds(const SimOptions& options, uint64_t first, uint64_t count, int 
         std::max(summary.longest_wait_for_leader, r.longest_wait_for_leader);
     summary.events += r.events;
     summary.messages_sent += r.messages_sent;
+    summary.injected += r.injected;
   }
   std::sort(summary.failovers.begin(), summary.failovers.end());
   summary.wall_seconds =
@@ -73,18 +74,23 @@ std::string ReplayCommand(const SimOptions& o, uint64_t seed) {
   char duration[32];
   std::snprintf(duration, sizeof duration, "%g", static_cast<double>(o.duration.count()) / 1e9);
   const FaultOptions& f = o.faults;
-  char faults[256];
+  char faults[512];
   std::snprintf(faults, sizeof faults,
                 "--faults none --loss %g --duplicate %g --delay-ms %s,%s --partitions %g "
-                "--crashes %g --transfers %g --drift-ppm %u",
+                "--crashes %g --transfers %g --drift-ppm %u --late %g --late-max-ms %s "
+                "--replays %g --reconnect %g --stall %g --stall-max-ms %s --pauses %g",
                 f.loss_percent, f.duplicate_percent, ms(f.delay_min).c_str(),
                 ms(f.delay_max).c_str(), f.partitions_per_minute, f.crashes_per_minute,
-                f.transfers_per_minute, f.drift_ppm);
+                f.transfers_per_minute, f.drift_ppm, f.late_percent, ms(f.late_max).c_str(),
+                f.replays_per_minute, f.reconnect_percent, f.stall_percent, ms(f.stall_max).c_str(),
+                f.pauses_per_minute);
   std::string command = "instaface-sim --seed " + std::to_string(seed) + " --trace --nodes " +
                         std::to_string(o.nodes) + " --duration " + duration + " --heartbeat-ms " +
                         ms(o.heartbeat_interval) + " --election-min-ms " + ms(o.election_min) +
                         " --election-max-ms " + ms(o.election_max) + " " + faults;
+  if (f.slew) command += " --slew";
   if (f.flaky_discovery) command += " --flaky-discovery";
+  for (const std::string& name : UnsafeNames(o)) command += " --unsafe " + name;
   if (o.quorum_from_discovery) command += " --quorum-from-discovery";
   if (o.liveness_bound.count() > 0) command += " --liveness-bound-ms " + ms(o.liveness_bound);
   if (o.config_drift_ppm) command += " --config-drift-ppm " + std::to_string(*o.config_drift_ppm);

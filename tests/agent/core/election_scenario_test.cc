@@ -377,6 +377,89 @@ TEST(ElectionScenario, TransferToUnreachableTargetAbortsAndKeepsLeader) {
   EXPECT_NO_VIOLATIONS(net);
 }
 
+// The whole cluster, end to end, for "a late TimeoutNow breaks the lease": the leader's
+// TimeoutNow is held past the abort; the target acks the leader's later heartbeats (so it backs
+// the rebuilt lease) while the third node hears none of them. The TimeoutNow then arrives.
+TEST(ElectionScenario, LateTimeoutNowCannotOverlapTheRebuiltLease) {
+  for (bool unsafe : {false, true}) {
+    const Config c;
+    MemoryNetwork::Options o = Cluster(3);
+    o.config.unsafe.late_timeout_now = unsafe;
+    MemoryNetwork net(o);
+    std::optional<NodeId> leader = net.elect();
+    ASSERT_TRUE(leader);
+    const NodeId target = Except(net.ids(), {*leader})[0];
+    const NodeId other = Except(net.ids(), {*leader})[1];
+    net.drop_if([](const Message& m) { return m.type == MessageType::kTimeoutNow; });
+    net.with_node(*leader, [&](Election& e, Nanos now) { e.transfer_leadership(target, now); });
+    net.run_for(5ms);  // the announcement reaches both
+    net.drop_if([&](const Message& m) { return m.from == *leader && m.to == other; });
+    // So that the leader learns of the new term only from its own next heartbeat's answer.
+    net.drop_if([&](const Message& m) {
+      return m.from == target && m.to == *leader && m.type == MessageType::kHeartbeat;
+    });
+    net.run_for(c.election_max + c.heartbeat_interval);  // aborted; lease rebuilt with target
+    ASSERT_GT(net.node(*leader).status().lease_until, net.now());
+    std::optional<Message> timeout_now;
+    for (const Message& m : net.sent()) {
+      if (m.type == MessageType::kTimeoutNow) timeout_now = m;
+    }
+    ASSERT_TRUE(timeout_now);
+    net.inject(*timeout_now);
+    net.run_for(c.election_min);
+    if (unsafe) {
+      EXPECT_FALSE(net.violations().empty()) << "the switch must bring the overlap back";
+    } else {
+      EXPECT_NO_VIOLATIONS(net);
+      EXPECT_EQ(net.leader(), leader);
+    }
+  }
+}
+
+// The restart variant on the voter's side: the third node backs the rebuilt lease, restarts,
+// and then gets an old "transferring" heartbeat; the target, cut off from the leader since the
+// announcement, stands on the late TimeoutNow and asks it for its vote.
+TEST(ElectionScenario, RestartedVoterCannotHandATransferTheLeaseItBacked) {
+  for (bool unsafe : {false, true}) {
+    const Config c;
+    MemoryNetwork::Options o = Cluster(3);
+    o.config.unsafe.transfer_in_restart_window = unsafe;
+    MemoryNetwork net(o);
+    std::optional<NodeId> leader = net.elect();
+    ASSERT_TRUE(leader);
+    const NodeId target = Except(net.ids(), {*leader})[0];
+    const NodeId voter = Except(net.ids(), {*leader})[1];
+    net.drop_if([](const Message& m) { return m.type == MessageType::kTimeoutNow; });
+    net.with_node(*leader, [&](Election& e, Nanos now) { e.transfer_leadership(target, now); });
+    // The target hears the transfer's second announcement, so its election timer runs past the
+    // abort; then leader and target no longer hear each other, while the voter hears the leader.
+    net.run_for(c.heartbeat_interval + 5ms);
+    net.drop_if([&](const Message& m) {
+      return (m.from == *leader && m.to == target) || (m.from == target && m.to == *leader);
+    });
+    net.run_for(c.election_max - c.heartbeat_interval + 20ms);  // aborted; lease rebuilt
+    ASSERT_GT(net.node(*leader).status().lease_until, net.now());
+    net.crash(voter);
+    net.run_for(10ms);
+    net.restart(voter);
+    std::optional<Message> announcement, timeout_now;
+    for (const Message& m : net.sent()) {
+      if (m.type == MessageType::kHeartbeat && m.to == voter && m.transferring) announcement = m;
+      if (m.type == MessageType::kTimeoutNow) timeout_now = m;
+    }
+    ASSERT_TRUE(announcement && timeout_now);
+    net.inject(*announcement);
+    net.run_for(2ms);
+    net.inject(*timeout_now);
+    net.run_for(c.election_min / 2);
+    if (unsafe) {
+      EXPECT_FALSE(net.violations().empty()) << "the switch must bring the overlap back";
+    } else {
+      EXPECT_NO_VIOLATIONS(net);
+    }
+  }
+}
+
 TEST(ElectionScenario, StepDownHandsOverByElection) {
   MemoryNetwork net(Cluster(3));
   std::optional<NodeId> leader = net.elect();

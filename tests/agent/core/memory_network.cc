@@ -234,6 +234,10 @@ void MemoryNetwork::drop_if(std::function<bool(const Message&)> rule) {
   drop_rules_.push_back(std::move(rule));
 }
 
+void MemoryNetwork::inject(const Message& message) {
+  queue_.push(InFlight{now_ + options_.latency, seq_++, message});
+}
+
 void MemoryNetwork::crash(const NodeId& id) { nodes_.at(id).election.reset(); }
 
 void MemoryNetwork::restart(const NodeId& id) {

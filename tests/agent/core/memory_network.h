@@ -70,6 +70,9 @@ class MemoryNetwork {
   void heal();
   // Drops every message for which `rule` returns true (until heal()).
   void drop_if(std::function<bool(const Message&)> rule);
+  // Puts `message` on the wire again, as a late or replayed copy: delivered after the latency,
+  // past the drop rules (they already let it go once, or the test wants it through).
+  void inject(const Message& message);
   // Crash loses everything but the persisted hard state; restart rebuilds from it.
   void crash(const NodeId& id);
   void restart(const NodeId& id);

@@ -33,6 +33,12 @@ class InvariantCheckerTest : public ::testing::Test {
     m.granted = true;
     return m;
   }
+  bool Has(const char* check) {
+    for (const Violation& v : checker_.violations()) {
+      if (v.check == check) return true;
+    }
+    return false;
+  }
   std::string FirstCheck() {
     return checker_.violations().empty() ? "" : checker_.violations().front().check;
   }
@@ -55,7 +61,34 @@ TEST_F(InvariantCheckerTest, LeasesMayFollowButNotOverlapInTrueTime) {
   checker_.OnStatus(1, milliseconds(700), Leader(2), milliseconds(1400));  // starts as n1's ends
   EXPECT_EQ(checker_.violation_count(), 0u);
   checker_.OnStatus(2, milliseconds(1399), Leader(3), milliseconds(2000));
-  EXPECT_EQ(FirstCheck(), kLeaseOverlap);
+  EXPECT_TRUE(Has(kLeaseOverlap));
+}
+
+TEST_F(InvariantCheckerTest, ALeaderOfANewerTermWhileAnOlderLeaseHoldsIsAStaleFence) {
+  checker_.OnStatus(0, milliseconds(0), Leader(1), milliseconds(700));
+  checker_.OnStatus(1, milliseconds(650), Leader(2), Nanos(0));  // no lease yet, but it leads
+  EXPECT_EQ(FirstCheck(), kStaleFence);
+}
+
+TEST_F(InvariantCheckerTest, ALeaseHandedOutAfterANewerLeaderPublishedIsAStaleFence) {
+  checker_.OnStatus(1, milliseconds(100), Leader(2), Nanos(0));
+  checker_.OnStatus(0, milliseconds(200), Leader(1), milliseconds(700));
+  EXPECT_TRUE(Has(kStaleFence));
+}
+
+TEST_F(InvariantCheckerTest, AnOlderLeaseThatEndedBeforeTheNewLeaderIsFine) {
+  checker_.OnStatus(0, milliseconds(0), Leader(1), milliseconds(700));
+  checker_.OnStatus(1, milliseconds(700), Leader(2), Nanos(0));
+  EXPECT_EQ(checker_.violation_count(), 0u);
+}
+
+TEST_F(InvariantCheckerTest, ALeaseStretchedByItsClockIntoAnotherIsAnOverlap) {
+  checker_.OnStatus(0, milliseconds(0), Leader(1), milliseconds(700));
+  checker_.OnStatus(1, milliseconds(700), Leader(2), milliseconds(1400));
+  EXPECT_EQ(checker_.violation_count(), 0u);
+  checker_.OnLeaseMoved(1, milliseconds(800), Leader(2), milliseconds(1500));
+  checker_.OnStatus(2, milliseconds(1450), Leader(3), milliseconds(2000));
+  EXPECT_TRUE(Has(kLeaseOverlap));
 }
 
 TEST_F(InvariantCheckerTest, ALeaseGivenUpWhileAliveEndsWhenItIsPublished) {

@@ -84,8 +84,15 @@ TEST(SimulatorTest, AllFaultsPresetInjectsEveryKindOfFault) {
   EXPECT_TRUE(AnyLineHas(lines, "crash"));
   EXPECT_TRUE(AnyLineHas(lines, "start (incarnation 1"));
   EXPECT_TRUE(AnyLineHas(lines, "asked to transfer leadership: started"));
-  EXPECT_TRUE(AnyLineHas(lines, "clock +500 ppm") || AnyLineHas(lines, "clock -500 ppm"));
+  EXPECT_TRUE(AnyLineHas(lines, "clock +2000 ppm") || AnyLineHas(lines, "clock -2000 ppm"));
+  EXPECT_TRUE(AnyLineHas(lines, "clock now"));
   EXPECT_TRUE(AnyLineHas(lines, "send TimeoutNow"));
+  EXPECT_TRUE(AnyLineHas(lines, "driver stalls"));
+  EXPECT_TRUE(AnyLineHas(lines, "paused for"));
+  EXPECT_TRUE(AnyLineHas(lines, "replay "));
+  EXPECT_TRUE(AnyLineHas(lines, "old messages replayed to the restarted node"));
+  EXPECT_TRUE(AnyLineHas(lines, "held (partition)"));
+  EXPECT_TRUE(AnyLineHas(lines, "(one way: group 1 cannot send)"));
 }
 
 TEST(SimulatorTest, QuietClusterElectsOneLeaderAndKeepsIt) {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "instaface/election/election.h"
 
@@ -28,11 +29,31 @@ struct FaultOptions {
   double transfers_per_minute = 0;   // the leader is asked to hand over (a rolling deploy)
   // Each node's clock runs at a rate off true time by up to this many parts per million.
   uint32_t drift_ppm = 0;
+  // The rate wanders: every 100 ms to 2 s each clock takes a new rate within drift_ppm, as NTP
+  // slewing it would.
+  bool slew = false;
   // Discovery is flaky: every node knows only a random, changing subset of its peers.
   bool flaky_discovery = false;
+
+  // Late messages: this share of copies is held for an extra delay in [election_max, late_max]
+  // (a queue behind a stalled peer, a retransmission after a long outage).
+  double late_percent = 0;
+  Nanos late_max = std::chrono::seconds(3);
+  // Old messages delivered again, also to nodes that restarted since (per minute).
+  double replays_per_minute = 0;
+  // This share of the messages a partition cuts arrives after it heals, in any order (what a
+  // transport that buffers and resends across a reconnect does).
+  double reconnect_percent = 0;
+  // A driver thread stalls between two steps of its work (persist, publish, each send) with this
+  // probability per step, for up to stall_max.
+  double stall_percent = 0;
+  Nanos stall_max{0};
+  // A node stops for a while (SIGSTOP, a frozen cgroup, a paused VM) with its app, while its
+  // clock runs on (per minute); when it resumes, its clock has jumped by the pause.
+  double pauses_per_minute = 0;
 };
 
-// "all": a sensible mix of every fault; "none": a quiet network with a fixed 1 ms delay.
+// "all": a mix of every fault; "none": a quiet network with a fixed 1 ms delay.
 // Returns nothing for any other name.
 std::optional<FaultOptions> FaultPreset(std::string_view name);
 
@@ -52,15 +73,28 @@ struct SimOptions {
   // The drift bound the cores are told about; normally faults.drift_ppm. Setting it lower than
   // the real drift breaks the lease on purpose (the checker's own test uses it).
   std::optional<uint32_t> config_drift_ppm;
+  // UNSAFE, to show that each fix is what keeps leases apart: undo one rule of the core
+  // (election::Config::Unsafe) or the driver's publish-before-send order.
+  election::Config::Unsafe unsafe;
+  bool unsafe_send_before_publish = false;
 
   election::Config MakeConfig() const;
+  // Sets the unsafe switch called `name` (see kUnsafeSwitches); false for an unknown name.
+  bool SetUnsafe(std::string_view name);
   Nanos EffectiveLivenessBound() const;
   // Empty when the options are usable, else what is wrong with them.
   std::string Validate() const;
 };
 
+// The names of the unsafe switches, as --unsafe takes them.
+inline constexpr const char* kUnsafeSwitches[] = {"late-timeout-now", "transfer-in-restart-window",
+                                                  "former-leader-votes", "send-before-publish"};
+// The switches set in `options`, by name.
+std::vector<std::string> UnsafeNames(const SimOptions& options);
+
 // election_min (voters honour a lease that long) + 5 x election_max (time-outs, PreVote and vote
-// rounds, split votes and lost messages) + 4 x the largest message delay.
+// rounds, split votes and lost messages) + 4 x the largest ordinary message delay, + stall_max
+// when drivers stall. Late and replayed messages are noise the bound does not wait for.
 Nanos DefaultLivenessBound(const SimOptions& options);
 
 }  // namespace instaface::sim

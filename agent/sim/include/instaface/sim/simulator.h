@@ -24,6 +24,24 @@ inline constexpr const char* kDoubleVote = "double-vote";
 inline constexpr const char* kUnpersistedSend = "sent-before-persist";
 inline constexpr const char* kSameTermHeartbeat = "same-term-heartbeat-as-leader";
 inline constexpr const char* kLiveness = "liveness";
+// An app holds a valid lease in a term older than one whose leader has already published: its
+// fence token is stale while it acts.
+inline constexpr const char* kStaleFence = "stale-fence-token";
+
+// How often the faults without counters of their own struck.
+struct InjectedFaults {
+  uint64_t stalls = 0;         // driver stalls between two steps of its work
+  uint64_t pauses = 0;         // whole-node pauses
+  uint64_t late_messages = 0;  // copies delayed past election_max
+  uint64_t replays = 0;        // old messages delivered again
+  InjectedFaults& operator+=(const InjectedFaults& o) {
+    stalls += o.stalls;
+    pauses += o.pauses;
+    late_messages += o.late_messages;
+    replays += o.replays;
+    return *this;
+  }
+};
 
 struct Violation {
   uint64_t seed = 0;
@@ -44,6 +62,7 @@ struct SeedResult {
   Nanos longest_wait_for_leader{0};   // worst liveness window: quorum connected -> leader
   uint64_t events = 0;
   uint64_t messages_sent = 0;
+  InjectedFaults injected;
   uint64_t trace_hash = 0;  // digest of every event; equal runs have equal hashes
 };
 
@@ -66,6 +85,7 @@ struct Summary {
   Nanos longest_wait_for_leader{0};
   uint64_t events = 0;
   uint64_t messages_sent = 0;
+  InjectedFaults injected;
   double wall_seconds = 0;
 
   Nanos FailoverPercentile(double p) const;  // nearest rank; zero when there are none

@@ -76,8 +76,7 @@ int StatusFromShm(const std::string& shm, bool as_json) {
 }
 
 // One request, one reply; prints the reply and maps ok:false to exit 1.
-int Call(const std::string& socket, const Request& request, std::chrono::milliseconds timeout,
-         json* reply_out = nullptr) {
+int Call(const std::string& socket, const Request& request, std::chrono::milliseconds timeout) {
   auto client = ControlClient::Connect(socket, timeout);
   if (!client.ok()) return Fail(client.error());
   auto reply = client->Call(request, timeout);
@@ -87,32 +86,15 @@ int Call(const std::string& socket, const Request& request, std::chrono::millise
     return Fail("agent refused " + std::string(instaface::control::CommandName(request.command)) +
                 ": " + (error.empty() ? reply->dump() : error));
   }
-  if (reply_out) {
-    *reply_out = std::move(*reply);
-  } else {
-    std::cout << reply->dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-  }
+  std::cout << reply->dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
   return kOk;
 }
 
 int StatusFromSocket(const std::string& socket, bool as_json, std::chrono::milliseconds timeout) {
-  Request request;
-  request.command = Command::kStatus;
-  json reply;
-  if (int rc = Call(socket, request, timeout, &reply); rc != kOk) return rc;
-  auto str = [&](const char* key) {
-    auto it = reply.find(key);
-    return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  auto boolean = [&](const char* key) {
-    auto it = reply.find(key);
-    return it != reply.end() && it->is_boolean() && it->get<bool>();
-  };
-  auto term_it = reply.find("term");
-  uint64_t term =
-      term_it != reply.end() && term_it->is_number_unsigned() ? term_it->get<uint64_t>() : 0;
-  PrintStatus(StatusKeys(str("role"), term, str("leader_id"), str("leader_app_address"),
-                         boolean("lease_valid"), boolean("stale")),
+  auto status = instaface::control::QueryStatusOnce(socket, timeout);
+  if (!status.ok()) return Fail(status.error());
+  PrintStatus(StatusKeys(status->role, status->term, status->leader_id, status->leader_app_address,
+                         status->lease_valid, status->stale),
               as_json);
   return kOk;
 }

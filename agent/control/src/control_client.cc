@@ -120,4 +120,37 @@ Result<nlohmann::json> ControlClient::Call(const Request& request,
   return ReadJson(std::chrono::milliseconds(RemainingMs(deadline)));
 }
 
+namespace {
+
+Result<AgentStatus> StatusFromReply(const Result<nlohmann::json>& reply) {
+  if (!reply.ok()) return reply.status();
+  if (reply->value("ok", false) != true) {
+    return Status::Error("the agent refused status: " +
+                         reply->value("error", std::string("no reason given")));
+  }
+  return ParseAgentStatus(*reply);
+}
+
+}  // namespace
+
+Result<AgentStatus> ControlClient::QueryStatus(std::chrono::milliseconds timeout) {
+  Request request;
+  request.command = Command::kStatus;
+  return StatusFromReply(Call(request, timeout));
+}
+
+Result<nlohmann::json> CallOnce(const std::string& path, const Request& request,
+                                std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  auto client = ControlClient::Connect(path, timeout);
+  if (!client.ok()) return client.status();
+  return client->Call(request, std::chrono::milliseconds(RemainingMs(deadline)));
+}
+
+Result<AgentStatus> QueryStatusOnce(const std::string& path, std::chrono::milliseconds timeout) {
+  Request request;
+  request.command = Command::kStatus;
+  return StatusFromReply(CallOnce(path, request, timeout));
+}
+
 }  // namespace instaface::control

@@ -177,7 +177,7 @@ struct ControlServer::Impl {
       switch (request->command) {
         case Command::kStatus:
         case Command::kWatch:
-          reply = WithOk(handler.Status());
+          reply = WithOk(ToJson(handler.Status()));
           break;
         case Command::kStepDown:
           reply = WithOk(handler.StepDown());

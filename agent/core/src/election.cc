@@ -49,7 +49,8 @@ class Election::Impl {
         // A restarted node may have acked a live leader's heartbeat just before it went down;
         // it cannot know whose, so it honours that possible lease (see election.h).
         last_leader_contact_(now),
-        restart_window_until_(now + config_.election_min) {
+        restart_window_until_(now + config_.election_min),
+        restored_term_(hard_.term) {
     SetPeers(std::move(peers));
     ResetElectionTimer(now);
   }
@@ -300,11 +301,16 @@ class Election::Impl {
 
   // A TimeoutNow campaign may override the lease, but only when the leader itself announced
   // the handover in its newest heartbeat: otherwise a stale or rogue "transfer" would break it.
-  // Not within election_min of a restart either: the node may have acked a newer heartbeat
-  // without the announcement before it went down, and it no longer knows.
+  // Not within election_min of a restart either, in a term it may have known before: it may
+  // have acked a newer heartbeat without the announcement before it went down, and no longer
+  // knows. (It acks only heartbeats of a term it has persisted, so a term above the restored
+  // one is safe.)
   bool TransferAnnounced(Nanos now) const {
     if (role_ == Role::kLeader) return transferring_;
-    if (now < restart_window_until_ && !config_.unsafe.transfer_in_restart_window) return false;
+    if (now < restart_window_until_ && hard_.term <= restored_term_ &&
+        !config_.unsafe.transfer_in_restart_window) {
+      return false;
+    }
     return !leader_.empty() && newest_leader_transferring_;
   }
 
@@ -589,6 +595,7 @@ class Election::Impl {
   // Voter side of the lease.
   Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader
   Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
+  Term restored_term_ = 0;         // the durable term at start
   Nanos former_lease_until_{0};    // the lease this node published when it last led
   Nanos newest_leader_send_{0};    // send time of the newest heartbeat from leader_
   bool newest_leader_transferring_ = false;

@@ -40,20 +40,11 @@ void MetricsSink::Housekeep(Nanos now, const Driver& driver) {
   for (uint64_t i = last_stats_.votes_granted; i < stats.votes_granted; ++i) metrics_.VoteGranted();
   last_stats_ = stats;
 
-  // A peer is reachable when it acked us (the transport's view) or we heard from it (the
-  // core's): followers rarely send, so the second is how a follower sees its peers.
-  const auto counters = transport_.peer_counters();
   size_t reachable = 0;
-  for (const election::PeerProgress& p : driver.core().progress()) {
-    bool heard = p.last_heard.count() > 0 && now - p.last_heard < reachable_window_;
-    for (const transport::PeerCounters& c : counters) {
-      if (c.id == p.id && c.last_ack_ns > 0 && now - Nanos(c.last_ack_ns) < reachable_window_) {
-        heard = true;
-      }
-    }
-    if (heard) ++reachable;
+  for (const PeerReachability& p : Reachability(driver, transport_, now, reachable_window_)) {
+    reachable += p.reachable ? 1 : 0;
   }
-  for (const transport::PeerCounters& p : counters) {
+  for (const transport::PeerCounters& p : transport_.peer_counters()) {
     auto& [sent, failed] = last_peer_counts_[p.id];
     for (; sent < p.sent; ++sent) metrics_.HeartbeatSent(p.id);
     for (; failed < p.failed; ++failed) metrics_.HeartbeatFailed(p.id);

@@ -165,6 +165,7 @@ class Node::Impl : public control::Handler, public StatusSink {
       std::lock_guard<std::mutex> lock(status_mu);
       published.messages_rejected = rejected_total;
       published.peers_known = d.peers().size();
+      published.peers = Reachability(d, *transport, now, options.election_max);
       published.lease_valid = d.status().election.role == election::Role::kLeader &&
                               d.status().election.lease_until > now;
     }
@@ -173,20 +174,31 @@ class Node::Impl : public control::Handler, public StatusSink {
 
   // ---- control::Handler ----------------------------------------------------------------------
 
-  static nlohmann::json StatusJson(const NodeStatus& s) {
-    return {{"role", election::RoleName(s.election.role)},
-            {"term", s.election.term},
-            {"leader_id", s.election.leader},
-            {"leader_app_address", s.leader_app_address},
-            {"leader_peer_address", s.leader_peer_address},
-            {"lease_valid", s.lease_valid},
-            {"stale", false},
-            {"self_id", s.self_id},
-            {"unplugged", s.election.unplugged},
-            {"transferring", s.election.transferring},
-            {"peers", s.peers_known}};
+  static control::AgentStatus Describe(const NodeStatus& s) {
+    control::AgentStatus a;
+    a.role = election::RoleName(s.election.role);
+    a.term = s.election.term;
+    a.self_id = s.self_id;
+    a.leader_id = s.election.leader;
+    a.leader_app_address = s.leader_app_address;
+    a.leader_peer_address = s.leader_peer_address;
+    a.lease_valid = s.lease_valid;
+    a.unplugged = s.election.unplugged;
+    a.transferring = s.election.transferring;
+    a.messages_rejected = s.messages_rejected;
+    for (const PeerReachability& p : s.peers) {
+      control::PeerStatus peer;
+      peer.id = p.id;
+      peer.reachable = p.reachable;
+      if (p.last_heard_ago) {
+        peer.last_heard_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*p.last_heard_ago).count();
+      }
+      a.peers.push_back(std::move(peer));
+    }
+    return a;
   }
-  nlohmann::json Status() override { return StatusJson(Snapshot()); }
+  control::AgentStatus Status() override { return Describe(Snapshot()); }
   nlohmann::json Answer(std::future<bool> f, const char* refused) {
     if (f.wait_for(std::chrono::seconds(2)) != std::future_status::ready) {
       return {{"ok", false}, {"error", "the agent did not answer in time"}};
@@ -332,8 +344,9 @@ agent::Status Node::Impl::Init() {
     c.path = options.socket_path;
     c.mode = options.socket_mode;
     control = std::make_unique<control::ControlServer>(c, *this);
-    sinks.push_back(std::make_unique<ControlSink>(
-        *control, [this](const PublishedStatus&) { return StatusJson(Snapshot()); }));
+    sinks.push_back(std::make_unique<ControlSink>(*control, [this](const PublishedStatus&) {
+      return control::ToJson(Describe(Snapshot()));
+    }));
   }
   sinks.push_back(std::make_unique<LogSink>());
 

@@ -23,6 +23,7 @@
 #include "instaface/discovery/redis_discovery.h"
 #include "instaface/metrics/agent_metrics.h"
 #include "instaface/runtime/driver.h"
+#include "instaface/runtime/node.h"
 #include "instaface/shm_writer.h"
 #include "instaface/transport/transport.h"
 #include "instaface/wire/codec.h"
@@ -31,6 +32,12 @@ namespace instaface::runtime {
 
 // A change an operator or watcher would notice (not a lease renewal).
 bool VisibleChange(const election::Status& before, const election::Status& after);
+
+// Every known peer, reachable when it acked us (the transport's view) or we heard from it (the
+// core's: followers rarely send, so this is how a follower sees its peers) within `window`.
+std::vector<PeerReachability> Reachability(const Driver& driver,
+                                           const transport::Transport& transport, Nanos now,
+                                           Nanos window);
 
 class ShmSink : public StatusSink {
  public:

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/graphserver/agent_control.h"
+#include "instaface/control/control_client.h"
 
 namespace instaface::graphserver {
 
@@ -318,7 +318,8 @@ HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
     return JsonError(503, "no agent control socket configured (--socket)", req.version(),
                      req.keep_alive());
   }
-  json creq = {{"cmd", "status"}};
+  control::Request creq;
+  creq.command = control::Command::kStatus;
   bool on = false;
   if (put) {
     json body;
@@ -332,11 +333,12 @@ HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
       return JsonError(400, "body must be true, false or {\"unplugged\": true|false}",
                        req.version(), req.keep_alive());
     }
-    creq = {{"cmd", "unplug"}, {"on", on}};
+    creq.command = control::Command::kUnplug;
+    creq.unplug_on = on;
   }
-  AgentReply reply = CallAgent(options_.control_socket, creq, options_.control_timeout);
-  if (!reply.ok) return Unavailable("agent control socket: " + reply.error, req);
-  const json& r = reply.reply;
+  auto reply = control::CallOnce(options_.control_socket, creq, options_.control_timeout);
+  if (!reply.ok()) return Unavailable("agent control socket: " + reply.error(), req);
+  const json& r = *reply;
   if (r.contains("ok") && r["ok"].is_boolean() && !r["ok"].get<bool>()) {
     return JsonError(502, "agent refused: " + r.value("error", std::string("unknown error")),
                      req.version(), req.keep_alive());
@@ -358,24 +360,16 @@ HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
     answer["source"] = "none";
     return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
   }
-  AgentReply reply =
-      CallAgent(options_.control_socket, {{"cmd", "status"}}, options_.control_timeout);
-  if (!reply.ok) return Unavailable("agent control socket: " + reply.error, req);
+  auto status = control::QueryStatusOnce(options_.control_socket, options_.control_timeout);
+  if (!status.ok()) return Unavailable("agent control socket: " + status.error(), req);
   answer["source"] = "agent";
   // The agent lists its peers with whether it heard from them recently; report the silent ones.
-  const json& status = reply.reply;
-  if (status.contains("peers") && status["peers"].is_array()) {
-    for (const json& peer : status["peers"]) {
-      if (!peer.is_object()) continue;
-      bool reachable = peer.value("reachable", true);
-      if (!reachable) answer["unreachable"].push_back(peer.value("id", std::string()));
-    }
-    answer["peers"] = status["peers"];
-  } else if (status.contains("peers") && status["peers"].is_number_unsigned()) {
-    // This agent only reports how many peers it knows, not which are silent.
-    answer["peers_known"] = status["peers"];
+  const json described = control::ToJson(*status);
+  for (const control::PeerStatus& peer : status->peers) {
+    if (!peer.reachable) answer["unreachable"].push_back(peer.id);
   }
-  if (status.contains("unplugged")) answer["unplugged"] = status["unplugged"];
+  answer["peers"] = described["peers"];
+  answer["unplugged"] = status->unplugged;
   return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
 }
 

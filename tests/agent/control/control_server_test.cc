@@ -38,12 +38,17 @@ bool Eventually(const std::function<bool()>& condition) {
 
 class FakeHandler : public Handler {
  public:
-  json Status() override {
+  AgentStatus Status() override {
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back("status");
-    return {{"role", "leader"},    {"term", term},
-            {"leader_id", "n1"},   {"leader_app_address", "http://127.0.0.1:8081"},
-            {"lease_valid", true}, {"stale", false}};
+    AgentStatus s;
+    s.role = "leader";
+    s.term = term;
+    s.leader_id = "n1";
+    s.leader_app_address = "http://127.0.0.1:8081";
+    s.lease_valid = true;
+    s.peers = {{"n2", true, 12}, {"n3", false, std::nullopt}};
+    return s;
   }
   json StepDown() override {
     std::lock_guard<std::mutex> lock(mu);

@@ -28,16 +28,16 @@ constexpr milliseconds kDeadline{10000};
 
 class FakeHandler : public Handler {
  public:
-  json Status() override {
+  AgentStatus Status() override {
     Record("status");
-    return {{"role", "follower"},
-            {"term", 9},
-            {"leader_id", "n2"},
-            {"leader_app_address", "http://127.0.0.1:8082"},
-            {"leader_peer_address", "tcp://x"},
-            {"lease_valid", false},
-            {"stale", false},
-            {"self_id", "n1"}};
+    AgentStatus s;
+    s.role = "follower";
+    s.term = 9;
+    s.leader_id = "n2";
+    s.leader_app_address = "http://127.0.0.1:8082";
+    s.leader_peer_address = "tcp://x";
+    s.self_id = "n1";
+    return s;
   }
   json StepDown() override {
     Record("step-down");

@@ -810,6 +810,13 @@ TEST(ElectionRules, RestartedTargetIgnoresOldTransferWithinElectionMin) {
     e->step(Make(MessageType::kTimeoutNow, "b", 1), kT0 + 2ms);
     EXPECT_EQ(e->status().role, unsafe ? Role::kCandidate : Role::kFollower);
   }
+  // A term above the restored one is one it had never acked in before going down.
+  {
+    auto fresh = MakeNode(Config(), HardState{1, ""}, kT0);
+    fresh->step(Heartbeat("b", 2, kT0, /*transferring=*/true), kT0 + 1ms);
+    fresh->step(Make(MessageType::kTimeoutNow, "b", 2), kT0 + 2ms);
+    EXPECT_EQ(fresh->status().role, Role::kCandidate);
+  }
   // Once election_min has passed, any lease it acked before the restart has ended.
   const Config c;
   auto e = MakeNode(c, HardState{1, ""}, kT0);

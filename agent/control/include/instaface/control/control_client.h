@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/control/agent_status.h"
 #include "instaface/control/control_request.h"
 #include "instaface/control/status.h"
 
@@ -26,6 +27,8 @@ class ControlClient {
 
   // Sends one request and reads its reply line as JSON.
   Result<nlohmann::json> Call(const Request& request, std::chrono::milliseconds timeout);
+  // `status`, read back into its type; an error reply or a malformed status is an error.
+  Result<AgentStatus> QueryStatus(std::chrono::milliseconds timeout);
   // Sends a raw line (a newline is appended); for tests of malformed input.
   control::Status SendLine(const std::string& line, std::chrono::milliseconds timeout);
   // Reads the next line as JSON (after watch: the next event). An error when the server closes
@@ -37,6 +40,12 @@ class ControlClient {
   explicit ControlClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// One request on a connection of its own, for callers that ask now and then (the graphserver):
+// connects, calls, closes; the whole exchange within `timeout`.
+Result<nlohmann::json> CallOnce(const std::string& path, const Request& request,
+                                std::chrono::milliseconds timeout);
+Result<AgentStatus> QueryStatusOnce(const std::string& path, std::chrono::milliseconds timeout);
 
 }  // namespace instaface::control
 

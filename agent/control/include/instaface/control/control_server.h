@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/control/agent_status.h"
 #include "instaface/control/status.h"
 
 namespace instaface::control {
@@ -37,9 +38,8 @@ namespace instaface::control {
 class Handler {
  public:
   virtual ~Handler() = default;
-  // {"role":..., "term":..., "leader_id":..., "leader_app_address":..., "lease_valid":...,
-  //  "stale":false, ...}: whatever the agent publishes.
-  virtual nlohmann::json Status() = 0;
+  // What the agent publishes, with its peers (agent_status.h).
+  virtual AgentStatus Status() = 0;
   virtual nlohmann::json StepDown() = 0;
   virtual nlohmann::json Transfer(std::optional<std::string> to) = 0;
   virtual nlohmann::json Unplug(bool on) = 0;

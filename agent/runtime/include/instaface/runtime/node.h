@@ -26,6 +26,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,13 @@ struct NodeOptions {
 // Empty when `options` is usable, else one line naming the first problem.
 std::string ValidateNodeOptions(const NodeOptions& options);
 
+// One peer as this node sees it.
+struct PeerReachability {
+  std::string id;
+  bool reachable = false;  // heard from, or acked by, within election_max
+  std::optional<std::chrono::nanoseconds> last_heard_ago;  // empty: never heard from
+};
+
 // What the node last published, for status requests and tests.
 struct NodeStatus {
   election::Status election;
@@ -90,6 +98,7 @@ struct NodeStatus {
   std::string leader_app_address;
   bool lease_valid = false;
   size_t peers_known = 0;
+  std::vector<PeerReachability> peers;  // refreshed every heartbeat/2
   uint64_t messages_rejected = 0;
 };
 

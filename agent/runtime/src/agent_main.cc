@@ -94,9 +94,10 @@ int main(int argc, char** argv) {
   flag("election-min-ms", min_ms, "Shortest election timeout")->capture_default_str();
   flag("election-max-ms", max_ms, "Longest election timeout")->capture_default_str();
   flag("max-clock-drift-ppm", o.max_clock_drift_ppm,
-       "Bound on how far any two agents' clocks (CLOCK_MONOTONIC_RAW) may disagree in rate, in "
-       "parts per million; each lease is shortened by twice this share of the election minimum. "
-       "Too low a bound can let two leases overlap; see docs/election.md")
+       "Bound on how fast or slow NTP may make any agent's clock (CLOCK_BOOTTIME) run, in parts "
+       "per million; each lease is shortened by twice this share of the election minimum. The "
+       "default is the most Linux lets any daemon slew; 1000 suffices under ntpd or "
+       "systemd-timesyncd. Too low a bound can let two leases overlap: see docs/election.md")
       ->capture_default_str()
       ->check(CLI::Range(0u, instaface::runtime::kMaxClockDriftPpm));
   flag("log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();

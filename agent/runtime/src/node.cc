@@ -90,6 +90,14 @@ std::string ValidateNodeOptions(const NodeOptions& o) {
            " ppm) is above the most the lease can absorb (" + std::to_string(kMaxClockDriftPpm) +
            " ppm)";
   }
+  // Each lease lasts election_min less the margin after the ack it rests on; shorter than a
+  // heartbeat period, it would lapse between renewals.
+  const auto lease = o.election_min - o.election_min * 2 * o.max_clock_drift_ppm / 1000000;
+  if (o.heartbeat >= lease) {
+    return "heartbeat (" + std::to_string(o.heartbeat.count()) + " ms) must be below the lease (" +
+           std::to_string(lease.count()) + " ms: the election minimum less twice the " +
+           std::to_string(o.max_clock_drift_ppm) + " ppm clock drift bound)";
+  }
   if (o.listen_url.empty()) return "no listen URL given";
   for (const auto& [id, url] : o.static_peers) {
     if (!ValidId(id)) return "peer id '" + id + "' must be 1 to 64 bytes";

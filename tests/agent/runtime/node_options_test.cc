@@ -29,6 +29,9 @@ TEST(NodeOptionsTest, EachBadSettingIsNamed) {
       {[](NodeOptions& o) { o.cluster_size = 0; }, "cluster size"},
       {[](NodeOptions& o) { o.election_min = std::chrono::milliseconds(2000); }, "above"},
       {[](NodeOptions& o) { o.heartbeat = std::chrono::milliseconds(750); }, "heartbeat"},
+      // 750 ms less 2 x 20 % is 450 ms of lease: a 500 ms heartbeat would let it lapse.
+      {[](NodeOptions& o) { o.max_clock_drift_ppm = 200000; }, "below the lease (450 ms"},
+      {[](NodeOptions& o) { o.max_clock_drift_ppm = kMaxClockDriftPpm + 1; }, "drift bound"},
       {[](NodeOptions& o) { o.listen_url = ""; }, "listen"},
       {[](NodeOptions& o) { o.static_peers["a"] = "ipc:///tmp/y"; }, "must not include"},
       {[](NodeOptions& o) { o.static_peers["b"] = ""; }, "no URL"},

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/common/thread_annotations.h"
 #include "instaface/control/control_server.h"
 #include "instaface/discovery/redis_discovery.h"
 #include "instaface/discovery/redis_url.h"
@@ -138,7 +139,7 @@ class Node::Impl : public control::Handler, public StatusSink {
     auto promise = std::make_shared<std::promise<bool>>();
     std::future<bool> future = promise->get_future();
     {
-      std::lock_guard<std::mutex> lock(mu);
+      common::MutexLock lock(mu);
       if (stopping_driver) {
         promise->set_value(false);
         return future;
@@ -150,7 +151,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   }
 
   NodeStatus Snapshot() const {
-    std::lock_guard<std::mutex> lock(status_mu);
+    common::MutexLock lock(status_mu);
     return published;
   }
 
@@ -158,7 +159,7 @@ class Node::Impl : public control::Handler, public StatusSink {
 
   void Publish(const PublishedStatus& s) override {
     {
-      std::lock_guard<std::mutex> lock(status_mu);
+      common::MutexLock lock(status_mu);
       published.election = s.election;
       published.leader_peer_address = s.leader_peer_address;
       published.leader_app_address = s.leader_app_address;
@@ -170,7 +171,7 @@ class Node::Impl : public control::Handler, public StatusSink {
     uint64_t rejected_total = 0;
     for (uint64_t n : transport->rejected()) rejected_total += n;
     {
-      std::lock_guard<std::mutex> lock(status_mu);
+      common::MutexLock lock(status_mu);
       published.messages_rejected = rejected_total;
       published.peers_known = d.peers().size();
       published.peers = Reachability(d, *transport, now, options.election_max);
@@ -250,20 +251,20 @@ class Node::Impl : public control::Handler, public StatusSink {
   election::HardState restored;
 
   // Inputs to the driver thread.
-  mutable std::mutex mu;
+  mutable common::Mutex mu;
   std::condition_variable cv;
-  std::deque<election::Message> inbox;                             // guarded by mu
-  std::deque<Command> commands;                                    // guarded by mu
-  std::optional<std::map<std::string, PeerAddresses>> discovered;  // guarded by mu
-  std::map<std::string, std::string> static_peers;                 // guarded by mu
-  bool peers_dirty = true;                                         // guarded by mu
-  bool stopping_driver = false;                                    // guarded by mu
+  std::deque<election::Message> inbox GUARDED_BY(mu);
+  std::deque<Command> commands GUARDED_BY(mu);
+  std::optional<std::map<std::string, PeerAddresses>> discovered GUARDED_BY(mu);
+  std::map<std::string, std::string> static_peers GUARDED_BY(mu);
+  bool peers_dirty GUARDED_BY(mu) = true;
+  bool stopping_driver GUARDED_BY(mu) = false;
   std::thread driver_thread;
 
   // What the driver last published.
-  mutable std::mutex status_mu;
+  mutable common::Mutex status_mu;
   mutable std::condition_variable status_cv;
-  NodeStatus published;  // guarded by status_mu
+  NodeStatus published GUARDED_BY(status_mu);
 
   std::atomic<bool> stopped{false};
 };
@@ -288,7 +289,7 @@ agent::Status Node::Impl::Init() {
   t.requests_per_peer = 8;
   auto started = transport::Transport::Start(t, [this](election::Message m) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      common::MutexLock lock(mu);
       inbox.push_back(std::move(m));
     }
     cv.notify_one();
@@ -333,7 +334,7 @@ agent::Status Node::Impl::Init() {
       std::map<std::string, PeerAddresses> copy;
       for (const auto& p : peers) copy[p.id] = {p.peer_address, p.app_address};
       {
-        std::lock_guard<std::mutex> lock(mu);
+        common::MutexLock lock(mu);
         discovered = std::move(copy);
         peers_dirty = true;
       }
@@ -359,7 +360,7 @@ agent::Status Node::Impl::Init() {
   sinks.push_back(std::make_unique<LogSink>());
 
   {
-    std::lock_guard<std::mutex> lock(status_mu);
+    common::MutexLock lock(status_mu);
     published.self_id = options.id;
   }
   DriverOptions d;
@@ -385,7 +386,10 @@ agent::Status Node::Impl::Init() {
   const uint64_t seed = options.seed != 0 ? options.seed : std::random_device{}() * 0x9e3779b9ULL;
   driver = std::make_unique<Driver>(std::move(d), restored, seed, clock, *outbox,
                                     store_seam ? &*store_seam : nullptr, std::move(sink_list));
-  static_peers = options.static_peers;
+  {
+    common::MutexLock lock(mu);
+    static_peers = options.static_peers;
+  }
 
   // Discovery and the control socket start last: their callbacks reach the driver.
   if (discovery) {
@@ -407,11 +411,12 @@ void Node::Impl::Run() {
     std::deque<Command> todo;
     bool peers_changed = false;
     {
-      std::unique_lock<std::mutex> lock(mu);
-      const Nanos wait = driver->NextDeadline() - clock.Now();
-      cv.wait_for(lock, std::max(wait, Nanos(0)), [this] {
-        return stopping_driver || !inbox.empty() || !commands.empty() || peers_dirty;
-      });
+      common::MutexLock lock(mu);
+      const auto wake = std::chrono::steady_clock::now() +
+                        std::max(driver->NextDeadline() - clock.Now(), Nanos(0));
+      while (!stopping_driver && inbox.empty() && commands.empty() && !peers_dirty) {
+        if (cv.wait_until(lock.native(), wake) == std::cv_status::timeout) break;
+      }
       if (stopping_driver && commands.empty()) break;
       messages.swap(inbox);
       todo.swap(commands);
@@ -435,7 +440,7 @@ void Node::Impl::Run() {
 void Node::Impl::ApplyPeers() {
   std::map<std::string, PeerAddresses> merged;
   {
-    std::lock_guard<std::mutex> lock(mu);
+    common::MutexLock lock(mu);
     if (discovered) {
       for (const auto& [id, addresses] : *discovered) {
         if (id != options.id && ValidId(id)) merged[id] = addresses;
@@ -453,7 +458,7 @@ void Node::Impl::ApplyPeers() {
   transport->SetPeers(urls);
   driver->SetPeers(std::move(merged));
   {
-    std::lock_guard<std::mutex> lock(status_mu);
+    common::MutexLock lock(status_mu);
     published.peers_known = driver->peers().size();
   }
   status_cv.notify_all();
@@ -466,13 +471,17 @@ void Node::Impl::Stop(bool hand_over) {
     if (s.election.role == election::Role::kLeader) {
       auto started = Submit([](Driver& d) { return d.TransferLeadership(""); });
       if (started.wait_for(options.election_min) == std::future_status::ready && started.get()) {
-        std::unique_lock<std::mutex> lock(status_mu);
-        const bool handed = status_cv.wait_for(lock, options.election_min, [&] {
+        common::MutexLock lock(status_mu);
+        const auto deadline = std::chrono::steady_clock::now() + options.election_min;
+        auto handed = [&]() REQUIRES(status_mu) {
           return !published.election.leader.empty() && published.election.leader != options.id;
-        });
+        };
+        while (!handed() &&
+               status_cv.wait_until(lock.native(), deadline) == std::cv_status::no_timeout) {
+        }
         spdlog::info(
-            handed ? "handed leadership to {}" : "no new leader within {} ms",
-            handed ? published.election.leader : std::to_string(options.election_min.count()));
+            handed() ? "handed leadership to {}" : "no new leader within {} ms",
+            handed() ? published.election.leader : std::to_string(options.election_min.count()));
       } else {
         spdlog::warn("could not start a leadership transfer");
       }
@@ -480,14 +489,18 @@ void Node::Impl::Stop(bool hand_over) {
   }
   if (control) control->Stop();
   {
-    std::lock_guard<std::mutex> lock(mu);
+    common::MutexLock lock(mu);
     stopping_driver = true;
   }
   cv.notify_one();
   if (driver_thread.joinable()) driver_thread.join();
   // Commands that raced with the stop are answered, never left hanging.
-  for (Command& c : commands) c.done->set_value(false);
-  commands.clear();
+  std::deque<Command> left;
+  {
+    common::MutexLock lock(mu);
+    left.swap(commands);
+  }
+  for (Command& c : left) c.done->set_value(false);
   if (discovery) discovery->Stop();
   transport.reset();
   if (writer && !options.shm_name.empty()) {
@@ -517,8 +530,11 @@ NodeStatus Node::status() const { return impl_->Snapshot(); }
 
 NodeStatus Node::WaitForStatus(const std::function<bool(const NodeStatus&)>& pred,
                                std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(impl_->status_mu);
-  impl_->status_cv.wait_for(lock, timeout, [&] { return pred(impl_->published); });
+  common::MutexLock lock(impl_->status_mu);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred(impl_->published) &&
+         impl_->status_cv.wait_until(lock.native(), deadline) == std::cv_status::no_timeout) {
+  }
   return impl_->published;
 }
 
@@ -538,7 +554,7 @@ std::future<bool> Node::SetUnplugged(bool unplugged) {
 
 void Node::SetStaticPeers(std::map<std::string, std::string> peers) {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    common::MutexLock lock(impl_->mu);
     impl_->static_peers = std::move(peers);
     impl_->peers_dirty = true;
   }

@@ -38,15 +38,16 @@ EntityBatcher::EntityBatcher(std::shared_ptr<graphdb::Pool> primary, EntityBatch
   options_.max_batch = std::max<size_t>(1, options_.max_batch);
   options_.max_in_flight = std::max(1, options_.max_in_flight);
   options_.linger = std::max(std::chrono::microseconds(0), options_.linger);
+  common::MutexLock lock(stop_mu_);
   for (int i = 0; i < options_.max_in_flight; ++i) flushers_.emplace_back([this] { FlushLoop(); });
 }
 
 EntityBatcher::~EntityBatcher() { Stop(); }
 
 void EntityBatcher::Stop() {
-  std::lock_guard<std::mutex> stop_lock(stop_mu_);  // a second caller waits for the first
+  common::MutexLock stop_lock(stop_mu_);  // a second caller waits for the first
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(mu_);
     if (stopping_ && flushers_.empty()) return;
     stopping_ = true;
   }
@@ -55,7 +56,7 @@ void EntityBatcher::Stop() {
   flushers_.clear();
   std::deque<Pending> left;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    common::MutexLock lock(mu_);
     left.swap(queue_);
   }
   for (Pending& p : left) p.done(ShuttingDown());
@@ -66,15 +67,15 @@ void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& a
   if (graphdb::Status s = graph::ValidateType(type); !s.ok()) return done(s);
   if (graphdb::Status s = graph::ValidateAttributes(attributes); !s.ok()) return done(s);
   Pending p{type, attributes.is_null() ? "{}" : attributes.dump(), fence_term, std::move(done)};
-  std::unique_lock<std::mutex> lock(mu_);
+  common::MutexLock lock(mu_);
   if (stopping_) {
-    lock.unlock();
+    lock.Unlock();
     return p.done(ShuttingDown());
   }
   queue_.push_back(std::move(p));
   // Wake a flusher for the first create of a batch, and a lingering one once its batch is full.
   const bool wake = queue_.size() == 1 || (linger_target_ > 0 && queue_.size() >= linger_target_);
-  lock.unlock();
+  lock.Unlock();
   if (wake) queued_.notify_one();
 }
 
@@ -88,14 +89,17 @@ graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
 }
 
 void EntityBatcher::FlushLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  common::MutexLock lock(mu_);
   while (true) {
-    queued_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) queued_.wait(lock.native());
     if (stopping_) return;
     const size_t want = std::min(last_batch_, options_.max_batch);
     if (options_.linger.count() > 0 && queue_.size() < want && linger_target_ == 0) {
       linger_target_ = want;
-      queued_.wait_for(lock, options_.linger, [&] { return stopping_ || queue_.size() >= want; });
+      const auto until = std::chrono::steady_clock::now() + options_.linger;
+      while (!stopping_ && queue_.size() < want &&
+             queued_.wait_until(lock.native(), until) == std::cv_status::no_timeout) {
+      }
       linger_target_ = 0;
       if (stopping_) return;
     }
@@ -113,15 +117,15 @@ void EntityBatcher::FlushLoop() {
     last_batch_ = batch.size();
     // More than one batch's worth, or another term, is waiting: let another flusher start on it.
     if (!queue_.empty()) queued_.notify_one();
-    lock.unlock();
+    lock.Unlock();
     std::vector<graphdb::StatusOr<int64_t>> outcomes = Flush(batch);
-    lock.lock();
+    lock.Lock();
     // Counted before anyone is answered, so a caller with its answer sees its batch counted.
     ++transactions_;
     creates_ += batch.size();
-    lock.unlock();
+    lock.Unlock();
     for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i]));
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -207,12 +211,12 @@ std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<P
 }
 
 uint64_t EntityBatcher::transactions() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(mu_);
   return transactions_;
 }
 
 uint64_t EntityBatcher::creates() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  common::MutexLock lock(mu_);
   return creates_;
 }
 

@@ -56,6 +56,7 @@ INSTANTIATE_TEST_SUITE_P(Nodes, SimFleetTest, ::testing::Values(3, 5, 7),
 // Regression, through the whole fleet: the driver sent a Ready's messages before publishing a
 // status that gave up the lease.
 TEST(SimFleetUnsafeTest, SendingBeforePublishingIsFound) {
+  if (kSeeds < 2000) GTEST_SKIP() << "finding it takes the full 2000 seeds";
   SimOptions options = AllFaults(5);
   options.unsafe_send_before_publish = true;
   const Summary summary = RunSeeds(options, 1, kSeeds, 0);
@@ -66,6 +67,7 @@ TEST(SimFleetUnsafeTest, SendingBeforePublishingIsFound) {
 // Regression: a TimeoutNow delayed past an aborted transfer. Found when messages are late more
 // often and transfers are frequent, as in a rolling deploy over a congested network.
 TEST(SimFleetUnsafeTest, LateTimeoutNowIsFound) {
+  if (kSeeds < 2000) GTEST_SKIP() << "finding it takes the full 2000 seeds";
   SimOptions options = AllFaults(3);
   options.faults.late_percent = 10;
   options.faults.transfers_per_minute = 30;

@@ -34,9 +34,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+
 #include <string>
 #include <thread>
 #include <vector>
+#include "instaface/common/thread_annotations.h"
 
 #include <nlohmann/json.hpp>
 
@@ -95,16 +97,16 @@ class EntityBatcher {
   EntityBatcherOptions options_;
   std::atomic<int> id_mode_{kUnknown};  // learned from the server by the first batch
 
-  mutable std::mutex mu_;
-  std::condition_variable queued_;     // a create arrived, or stopping
-  std::deque<Pending> queue_;          // under mu_
-  bool stopping_ = false;              // under mu_
-  size_t linger_target_ = 0;           // under mu_: the size a lingering flusher waits for, or 0
-  size_t last_batch_ = 0;              // under mu_: creates the last batch took
-  uint64_t transactions_ = 0;          // under mu_
-  uint64_t creates_ = 0;               // under mu_
-  std::mutex stop_mu_;                 // serializes Stop()
-  std::vector<std::thread> flushers_;  // joined and cleared by Stop(), under stop_mu_
+  mutable common::Mutex mu_;
+  std::condition_variable queued_;  // a create arrived, or stopping
+  std::deque<Pending> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
+  size_t linger_target_ GUARDED_BY(mu_) = 0;  // the size a lingering flusher waits for, or 0
+  size_t last_batch_ GUARDED_BY(mu_) = 0;     // creates the last batch took
+  uint64_t transactions_ GUARDED_BY(mu_) = 0;
+  uint64_t creates_ GUARDED_BY(mu_) = 0;
+  common::Mutex stop_mu_;                                   // serializes Stop()
+  std::vector<std::thread> flushers_ GUARDED_BY(stop_mu_);  // joined and cleared by Stop()
 };
 
 }  // namespace instaface::graphserver

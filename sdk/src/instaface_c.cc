@@ -5,8 +5,18 @@
 #include <new>
 #include <string>
 
+#include "instaface/shm_layout.h"
 #include "instaface/view.h"
 #include "view_access.h"
+
+// The C header repeats what shm_layout.h defines; they must not drift apart.
+static_assert(INSTAFACE_ROLE_FOLLOWER == static_cast<int>(instaface::shm::Role::kFollower) &&
+                  INSTAFACE_ROLE_CANDIDATE == static_cast<int>(instaface::shm::Role::kCandidate) &&
+                  INSTAFACE_ROLE_LEADER == static_cast<int>(instaface::shm::Role::kLeader),
+              "enum instaface_role differs from shm::Role");
+static_assert(INSTAFACE_ID_BYTES == instaface::shm::kIdBytes, "C and C++ id sizes differ");
+static_assert(INSTAFACE_ADDRESS_BYTES == instaface::shm::kAddressBytes,
+              "C and C++ address sizes differ");
 
 struct instaface_view {
   instaface::View view;
@@ -118,7 +128,7 @@ int instaface_wait_for_change(const instaface_view* view, uint32_t last_seen, ui
 void instaface_close(instaface_view* view) { delete view; }
 
 const char* instaface_role_name(int role) {
-  if (role < 0 || role > 2) return "unknown";
+  if (role < INSTAFACE_ROLE_FOLLOWER || role > INSTAFACE_ROLE_LEADER) return "unknown";
   return instaface::RoleName(static_cast<instaface::Role>(role));
 }
 

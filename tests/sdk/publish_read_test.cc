@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <optional>
+#include <type_traits>
+#include <utility>
 
 #include "instaface/shm_layout.h"
 #include "instaface/shm_writer.h"
@@ -146,6 +148,21 @@ TEST(PublishReadTest, ShorterStringsOverwriteLongerOnesCompletely) {
   state.leader_app_address = "http://b:1";
   writer.Publish(state);
   EXPECT_EQ(writer.view().snapshot().leader_app_address, "http://b:1");
+}
+
+TEST(PublishReadTest, OneRoleTypeForReaderAndWriter) {
+  static_assert(std::is_same_v<Role, shm::Role>, "the reader's Role is the record's");
+  static_assert(std::is_same_v<decltype(shm::PublishedState::role), shm::Role>);
+  static_assert(std::is_same_v<std::underlying_type_t<Role>,
+                               decltype(std::declval<shm::Record>().role.load())>,
+                "Role is stored as it is");
+  TestSegment segment("role");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 5s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  writer->Publish(LeaderState(9));
+  testing::RawMapping raw(segment.posix(), sizeof(shm::Record));
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw.as<shm::Record>()->role.load(), static_cast<uint32_t>(Role::kLeader));
 }
 
 TEST(PublishReadTest, RoleNames) {

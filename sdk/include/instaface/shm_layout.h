@@ -19,12 +19,18 @@
 // more often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
 // reports the state as stale, and never as leader. CLOCK_MONOTONIC is shared by all containers
 // of a pod (same kernel), so the stamps compare across processes.
+//
+// The layout is pinned below (size, every offset, lock-free atomics): a reader in another
+// process, built from another copy of this header, must find each field where the writer put
+// it, and an atomic that took a lock would not be shared across processes at all. Any change
+// to it, or to what a field means, takes a new kLayoutVersion.
 #ifndef INSTAFACE_SHM_LAYOUT_H_
 #define INSTAFACE_SHM_LAYOUT_H_
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace instaface::shm {
 
@@ -34,6 +40,8 @@ inline constexpr uint32_t kLayoutVersion = 1;
 inline constexpr size_t kIdBytes = 64;        // node ids, NUL-padded
 inline constexpr size_t kAddressBytes = 192;  // URLs, NUL-padded
 
+// The role as stored in Record::role, and the one role type of the SDK (instaface::Role is this
+// type; the C API's enum instaface_role has the same values).
 enum class Role : uint32_t { kFollower = 0, kCandidate = 1, kLeader = 2 };
 
 // Strings are stored as arrays of 8-byte atomic words so the payload copy is word-wise.
@@ -74,6 +82,29 @@ struct alignas(64) Record {
 };
 
 static_assert(sizeof(Record) % 64 == 0, "Record must fill whole cache lines");
+
+// The layout, pinned: readers and writers in different processes agree on nothing else.
+static_assert(std::atomic<uint32_t>::is_always_lock_free &&
+                  std::atomic<uint64_t>::is_always_lock_free,
+              "a lock-based atomic is not shared between processes");
+static_assert(sizeof(std::atomic<uint32_t>) == 4 && sizeof(std::atomic<uint64_t>) == 8,
+              "atomics must be their plain value and nothing more");
+static_assert(std::is_standard_layout_v<Record>, "offsetof needs a standard-layout Record");
+static_assert(sizeof(Record) == 768 && alignof(Record) == 64, "Record size changed");
+static_assert(offsetof(Record, magic) == 0 && offsetof(Record, layout_version) == 8 &&
+                  offsetof(Record, record_size) == 12 && offsetof(Record, agent_pid) == 16 &&
+                  offsetof(Record, reserved0) == 20 && offsetof(Record, stale_after_ns) == 24,
+              "Record header moved");
+static_assert(offsetof(Record, seq) == 64 && offsetof(Record, change_counter) == 68 &&
+                  offsetof(Record, waiters) == 72 && offsetof(Record, reserved1) == 76,
+              "Record sequence line moved");
+static_assert(offsetof(Record, liveness_ns) == 128, "Record liveness line moved");
+static_assert(offsetof(Record, role) == 192 && offsetof(Record, flags) == 196 &&
+                  offsetof(Record, term) == 200 && offsetof(Record, lease_until_ns) == 208 &&
+                  offsetof(Record, self_id) == 216 && offsetof(Record, leader_id) == 280 &&
+                  offsetof(Record, leader_peer_address) == 344 &&
+                  offsetof(Record, leader_app_address) == 536,
+              "Record payload moved");
 
 }  // namespace instaface::shm
 

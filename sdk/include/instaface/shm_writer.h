@@ -27,7 +27,7 @@ struct Record;
 // What the agent publishes. Strings longer than their field (shm_layout.h: 63 bytes for ids,
 // 191 for addresses) are cut at the field size, never overflowing it.
 struct PublishedState {
-  instaface::Role role = instaface::Role::kFollower;  // not shm::Role, the raw stored value
+  Role role = Role::kFollower;
   uint64_t term = 0;
   // CLOCK_MONOTONIC ns until which this node's lease holds; 0 when it holds none. Publish
   // subtracts CLOCK_MONOTONIC_COARSE's resolution so that readers may use the cheap clock.

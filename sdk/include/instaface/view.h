@@ -17,17 +17,15 @@
 #include <string>
 
 #include "instaface/result.h"
+#include "instaface/shm_layout.h"
 
 namespace instaface {
 
-namespace shm {
-struct Record;
-}
 namespace internal {
 struct ViewAccess;  // libinstaface's own code: the C API, the writer
 }
 
-enum class Role { kFollower = 0, kCandidate = 1, kLeader = 2 };
+using Role = shm::Role;  // the role as the record stores it
 const char* RoleName(Role role);
 
 // A consistent copy of the published state (never torn).

@@ -1,5 +1,6 @@
 // How fast an app learns who leads, by every route it could take, in one run:
-//   is_leader() and snapshot() on the shared-memory record of a real instaface-agent;
+//   is_leader() and snapshot() on the shared-memory record of a real instaface-agent (with
+//   the lease clock is_leader() reads, and is_leader() on a follower);
 //   the status request over the agent's Unix control socket (NDJSON);
 //   GET of the same JSON from a localhost HTTP endpoint (keep-alive);
 //   GET of the same JSON from Redis, over TCP loopback and over a Unix socket;
@@ -30,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "instaface/clock.h"
 #include "instaface/shm_layout.h"
 #include "instaface/shm_writer.h"
 #include "instaface/view.h"
@@ -212,7 +214,7 @@ struct Environment {
     shm::PublishedState state;
     state.role = Role::kLeader;
     state.term = 1;
-    state.lease_until_ns = MonotonicNs() + 3600'000'000'000ULL;
+    state.lease_until_ns = static_cast<uint64_t>(LeaseClockNowNs()) + 3600'000'000'000ULL;
     state.self_id = state.leader_id = "bench-1";
     state.leader_app_address = "http://127.0.0.1:8080";
     writer->Publish(state);
@@ -249,6 +251,23 @@ void BM_IsLeader(benchmark::State& state) {
   state.SetLabel(env->source);
 }
 BENCHMARK(BM_IsLeader);
+
+// The floor under is_leader() on a leader: it reads the lease clock once.
+void BM_LeaseClock(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(LeaseClockNowNs());
+}
+BENCHMARK(BM_LeaseClock);
+
+// A follower's answer needs no clock.
+void BM_IsLeaderOnAFollower(benchmark::State& state) {
+  shm::Writer writer = shm::Writer::CreateInProcess(3600s);
+  shm::PublishedState follower;
+  follower.term = 2;
+  writer.Publish(follower);
+  const View view = writer.view();
+  for (auto _ : state) benchmark::DoNotOptimize(view.is_leader());
+}
+BENCHMARK(BM_IsLeaderOnAFollower);
 
 void BM_Snapshot(benchmark::State& state) {
   const View& view = *env->view;

@@ -5,6 +5,7 @@
 #include <new>
 #include <string>
 
+#include "instaface/clock.h"
 #include "instaface/shm_layout.h"
 #include "instaface/view.h"
 #include "view_access.h"
@@ -90,6 +91,8 @@ const char* instaface_last_error(void) { return last_error.c_str(); }
 int instaface_is_leader(const instaface_view* view) {
   return view != nullptr && view->view.is_leader() ? 1 : 0;
 }
+
+int64_t instaface_lease_clock_now_ns(void) { return instaface::LeaseClockNowNs(); }
 
 int instaface_snapshot(const instaface_view* view, instaface_snapshot_t* out) {
   if (view == nullptr || out == nullptr) {

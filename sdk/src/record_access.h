@@ -20,8 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "clocks.h"
 #include "instaface/shm_layout.h"
-#include "monotonic_clock.h"
 
 namespace instaface::internal {
 
@@ -50,8 +50,7 @@ inline bool SeqlockRead(const shm::Record& record, uint64_t stale_after_ns, Copy
     // The writer is slow to finish: it may be descheduled (give it the CPU) or gone.
     sched_yield();
     if (spins % 64 == 0 &&
-        IsStale(MonotonicNowNs(), record.liveness_ns.load(std::memory_order_acquire),
-                stale_after_ns)) {
+        IsStale(LeaseNowNs(), record.liveness_ns.load(std::memory_order_acquire), stale_after_ns)) {
       return false;
     }
   }

@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "clocks.h"
 #include "futex.h"
 #include "instaface/shm_layout.h"
-#include "monotonic_clock.h"
 #include "record_access.h"
 #include "view_access.h"
 
@@ -29,11 +29,6 @@ std::string Quoted(const std::string& name) { return "shared-memory segment '" +
 
 std::string Errno(int err) { return std::strerror(err); }
 
-uint64_t CoarseResolution() {
-  static const uint64_t resolution = internal::CoarseResolutionNs();
-  return resolution;
-}
-
 bool HeaderMatches(const Record& record) {
   return record.magic == kMagic && record.layout_version == kLayoutVersion &&
          record.record_size == sizeof(Record);
@@ -42,8 +37,7 @@ bool HeaderMatches(const Record& record) {
 // A previous agent still publishes if its stamp is fresh and its process exists. Our own pid
 // means a restart inside a fresh pid namespace (the sidecar is often pid 1): not alive.
 bool OtherAgentAlive(const Record& record) {
-  if (internal::IsStale(internal::MonotonicNowNs(),
-                        record.liveness_ns.load(std::memory_order_acquire),
+  if (internal::IsStale(internal::LeaseNowNs(), record.liveness_ns.load(std::memory_order_acquire),
                         record.stale_after_ns)) {
     return false;
   }
@@ -195,9 +189,7 @@ void Writer::Publish(const PublishedState& state) {
   r.role.store(static_cast<uint32_t>(state.role), kRelease);
   r.flags.store(0, kRelease);
   r.term.store(state.term, kRelease);
-  const uint64_t resolution = CoarseResolution();
-  r.lease_until_ns.store(state.lease_until_ns > resolution ? state.lease_until_ns - resolution : 0,
-                         kRelease);
+  r.lease_until_ns.store(state.lease_until_ns, kRelease);
   internal::StoreText(r.self_id, state.self_id);
   internal::StoreText(r.leader_id, state.leader_id);
   internal::StoreText(r.leader_peer_address, state.leader_peer_address);
@@ -210,11 +202,11 @@ void Writer::Publish(const PublishedState& state) {
   if (r.waiters.load(std::memory_order_seq_cst) != 0) internal::FutexWakeAll(&r.change_counter);
 }
 
-void Writer::StampLiveness(uint64_t monotonic_now_ns) {
-  record_->liveness_ns.store(monotonic_now_ns, kRelease);
+void Writer::StampLiveness(uint64_t lease_clock_now_ns) {
+  record_->liveness_ns.store(lease_clock_now_ns, kRelease);
 }
 
-void Writer::StampLiveness() { StampLiveness(internal::MonotonicNowNs()); }
+void Writer::StampLiveness() { StampLiveness(internal::LeaseNowNs()); }
 
 Status Writer::Unlink() {
   if (name_.empty()) return Status::Ok();

@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "clocks.h"
 #include "futex.h"
 #include "instaface/shm_layout.h"
-#include "monotonic_clock.h"
 #include "record_access.h"
 #include "view_access.h"
 
@@ -156,51 +156,44 @@ View::~View() = default;
 
 namespace {
 
-// The lease or staleness edge is near: decide with the precise clock.
-__attribute__((noinline)) bool LeadsAtPreciseNow(uint64_t lease_until, uint64_t liveness,
-                                                 uint64_t stale_after_ns) {
-  const uint64_t now = internal::MonotonicNowNs();
-  return now < lease_until && !internal::IsStale(now, liveness, stale_after_ns);
-}
+// The fields is_leader() decides on, from one stable version of the payload.
+struct LeaseFields {
+  uint32_t role;
+  uint64_t lease_until;
+};
 
-// is_leader() once the role, lease and stamp are known: the coarse clock when both edges are
-// far, else the precise one.
-inline bool LeadsAt(uint64_t coarse, uint32_t role, uint64_t lease_until, uint64_t liveness,
-                    uint64_t stale_after_ns) {
-  if (role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
-  // Far from the lease end and from staleness even if the coarse clock lags by the guard.
-  const uint64_t latest = coarse + internal::kCoarseLagGuardNs;
-  if (latest < lease_until && latest <= liveness + stale_after_ns) return true;
-  return LeadsAtPreciseNow(lease_until, liveness, stale_after_ns);
+inline void LoadLeaseFields(const shm::Record& r, LeaseFields* out) {
+  out->role = r.role.load(kAcquire);
+  out->lease_until = r.lease_until_ns.load(kAcquire);
 }
 
 // The seqlock loop, for when the one-shot read in is_leader() met a writer mid-update.
-__attribute__((noinline, cold)) bool IsLeaderContended(const shm::Record& record, uint64_t coarse,
-                                                       uint64_t stale_after_ns) {
-  uint32_t role = 0;
-  uint64_t lease_until = 0;
-  const bool stable = internal::SeqlockRead(record, stale_after_ns, [&] {
-    role = record.role.load(kAcquire);
-    lease_until = record.lease_until_ns.load(kAcquire);
-  });
-  if (!stable) return false;
-  return LeadsAt(coarse, role, lease_until, record.liveness_ns.load(kAcquire), stale_after_ns);
+__attribute__((noinline, cold)) bool LoadLeaseFieldsContended(const shm::Record& r,
+                                                              uint64_t stale_after_ns,
+                                                              LeaseFields* out) {
+  return internal::SeqlockRead(r, stale_after_ns, [&] { LoadLeaseFields(r, out); });
 }
 
 }  // namespace
 
+// One read of role and lease end, then the clock. The clock is read after the payload, so a
+// read that waited for the writer (or was preempted) is judged at the time it finished, not
+// before; a follower, the answer on most nodes, needs no clock at all.
 bool View::is_leader() const noexcept {
   const shm::Record& r = *record_;
-  const uint64_t coarse = internal::CoarseNowNs();
+  LeaseFields f;
   // One pass of the seqlock inline; the retry loop lives out of line.
   const uint32_t s1 = r.seq.load(kAcquire);
-  const uint32_t role = r.role.load(kAcquire);
-  const uint64_t lease_until = r.lease_until_ns.load(kAcquire);
+  LoadLeaseFields(r, &f);
   const uint32_t s2 = r.seq.load(std::memory_order_relaxed);
-  if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0)) {
-    return IsLeaderContended(r, coarse, stale_after_ns_);
+  if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0) &&
+      !LoadLeaseFieldsContended(r, stale_after_ns_, &f)) {
+    return false;
   }
-  return LeadsAt(coarse, role, lease_until, r.liveness_ns.load(kAcquire), stale_after_ns_);
+  if (f.role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
+  const uint64_t now = internal::LeaseNowNs();
+  if (now >= f.lease_until) return false;
+  return !internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns_);
 }
 
 Snapshot View::snapshot() const {
@@ -224,8 +217,7 @@ Snapshot View::snapshot() const {
     internal::LoadText(record_->leader_peer_address, peer);
     internal::LoadText(record_->leader_app_address, app);
   });
-  // The precise clock: a snapshot costs far more than the clock anyway.
-  const uint64_t now = internal::MonotonicNowNs();
+  const uint64_t now = internal::LeaseNowNs();
   out.stale = internal::IsStale(now, record_->liveness_ns.load(kAcquire), stale_after_ns_);
   if (!stable) {
     out.stale = true;  // a writer that died mid-update left nothing trustworthy

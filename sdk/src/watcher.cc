@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <thread>
 
+#include "clocks.h"
 #include "futex.h"
 #include "instaface/shm_layout.h"
-#include "monotonic_clock.h"
 
 namespace instaface {
 
@@ -51,7 +51,7 @@ void Watcher::Run() {
     uint64_t timeout = periodic;
     if (last.lease_valid) {
       // Wake when the lease ends, to report lease_valid turning false.
-      const uint64_t now = internal::MonotonicNowNs();
+      const uint64_t now = internal::LeaseNowNs();
       const uint64_t left = last.lease_until_ns > now ? last.lease_until_ns - now : 0;
       timeout = std::clamp<uint64_t>(left + kMinTimerNs, kMinTimerNs, periodic);
     }

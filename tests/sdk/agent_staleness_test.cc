@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "instaface/clock.h"
 #include "instaface/view.h"
 #include "support/free_port.h"
 #include "support/subprocess.h"
@@ -29,11 +29,8 @@ using testing::TempDir;
 constexpr auto kHeartbeat = 100ms;
 constexpr auto kDeadline = 15s;  // liveness only: election and startup
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+// The clock of the record's lease ends and liveness stamps.
+uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs()); }
 
 std::string AgentBinary() {
   if (const char* env = std::getenv("INSTAFACE_AGENT"); env != nullptr) return env;
@@ -44,9 +41,9 @@ std::string AgentBinary() {
 #endif
 }
 
-// Sleeps until CLOCK_MONOTONIC passes `until_ns` (never less: staleness only grows with time).
+// Sleeps until the lease clock passes `until_ns` (never less: staleness only grows with time).
 void SleepUntil(uint64_t until_ns) {
-  for (uint64_t now = MonotonicNs(); now < until_ns; now = MonotonicNs()) {
+  for (uint64_t now = LeaseNs(); now < until_ns; now = LeaseNs()) {
     std::this_thread::sleep_for(std::chrono::nanoseconds(until_ns - now));
   }
 }
@@ -132,7 +129,7 @@ TEST_F(AgentStalenessTest, KillNineIsStaleWithinThreeHeartbeats) {
   StartAgent();
   WaitUntilLeader();
   ASSERT_FALSE(view_->snapshot().stale);
-  const uint64_t killed = MonotonicNs();
+  const uint64_t killed = LeaseNs();
   agent_.Kill();
   ExpectStaleWithinThreeHeartbeats(killed);
 }
@@ -140,7 +137,7 @@ TEST_F(AgentStalenessTest, KillNineIsStaleWithinThreeHeartbeats) {
 TEST_F(AgentStalenessTest, SigstopIsStaleWithinThreeHeartbeatsAndSigcontRecovers) {
   StartAgent();
   WaitUntilLeader();
-  const uint64_t stopped = MonotonicNs();
+  const uint64_t stopped = LeaseNs();
   ASSERT_TRUE(agent_.Stop());
   ExpectStaleWithinThreeHeartbeats(stopped);
   ASSERT_TRUE(agent_.Continue());
@@ -156,7 +153,7 @@ TEST_F(AgentStalenessTest, RestartedAgentIsSeenThroughTheOldMapping) {
   StartAgent();
   WaitUntilLeader();
   const uint64_t term = view_->snapshot().term;
-  const uint64_t killed = MonotonicNs();
+  const uint64_t killed = LeaseNs();
   agent_.Kill();
   ExpectStaleWithinThreeHeartbeats(killed);  // so that "leader" below is the new agent's
   StartAgent();                              // takes the dead agent's segment over in place

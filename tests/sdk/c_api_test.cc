@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "instaface/clock.h"
 #include "instaface/shm_layout.h"
 #include "instaface/shm_writer.h"
 #include "test_segment.h"
@@ -22,11 +23,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TestSegment;
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+// The clock of the record's lease ends and liveness stamps.
+uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs()); }
 
 TEST(CApiTest, OpenMissingSegmentGivesNotFoundAndAMessage) {
   TestSegment segment("c-missing");
@@ -91,7 +89,7 @@ TEST(CApiTest, SnapshotIsLeaderAndWait) {
   shm::PublishedState state;
   state.role = Role::kLeader;
   state.term = 12;
-  state.lease_until_ns = MonotonicNs() + 60'000'000'000ULL;
+  state.lease_until_ns = LeaseNs() + 60'000'000'000ULL;
   state.self_id = "node-c";
   state.leader_id = "node-c";
   state.leader_peer_address = "tcp://127.0.0.1:7003";
@@ -120,11 +118,20 @@ TEST(CApiTest, SnapshotIsLeaderAndWait) {
   EXPECT_STREQ(instaface_role_name(after.role), "leader");
   EXPECT_STREQ(instaface_role_name(99), "unknown");
 
-  writer->StampLiveness(MonotonicNs() - 20'000'000'000ULL);
+  writer->StampLiveness(LeaseNs() - 20'000'000'000ULL);
   ASSERT_EQ(instaface_snapshot(view, &after), INSTAFACE_OK);
   EXPECT_EQ(after.stale, 1);
   EXPECT_EQ(instaface_is_leader(view), 0);
   instaface_close(view);
+}
+
+TEST(CApiTest, LeaseClockIsMonotonicRaw) {
+  timespec before, after;
+  clock_gettime(CLOCK_MONOTONIC_RAW, &before);
+  const int64_t now = instaface_lease_clock_now_ns();
+  clock_gettime(CLOCK_MONOTONIC_RAW, &after);
+  EXPECT_GE(now, before.tv_sec * 1'000'000'000LL + before.tv_nsec);
+  EXPECT_LE(now, after.tv_sec * 1'000'000'000LL + after.tv_nsec);
 }
 
 }  // namespace

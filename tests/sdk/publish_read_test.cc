@@ -1,13 +1,13 @@
 // What the writer publishes is what a reader sees, field by field, through a named segment and
 // through an in-process record (embedded mode).
 #include <gtest/gtest.h>
-#include <time.h>
 
 #include <chrono>
 #include <optional>
 #include <type_traits>
 #include <utility>
 
+#include "instaface/clock.h"
 #include "instaface/shm_layout.h"
 #include "instaface/shm_writer.h"
 #include "instaface/view.h"
@@ -19,17 +19,14 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TestSegment;
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+// The clock of the record's lease ends and liveness stamps.
+uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs()); }
 
 shm::PublishedState LeaderState(uint64_t term) {
   shm::PublishedState state;
   state.role = Role::kLeader;
   state.term = term;
-  state.lease_until_ns = MonotonicNs() + 60'000'000'000ULL;
+  state.lease_until_ns = LeaseNs() + 60'000'000'000ULL;
   state.self_id = "node-a";
   state.leader_id = "node-a";
   state.leader_peer_address = "tcp://10.0.0.5:7000";
@@ -66,8 +63,7 @@ TEST(PublishReadTest, NamedSegmentRoundTrip) {
   ExpectSame(leader, seen);
   EXPECT_TRUE(seen.lease_valid);
   EXPECT_FALSE(seen.stale);
-  EXPECT_LT(seen.lease_until_ns, leader.lease_until_ns) << "the coarse resolution comes off";
-  EXPECT_GT(seen.lease_until_ns + 100'000'000ULL, leader.lease_until_ns);
+  EXPECT_EQ(seen.lease_until_ns, leader.lease_until_ns) << "stored as published, on one clock";
   EXPECT_EQ(seen.change_counter, initial.change_counter + 1);
   EXPECT_TRUE(view->is_leader());
 

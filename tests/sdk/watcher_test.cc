@@ -3,7 +3,6 @@
 #include "instaface/watcher.h"
 
 #include <gtest/gtest.h>
-#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -12,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "instaface/clock.h"
 #include "instaface/shm_writer.h"
 
 namespace instaface {
@@ -21,11 +21,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kDeadline = 10s;  // liveness only
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+// The clock of the record's lease ends and liveness stamps.
+uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs()); }
 
 // Collects callbacks and lets the test wait for one that matches.
 class Recorder {
@@ -106,7 +103,7 @@ TEST(WatcherTest, ReportsTheEndOfTheLease) {
   shm::PublishedState state;
   state.role = Role::kLeader;
   state.term = 1;
-  state.lease_until_ns = MonotonicNs() + 200'000'000ULL;
+  state.lease_until_ns = LeaseNs() + 200'000'000ULL;
   writer.Publish(state);
   Recorder recorder;
   auto watcher = Watcher::Start(view, [&](const Snapshot& s) { recorder.Add(s); });

@@ -7,6 +7,9 @@
  *   if (instaface_is_leader(view)) { ... }
  *   instaface_close(view);
  *
+ * Times (lease_until_ns) are nanoseconds of the lease clock, CLOCK_MONOTONIC_RAW, which NTP
+ * never slews (instaface/clock.h says why); instaface_lease_clock_now_ns reads it.
+ *
  * Thread safety: a view may be used by any number of threads at once; instaface_close must
  * come after every other use. instaface_last_error is per thread.
  */
@@ -47,7 +50,7 @@ typedef struct instaface_snapshot {
   char leader_id[INSTAFACE_ID_BYTES]; /* "" when no leader is known */
   char leader_peer_address[INSTAFACE_ADDRESS_BYTES];
   char leader_app_address[INSTAFACE_ADDRESS_BYTES];
-  uint64_t lease_until_ns; /* CLOCK_MONOTONIC ns, 0 when no lease is held */
+  uint64_t lease_until_ns; /* lease clock ns, 0 when no lease is held */
   int lease_valid;         /* this node leads and its lease has not expired */
   int stale;               /* the agent is dead or hung: trust nothing above */
   uint32_t change_counter; /* pass to instaface_wait_for_change */
@@ -63,6 +66,9 @@ const char* instaface_last_error(void);
 
 /* 1 only when this node leads, its lease holds and the agent is alive; 0 otherwise. */
 int instaface_is_leader(const instaface_view* view);
+
+/* The lease clock (CLOCK_MONOTONIC_RAW) in nanoseconds, to compare with lease_until_ns. */
+int64_t instaface_lease_clock_now_ns(void);
 
 /* Copies a consistent snapshot; the strings are NUL-terminated. */
 int instaface_snapshot(const instaface_view* view, instaface_snapshot_t* out);

@@ -15,10 +15,14 @@
 // Header fields are plain: readers read them once, when they open the segment. An agent that
 // takes over a compatible segment of a dead one rewrites only agent_pid.
 //
-// Liveness: the agent stores CLOCK_MONOTONIC ns into `liveness_ns` every heartbeat period or
-// more often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
-// reports the state as stale, and never as leader. CLOCK_MONOTONIC is shared by all containers
-// of a pod (same kernel), so the stamps compare across processes.
+// Time: every time in the record (lease_until_ns, liveness_ns) is in nanoseconds of the lease
+// clock, CLOCK_MONOTONIC_RAW (instaface/clock.h says why), and every reader compares them with
+// that clock. It is shared by all containers of a pod (same kernel), so the values compare
+// across processes. Layout version 1 used CLOCK_MONOTONIC and a coarse-clock allowance.
+//
+// Liveness: the agent stores the lease clock into `liveness_ns` every heartbeat period or more
+// often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
+// reports the state as stale, and never as leader.
 //
 // The layout is pinned below (size, every offset, lock-free atomics): a reader in another
 // process, built from another copy of this header, must find each field where the writer put
@@ -35,7 +39,7 @@
 namespace instaface::shm {
 
 inline constexpr uint64_t kMagic = 0x31454341'46415349ULL;  // "ISAFACE1" little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 
 inline constexpr size_t kIdBytes = 64;        // node ids, NUL-padded
 inline constexpr size_t kAddressBytes = 192;  // URLs, NUL-padded
@@ -65,15 +69,14 @@ struct alignas(64) Record {
   std::atomic<uint32_t> waiters;          // readers sleeping on change_counter
   std::atomic<uint32_t> reserved1;
 
-  alignas(64) std::atomic<uint64_t> liveness_ns;  // CLOCK_MONOTONIC of the agent's last stamp
+  alignas(64) std::atomic<uint64_t> liveness_ns;  // lease clock at the agent's last stamp
 
   // Payload, guarded by seq.
   alignas(64) std::atomic<uint32_t> role;  // Role
   std::atomic<uint32_t> flags;             // reserved, zero
   std::atomic<uint64_t> term;
-  // CLOCK_MONOTONIC ns until which this node's leader lease holds; 0 when none. The writer has
-  // already subtracted CLOCK_MONOTONIC_COARSE's resolution, so a reader may compare it with the
-  // coarse clock.
+  // Lease clock ns until which this node's leader lease holds, exactly as the election computed
+  // it; 0 when none.
   std::atomic<uint64_t> lease_until_ns;
   AtomicText<kIdBytes> self_id;
   AtomicText<kIdBytes> leader_id;

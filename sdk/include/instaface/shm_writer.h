@@ -5,6 +5,10 @@
 //   writer->Publish(state);          // after every change of role, term, leader or lease
 //   writer->StampLiveness(now_ns);   // every heartbeat period or more often
 //
+// Every time given to it (lease ends, stamps) must be on the lease clock, instaface/clock.h, so
+// the election core that computes them runs on that clock: readers compare them with it, and a
+// lease end from another clock would be off by the difference between the two.
+//
 // Thread safety: one writer thread per record (the agent's driver thread). Publish and
 // StampLiveness never block and never wait for readers. Readers (View) may be anywhere.
 #ifndef INSTAFACE_SHM_WRITER_H_
@@ -17,6 +21,7 @@
 #include <memory>
 #include <string>
 
+#include "instaface/clock.h"
 #include "instaface/result.h"
 #include "instaface/view.h"
 
@@ -29,8 +34,8 @@ struct Record;
 struct PublishedState {
   Role role = Role::kFollower;
   uint64_t term = 0;
-  // CLOCK_MONOTONIC ns until which this node's lease holds; 0 when it holds none. Publish
-  // subtracts CLOCK_MONOTONIC_COARSE's resolution so that readers may use the cheap clock.
+  // Lease clock ns (instaface::LeaseClockNowNs()) until which this node's lease holds; 0 when
+  // it holds none. Stored as given: readers compare it with the same clock.
   uint64_t lease_until_ns = 0;
   std::string self_id;
   std::string leader_id;
@@ -57,8 +62,10 @@ class Writer {
   ~Writer();
 
   void Publish(const PublishedState& state);
-  // Stores CLOCK_MONOTONIC ns as the agent's liveness stamp. Tests pass old stamps on purpose.
-  void StampLiveness(uint64_t monotonic_now_ns);
+  // Stores a lease clock reading (instaface::LeaseClockNowNs()) as the agent's liveness stamp.
+  // Tests pass old stamps on purpose.
+  void StampLiveness(uint64_t lease_clock_now_ns);
+  // Stamps LeaseClockNowNs().
   void StampLiveness();
   // Removes the segment's name (the agent's clean shutdown). Mapped readers keep their mapping.
   Status Unlink();

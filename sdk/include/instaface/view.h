@@ -5,6 +5,8 @@
 //   if (!view.ok()) { std::cerr << view.error() << "\n"; return 1; }
 //   if (view->is_leader()) { ... act, fenced by view->snapshot().term ... }
 //
+// Times (lease_until_ns) are nanoseconds of the lease clock, instaface::LeaseClockNowNs().
+//
 // Thread safety: a View may be shared by any number of threads; all methods are const and
 // lock-free for readers. Moving a View while others use it is not allowed.
 #ifndef INSTAFACE_VIEW_H_
@@ -16,6 +18,7 @@
 #include <memory>
 #include <string>
 
+#include "instaface/clock.h"
 #include "instaface/result.h"
 #include "instaface/shm_layout.h"
 
@@ -36,8 +39,7 @@ struct Snapshot {
   std::string leader_id;  // empty when no leader is known
   std::string leader_peer_address;
   std::string leader_app_address;  // e.g. http://10.0.0.5:8080
-  // CLOCK_MONOTONIC ns (less the coarse clock's resolution) until which this node's lease
-  // holds; 0 when it holds none.
+  // Lease clock ns until which this node's lease holds; 0 when it holds none.
   uint64_t lease_until_ns = 0;
   bool lease_valid = false;     // this node leads and its lease has not expired
   bool stale = false;           // the agent is dead or hung: trust nothing above

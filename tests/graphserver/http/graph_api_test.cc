@@ -5,12 +5,12 @@
 #include "instaface/graphserver/graph_api.h"
 
 #include <gtest/gtest.h>
-#include <time.h>
 
 #include <memory>
 #include <set>
 #include <string>
 
+#include "instaface/clock.h"
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/schema.h"
 #include "instaface/graphserver/http_client.h"
@@ -31,11 +31,8 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kBodyLimit = 4096;
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+// The clock of the record's lease ends and liveness stamps.
+uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs()); }
 
 // One graphserver: its own pool, service, published election record and HTTP server.
 struct Node {
@@ -60,7 +57,7 @@ struct Node {
     api_options.forward_timeout = 5s;
     api = std::make_unique<GraphApi>(service, view, metrics, api_options);
     service.set_miss_filler(api->MakeLeaderMissFiller());
-    writer.StampLiveness(MonotonicNs());
+    writer.StampLiveness(LeaseNs());
   }
   ~Node() { server->Stop(); }
 
@@ -72,9 +69,9 @@ struct Node {
     s.self_id = self_id;
     s.leader_id = leader_id;
     s.leader_app_address = leader_address;
-    s.lease_until_ns = role == Role::kLeader ? MonotonicNs() + 3600ULL * 1000000000ULL : 0;
+    s.lease_until_ns = role == Role::kLeader ? LeaseNs() + 3600ULL * 1000000000ULL : 0;
     writer.Publish(s);
-    writer.StampLiveness(MonotonicNs());
+    writer.StampLiveness(LeaseNs());
   }
 
   shm::Writer writer;
@@ -194,7 +191,7 @@ TEST_F(GraphApiTest, NoLeaderMeans503WithRetryAfter) {
 }
 
 TEST_F(GraphApiTest, DeadAgentIsNeverTakenForALeader) {
-  a_->writer.StampLiveness(MonotonicNs() - 60ULL * 1000000000ULL);  // the agent went silent
+  a_->writer.StampLiveness(LeaseNs() - 60ULL * 1000000000ULL);  // the agent went silent
   ClientResult r = Send(*a_, http::verb::post, "/api/graph/entities/user/create", "{}");
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.response.result_int(), 503);

@@ -1,0 +1,71 @@
+// The lease clock is CLOCK_MONOTONIC_RAW, and readers judge leases and staleness on it rather
+// than on CLOCK_MONOTONIC, which NTP slews.
+#include "instaface/clock.h"
+
+#include <gtest/gtest.h>
+#include <time.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "instaface/shm_writer.h"
+#include "instaface/view.h"
+
+namespace instaface {
+namespace {
+
+using namespace std::chrono_literals;
+
+int64_t Now(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+TEST(LeaseClockTest, IsMonotonicRaw) {
+  const int64_t before = Now(CLOCK_MONOTONIC_RAW);
+  const int64_t now = LeaseClockNowNs();
+  const int64_t after = Now(CLOCK_MONOTONIC_RAW);
+  EXPECT_LE(before, now);
+  EXPECT_LE(now, after);
+}
+
+// A lease end and a stamp placed halfway between the two clocks' readings: valid and fresh on
+// one clock, expired and stale on the other. The clocks drift apart by the NTP corrections made
+// since boot, so on a host where they are still close there is nothing to tell apart.
+TEST(LeaseClockTest, ReadersJudgeLeasesAndStalenessOnTheRawClock) {
+  constexpr int64_t kAtLeastApart = 20'000'000;  // far above the time this test takes
+  const int64_t raw = Now(CLOCK_MONOTONIC_RAW);
+  const int64_t slewed = Now(CLOCK_MONOTONIC);
+  const int64_t apart = slewed - raw;
+  if (apart < kAtLeastApart && apart > -kAtLeastApart) {
+    GTEST_SKIP() << "CLOCK_MONOTONIC and CLOCK_MONOTONIC_RAW are only " << apart
+                 << " ns apart on this host";
+  }
+  const int64_t halfway = raw + apart / 2;
+  // With CLOCK_MONOTONIC ahead, the lease holds on the raw clock and not on the slewed one;
+  // with it behind, the other way round.
+  const bool raw_says_valid = apart > 0;
+
+  constexpr auto kStaleAfter = 10s;
+  shm::Writer writer = shm::Writer::CreateInProcess(kStaleAfter);
+  View view = writer.view();
+  shm::PublishedState state;
+  state.role = Role::kLeader;
+  state.term = 4;
+  state.lease_until_ns = static_cast<uint64_t>(halfway);
+  writer.Publish(state);
+  EXPECT_EQ(view.is_leader(), raw_says_valid);
+  EXPECT_EQ(view.snapshot().lease_valid, raw_says_valid);
+
+  // The stamp ages past stale_after at `halfway` on whichever clock reaches it first.
+  state.lease_until_ns = static_cast<uint64_t>(raw + 3600'000'000'000LL);
+  writer.Publish(state);
+  writer.StampLiveness(
+      static_cast<uint64_t>(halfway - std::chrono::nanoseconds(kStaleAfter).count()));
+  EXPECT_EQ(view.snapshot().stale, !raw_says_valid);
+  EXPECT_EQ(view.is_leader(), raw_says_valid);
+}
+
+}  // namespace
+}  // namespace instaface

@@ -1,6 +1,6 @@
 // How fast an app learns who leads, by every route it could take, in one run:
-//   is_leader() and snapshot() on the shared-memory record of a real instaface-agent (with
-//   the lease clock is_leader() reads, and is_leader() on a follower);
+//   is_leader(), leadership() and snapshot() on the shared-memory record of a real
+//   instaface-agent (with the lease clock they read, and is_leader() on a follower);
 //   the status request over the agent's Unix control socket (NDJSON);
 //   GET of the same JSON from a localhost HTTP endpoint (keep-alive);
 //   GET of the same JSON from Redis, over TCP loopback and over a Unix socket;
@@ -252,7 +252,15 @@ void BM_IsLeader(benchmark::State& state) {
 }
 BENCHMARK(BM_IsLeader);
 
-// The floor under is_leader() on a leader: it reads the lease clock once.
+void BM_Leadership(benchmark::State& state) {
+  const View& view = *env->view;
+  for (auto _ : state) benchmark::DoNotOptimize(view.leadership());
+  state.counters["leader"] = view.leadership().has_value();
+  state.SetLabel(env->source);
+}
+BENCHMARK(BM_Leadership);
+
+// The floor under the two above on a leader: each reads the lease clock once.
 void BM_LeaseClock(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(LeaseClockNowNs());
 }

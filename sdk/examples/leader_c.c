@@ -14,10 +14,18 @@ static void print_state(const instaface_view* view) {
     fprintf(stderr, "snapshot: %s\n", instaface_last_error());
     return;
   }
-  printf("term=%" PRIu64 " role=%s leader=%s app=%s lease_valid=%d stale=%d leading=%d\n", s.term,
+  printf("term=%" PRIu64 " role=%s leader=%s app=%s lease_valid=%d stale=%d", s.term,
          instaface_role_name(s.role), s.leader_id[0] ? s.leader_id : "-",
-         s.leader_app_address[0] ? s.leader_app_address : "-", s.lease_valid, s.stale,
-         instaface_is_leader(view));
+         s.leader_app_address[0] ? s.leader_app_address : "-", s.lease_valid, s.stale);
+  /* What an app acts on: whether it leads, and the term to fence its writes with, from one read
+   * (the snapshot above may already be older than this). */
+  instaface_leadership_t lead;
+  if (instaface_leadership(view, &lead)) {
+    const int64_t left_ns = (int64_t)lead.lease_until_ns - instaface_lease_clock_now_ns();
+    printf(" leading in term %" PRIu64 " for %" PRId64 " ms\n", lead.term, left_ns / 1000000);
+  } else {
+    printf(" not leading\n");
+  }
   fflush(stdout);
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <new>
+#include <optional>
 #include <string>
 
 #include "instaface/clock.h"
@@ -87,6 +88,16 @@ int instaface_open(const char* shm_name, instaface_view** view, char* error_buff
 }
 
 const char* instaface_last_error(void) { return last_error.c_str(); }
+
+int instaface_leadership(const instaface_view* view, instaface_leadership_t* out) {
+  const std::optional<instaface::Leadership> lead =
+      view != nullptr ? view->view.leadership() : std::nullopt;
+  if (out != nullptr) {
+    out->term = lead ? lead->term : 0;
+    out->lease_until_ns = lead ? lead->lease_until_ns : 0;
+  }
+  return lead ? 1 : 0;
+}
 
 int instaface_is_leader(const instaface_view* view) {
   return view != nullptr && view->view.is_leader() ? 1 : 0;

@@ -156,44 +156,60 @@ View::~View() = default;
 
 namespace {
 
-// The fields is_leader() decides on, from one stable version of the payload.
+// The fields leadership() decides on, from one stable version of the payload.
 struct LeaseFields {
   uint32_t role;
+  uint64_t term;
   uint64_t lease_until;
 };
 
 inline void LoadLeaseFields(const shm::Record& r, LeaseFields* out) {
   out->role = r.role.load(kAcquire);
+  out->term = r.term.load(kAcquire);
   out->lease_until = r.lease_until_ns.load(kAcquire);
 }
 
-// The seqlock loop, for when the one-shot read in is_leader() met a writer mid-update.
+// The seqlock loop, for when the one-shot read in ReadLeadership met a writer mid-update.
 __attribute__((noinline, cold)) bool LoadLeaseFieldsContended(const shm::Record& r,
                                                               uint64_t stale_after_ns,
                                                               LeaseFields* out) {
   return internal::SeqlockRead(r, stale_after_ns, [&] { LoadLeaseFields(r, out); });
 }
 
-}  // namespace
-
-// One read of role and lease end, then the clock. The clock is read after the payload, so a
-// read that waited for the writer (or was preempted) is judged at the time it finished, not
-// before; a follower, the answer on most nodes, needs no clock at all.
-bool View::is_leader() const noexcept {
-  const shm::Record& r = *record_;
+// leadership() and is_leader(): one read of role, term and lease end, then the clock. The
+// clock is read after the payload, so a read that waited for the writer (or was preempted) is
+// judged at the time it finished, not before; a follower, the answer on most nodes, needs no
+// clock at all.
+inline bool ReadLeadership(const shm::Record& r, uint64_t stale_after_ns, Leadership* out) {
   LeaseFields f;
   // One pass of the seqlock inline; the retry loop lives out of line.
   const uint32_t s1 = r.seq.load(kAcquire);
   LoadLeaseFields(r, &f);
   const uint32_t s2 = r.seq.load(std::memory_order_relaxed);
   if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0) &&
-      !LoadLeaseFieldsContended(r, stale_after_ns_, &f)) {
+      !LoadLeaseFieldsContended(r, stale_after_ns, &f)) {
     return false;
   }
   if (f.role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
   const uint64_t now = internal::LeaseNowNs();
   if (now >= f.lease_until) return false;
-  return !internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns_);
+  if (internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns)) return false;
+  out->term = f.term;
+  out->lease_until_ns = f.lease_until;
+  return true;
+}
+
+}  // namespace
+
+std::optional<Leadership> View::leadership() const noexcept {
+  Leadership lead;
+  if (!ReadLeadership(*record_, stale_after_ns_, &lead)) return std::nullopt;
+  return lead;
+}
+
+bool View::is_leader() const noexcept {
+  Leadership unused;
+  return ReadLeadership(*record_, stale_after_ns_, &unused);
 }
 
 Snapshot View::snapshot() const {

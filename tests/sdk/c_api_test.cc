@@ -64,6 +64,10 @@ TEST(CApiTest, IncompatibleAndInvalidArguments) {
   EXPECT_EQ(instaface_open("a/b", &view, nullptr, 0), INSTAFACE_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(instaface_snapshot(nullptr, nullptr), INSTAFACE_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(instaface_is_leader(nullptr), 0);
+  instaface_leadership_t lead = {7, 7};
+  EXPECT_EQ(instaface_leadership(nullptr, &lead), 0);
+  EXPECT_EQ(lead.term, 0u);
+  EXPECT_EQ(instaface_leadership(nullptr, nullptr), 0);
   instaface_close(nullptr);
 }
 
@@ -80,6 +84,10 @@ TEST(CApiTest, SnapshotIsLeaderAndWait) {
   ASSERT_EQ(instaface_snapshot(view, &before), INSTAFACE_OK);
   EXPECT_EQ(before.role, INSTAFACE_ROLE_FOLLOWER);
   EXPECT_EQ(instaface_is_leader(view), 0);
+  instaface_leadership_t lead = {7, 7};
+  EXPECT_EQ(instaface_leadership(view, &lead), 0);
+  EXPECT_EQ(lead.term, 0u) << "a follower gets no term to fence with";
+  EXPECT_EQ(lead.lease_until_ns, 0u);
 
   uint32_t current = 0;
   EXPECT_EQ(instaface_wait_for_change(view, before.change_counter, 20'000'000, &current),
@@ -115,6 +123,10 @@ TEST(CApiTest, SnapshotIsLeaderAndWait) {
   EXPECT_EQ(after.stale, 0);
   EXPECT_EQ(after.change_counter, current);
   EXPECT_EQ(instaface_is_leader(view), 1);
+  EXPECT_EQ(instaface_leadership(view, &lead), 1);
+  EXPECT_EQ(lead.term, 12u);
+  EXPECT_EQ(lead.lease_until_ns, state.lease_until_ns);
+  EXPECT_EQ(instaface_leadership(view, nullptr), 1);
   EXPECT_STREQ(instaface_role_name(after.role), "leader");
   EXPECT_STREQ(instaface_role_name(99), "unknown");
 
@@ -122,6 +134,8 @@ TEST(CApiTest, SnapshotIsLeaderAndWait) {
   ASSERT_EQ(instaface_snapshot(view, &after), INSTAFACE_OK);
   EXPECT_EQ(after.stale, 1);
   EXPECT_EQ(instaface_is_leader(view), 0);
+  EXPECT_EQ(instaface_leadership(view, &lead), 0);
+  EXPECT_EQ(lead.term, 0u);
   instaface_close(view);
 }
 

@@ -56,6 +56,7 @@ TEST(LeaseClockTest, ReadersJudgeLeasesAndStalenessOnTheRawClock) {
   state.lease_until_ns = static_cast<uint64_t>(halfway);
   writer.Publish(state);
   EXPECT_EQ(view.is_leader(), raw_says_valid);
+  EXPECT_EQ(view.leadership().has_value(), raw_says_valid);
   EXPECT_EQ(view.snapshot().lease_valid, raw_says_valid);
 
   // The stamp ages past stale_after at `halfway` on whichever clock reaches it first.

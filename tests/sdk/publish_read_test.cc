@@ -66,6 +66,10 @@ TEST(PublishReadTest, NamedSegmentRoundTrip) {
   EXPECT_EQ(seen.lease_until_ns, leader.lease_until_ns) << "stored as published, on one clock";
   EXPECT_EQ(seen.change_counter, initial.change_counter + 1);
   EXPECT_TRUE(view->is_leader());
+  const std::optional<Leadership> lead = view->leadership();
+  ASSERT_TRUE(lead.has_value());
+  EXPECT_EQ(lead->term, leader.term);
+  EXPECT_EQ(lead->lease_until_ns, leader.lease_until_ns);
 
   shm::PublishedState follower;
   follower.role = Role::kFollower;
@@ -79,6 +83,7 @@ TEST(PublishReadTest, NamedSegmentRoundTrip) {
   EXPECT_FALSE(after.lease_valid);
   EXPECT_EQ(after.lease_until_ns, 0u);
   EXPECT_FALSE(view->is_leader());
+  EXPECT_FALSE(view->leadership().has_value());
 }
 
 TEST(PublishReadTest, CandidateIsNotLeader) {
@@ -88,6 +93,7 @@ TEST(PublishReadTest, CandidateIsNotLeader) {
   writer.Publish(state);
   EXPECT_EQ(writer.view().snapshot().role, Role::kCandidate);
   EXPECT_FALSE(writer.view().is_leader());
+  EXPECT_FALSE(writer.view().leadership().has_value());
   EXPECT_FALSE(writer.view().snapshot().lease_valid);
 }
 

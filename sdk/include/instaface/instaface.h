@@ -4,8 +4,13 @@
  *   instaface_view* view;
  *   char err[256];
  *   if (instaface_open("instaface-graph-0", &view, err, sizeof err) != INSTAFACE_OK) { ... }
- *   if (instaface_is_leader(view)) { ... }
+ *   instaface_leadership_t lead;
+ *   if (instaface_leadership(view, &lead)) { ... act, fenced by lead.term ... }
  *   instaface_close(view);
+ *
+ * Fence with the term that instaface_leadership returns, never with one from a separate
+ * instaface_snapshot: between two reads this node can lose its lease and the next term can
+ * begin, a term in which it does not lead.
  *
  * Times (lease_until_ns) are nanoseconds of the lease clock, CLOCK_MONOTONIC_RAW, which NTP
  * never slews (instaface/clock.h says why); instaface_lease_clock_now_ns reads it.
@@ -63,6 +68,17 @@ int instaface_open(const char* shm_name, instaface_view** view, char* error_buff
 
 /* The message of this thread's last failed call, or "". Valid until its next call. */
 const char* instaface_last_error(void);
+
+/* This node's leadership, from one read of the record. */
+typedef struct instaface_leadership {
+  uint64_t term;           /* the fence token: the term of this leadership */
+  uint64_t lease_until_ns; /* lease clock ns; leadership ends then unless renewed */
+} instaface_leadership_t;
+
+/* 1 when this node leads, its lease holds and the agent is alive, with *out (if not NULL) taken
+ * from the same read as that answer, so out->term is a term in which this node led; 0
+ * otherwise (also for a NULL view), with *out zeroed. As cheap as instaface_is_leader. */
+int instaface_leadership(const instaface_view* view, instaface_leadership_t* out);
 
 /* 1 only when this node leads, its lease holds and the agent is alive; 0 otherwise. */
 int instaface_is_leader(const instaface_view* view);

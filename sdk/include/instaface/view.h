@@ -3,7 +3,11 @@
 //
 //   auto view = instaface::View::Open("instaface-graph-0");   // the agent's --shm name
 //   if (!view.ok()) { std::cerr << view.error() << "\n"; return 1; }
-//   if (view->is_leader()) { ... act, fenced by view->snapshot().term ... }
+//   if (auto lead = view->leadership()) { ... act, fenced by lead->term ... }
+//
+// Fence with the term that leadership() returns, never with a second read: between
+// `is_leader()` and `snapshot().term` this node can lose the lease and the next term can begin,
+// and that term is one in which it does not lead.
 //
 // Times (lease_until_ns) are nanoseconds of the lease clock, instaface::LeaseClockNowNs().
 //
@@ -16,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "instaface/clock.h"
@@ -30,6 +35,14 @@ struct ViewAccess;  // libinstaface's own code: the C API, the writer
 
 using Role = shm::Role;  // the role as the record stores it
 const char* RoleName(Role role);
+
+// This node's leadership, from one consistent read of the record: the term it leads in and the
+// end of its lease, both from the same publish. View::leadership() returns one only while this
+// node leads, its lease holds and the agent is alive.
+struct Leadership {
+  uint64_t term = 0;            // the fence token: the term of this leadership
+  uint64_t lease_until_ns = 0;  // lease clock ns; leadership ends then unless renewed
+};
 
 // A consistent copy of the published state (never torn).
 struct Snapshot {
@@ -59,7 +72,11 @@ class View {
   View& operator=(View&&) noexcept;
   ~View();
 
-  // True only when this node leads, its lease is valid and the agent is alive.
+  // This node's leadership if it leads, its lease is valid and the agent is alive; otherwise
+  // nullopt. The term and lease end come from the same read as the decision, so the term is
+  // always one in which this node led. As cheap as is_leader(): no allocation, no strings.
+  std::optional<Leadership> leadership() const noexcept;
+  // leadership().has_value(): whether this node leads, for when the term does not matter.
   bool is_leader() const noexcept;
   Snapshot snapshot() const;
   // Sleeps (futex) until change_counter differs from `last_seen` or `timeout` passes. Returns

@@ -2,9 +2,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
+#include <instaface/clock.h>
 #include <instaface/shm_writer.h>
 #include <instaface/view.h>
 #include <instaface/watcher.h>
@@ -28,7 +30,14 @@ int main() {
   state.leader_id = "consumer";
   writer->Publish(state);
   const instaface::Snapshot s = view->snapshot();
-  const bool ok = s.term == 5 && s.leader_id == "consumer" && !s.stale && !view->is_leader();
+  bool ok = s.term == 5 && s.leader_id == "consumer" && !s.stale && !view->is_leader() &&
+            !view->leadership();
+  state.role = instaface::Role::kLeader;
+  state.term = 6;
+  state.lease_until_ns = static_cast<uint64_t>(instaface::LeaseClockNowNs()) + 60'000'000'000ULL;
+  writer->Publish(state);
+  const auto lead = view->leadership();
+  ok = ok && lead && lead->term == 6 && lead->lease_until_ns == state.lease_until_ns;
   (void)writer->Unlink();
   std::printf("consumer: term=%llu leader=%s %s\n", static_cast<unsigned long long>(s.term),
               s.leader_id.c_str(), ok ? "ok" : "WRONG");

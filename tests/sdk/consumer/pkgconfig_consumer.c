@@ -13,6 +13,10 @@ int main(void) {
     fprintf(stderr, "unexpected: rc=%d error=%s\n", rc, error);
     return 1;
   }
+  if (instaface_leadership(NULL, NULL) != 0 || instaface_lease_clock_now_ns() <= 0) {
+    fprintf(stderr, "unexpected: leadership without a view, or no lease clock\n");
+    return 1;
+  }
   printf("pkg-config consumer: %s\n", error);
   return 0;
 }

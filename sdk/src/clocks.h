@@ -1,12 +1,12 @@
 // The SDK's two clocks, each with one job.
 //
-// The lease clock (instaface/clock.h: CLOCK_MONOTONIC_RAW) for everything in the record:
+// The lease clock (instaface/clock.h: CLOCK_BOOTTIME) for everything in the record:
 // lease ends, liveness stamps, staleness. Readers read it in full precision on every call; the
-// coarse clock that layout version 1 allowed is gone, since no coarse variant of the raw clock
-// exists and mixing clocks is how a lease outlives its bound.
+// coarse clock that layout version 1 allowed is gone, since no coarse variant of the boot-time
+// clock exists and mixing clocks is how a lease outlives its bound.
 //
 // CLOCK_MONOTONIC only for how long a wait sleeps: FUTEX_WAIT_BITSET takes an absolute deadline
-// on CLOCK_MONOTONIC (or CLOCK_REALTIME) and knows no raw clock. A slewed wait only wakes a
+// on CLOCK_MONOTONIC (or CLOCK_REALTIME) and knows no boot-time clock. A slewed wait only wakes a
 // little early or late, and every waiter re-reads the record when it wakes.
 #ifndef INSTAFACE_SDK_SRC_CLOCKS_H_
 #define INSTAFACE_SDK_SRC_CLOCKS_H_

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/clock.h"
 #include "instaface/common/thread_annotations.h"
 #include "instaface/control/control_server.h"
 #include "instaface/discovery/redis_discovery.h"
@@ -37,10 +38,11 @@ namespace {
 using agent::Status;
 using std::chrono::milliseconds;
 
-// The lease clock: the core's time, the record's lease ends and liveness stamps.
-class SteadyClock : public Clock {
+// The lease clock (instaface/clock.h): the core's time, the record's lease ends and liveness
+// stamps, the transport's ack times.
+class LeaseClock : public Clock {
  public:
-  Nanos Now() override { return std::chrono::steady_clock::now().time_since_epoch(); }
+  Nanos Now() override { return Nanos(LeaseClockNowNs()); }
 };
 
 class TransportOutbox : public Outbox {
@@ -236,7 +238,7 @@ class Node::Impl : public control::Handler, public StatusSink {
 
   // The seams, set up by Init. The driver and the sinks are touched by the driver thread only
   // (the transport, discovery and control server are thread-safe).
-  SteadyClock clock;
+  LeaseClock clock;
   std::unique_ptr<state::StateStore> store;
   std::optional<FileHardStateStore> store_seam;
   std::unique_ptr<transport::Transport> transport;

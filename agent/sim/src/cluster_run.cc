@@ -462,7 +462,7 @@ class World {
     d.housekeeping_interval = options_.heartbeat_interval / 2;
     d.unsafe_send_before_publish = options_.unsafe_send_before_publish;
     // Construction publishes and SetPeers may send: one input, stalls included.
-    Input(i, [&](runtime::Driver*& driver) {
+    Input(i, [&](runtime::Driver*& /*none yet*/) {
       node.driver = std::make_unique<runtime::Driver>(
           std::move(d), node.durable, core_seed, *node.clock_seam, *node.outbox, node.store.get(),
           std::vector<runtime::StatusSink*>{node.sink.get()});

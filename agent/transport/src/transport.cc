@@ -11,18 +11,14 @@
 #include <random>
 #include <thread>
 
+#include "instaface/clock.h"
+
 namespace instaface::transport {
 namespace {
 
 using agent::Status;
 
 std::string NngError(const std::string& what, int rv) { return what + ": " + nng_strerror(rv); }
-
-int64_t MonotonicNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 uint64_t RealtimeNs() {
   timespec ts{};
@@ -190,7 +186,7 @@ struct Transport::Impl {
     Peer* peer = slot->peer;
     if (acked) {
       peer->sent++;
-      peer->last_ack_ns = MonotonicNs();
+      peer->last_ack_ns = instaface::LeaseClockNowNs();
     } else {
       peer->failed++;
     }

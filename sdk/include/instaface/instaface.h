@@ -12,8 +12,8 @@
  * instaface_snapshot: between two reads this node can lose its lease and the next term can
  * begin, a term in which it does not lead.
  *
- * Times (lease_until_ns) are nanoseconds of the lease clock, CLOCK_MONOTONIC_RAW, which NTP
- * never slews (instaface/clock.h says why); instaface_lease_clock_now_ns reads it.
+ * Times (lease_until_ns) are nanoseconds of the lease clock, CLOCK_BOOTTIME, which counts
+ * through suspends (instaface/clock.h says why); instaface_lease_clock_now_ns reads it.
  *
  * Thread safety: a view may be used by any number of threads at once; instaface_close must
  * come after every other use. instaface_last_error is per thread.
@@ -83,7 +83,7 @@ int instaface_leadership(const instaface_view* view, instaface_leadership_t* out
 /* 1 only when this node leads, its lease holds and the agent is alive; 0 otherwise. */
 int instaface_is_leader(const instaface_view* view);
 
-/* The lease clock (CLOCK_MONOTONIC_RAW) in nanoseconds, to compare with lease_until_ns. */
+/* The lease clock (CLOCK_BOOTTIME) in nanoseconds, to compare with lease_until_ns. */
 int64_t instaface_lease_clock_now_ns(void);
 
 /* Copies a consistent snapshot; the strings are NUL-terminated. */

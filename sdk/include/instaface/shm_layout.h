@@ -16,7 +16,7 @@
 // takes over a compatible segment of a dead one rewrites only agent_pid.
 //
 // Time: every time in the record (lease_until_ns, liveness_ns) is in nanoseconds of the lease
-// clock, CLOCK_MONOTONIC_RAW (instaface/clock.h says why), and every reader compares them with
+// clock, CLOCK_BOOTTIME (instaface/clock.h says why), and every reader compares them with
 // that clock. It is shared by all containers of a pod (same kernel), so the values compare
 // across processes. Layout version 1 used CLOCK_MONOTONIC and a coarse-clock allowance.
 //

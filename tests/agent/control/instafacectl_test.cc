@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "instaface/clock.h"
 #include "instaface/control/control_server.h"
 #include "instaface/shm_writer.h"
 #include "support/subprocess.h"
@@ -116,11 +117,7 @@ class InstafacectlTest : public ::testing::Test {
   int runs_ = 0;
 };
 
-uint64_t MonotonicNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
-}
+uint64_t LeaseNs() { return static_cast<uint64_t>(LeaseClockNowNs()); }
 
 TEST_F(InstafacectlTest, StatusJsonFromSharedMemoryHasExactlyTheDocumentedKeys) {
   std::string name = "instaface-ctltest-" + std::to_string(getpid());
@@ -132,7 +129,7 @@ TEST_F(InstafacectlTest, StatusJsonFromSharedMemoryHasExactlyTheDocumentedKeys) 
   state.self_id = "n1";
   state.leader_id = "n1";
   state.leader_app_address = "http://127.0.0.1:8081";
-  state.lease_until_ns = MonotonicNs() + 60ULL * 1000000000ULL;
+  state.lease_until_ns = LeaseNs() + 60ULL * 1000000000ULL;
   writer->Publish(state);
   writer->StampLiveness();
 

@@ -33,7 +33,7 @@ namespace instaface::runtime {
 
 using election::Nanos;
 
-// The clock that leases are measured on (CLOCK_MONOTONIC_RAW in the agent and the SDK).
+// The clock that leases are measured on (CLOCK_BOOTTIME in the agent and the SDK: instaface/clock.h).
 class Clock {
  public:
   virtual ~Clock() = default;

@@ -54,7 +54,7 @@ struct PeerCounters {
   std::string url;
   uint64_t sent = 0;    // requests the peer acknowledged
   uint64_t failed = 0;  // timed out, refused, or dropped because every context was busy
-  // CLOCK_MONOTONIC ns of the last acknowledgement; 0 when never.
+  // Lease-clock ns (instaface/clock.h) of the last acknowledgement; 0 when never.
   int64_t last_ack_ns = 0;
 };
 

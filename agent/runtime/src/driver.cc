@@ -91,8 +91,10 @@ void Driver::SetPeers(std::map<election::NodeId, PeerAddresses> peers) {
   const Nanos now = clock_.Now();
   Drain(now);
   // The leader's addresses may have just become known.
+  const PeerAddresses leader = AddressesOf(published_.election.leader);
   if (addresses_changed && !published_.election.leader.empty() &&
-      AddressesOf(published_.election.leader).peer != published_.leader_peer_address) {
+      (leader.peer != published_.leader_peer_address ||
+       leader.app != published_.leader_app_address)) {
     PublishToSinks(published_.election, now);
   }
 }

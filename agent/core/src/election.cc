@@ -151,6 +151,10 @@ class Election::Impl {
     timeout_now.type = MessageType::kTimeoutNow;
     timeout_now.term = hard_.term;
     timeout_now.to = chosen;
+    // It announces the transfer as the heartbeat just sent does, with the same send time, so
+    // that it still counts when it overtakes that heartbeat on the way.
+    timeout_now.send_time = now;
+    timeout_now.transferring = true;
     Send(std::move(timeout_now));
     return true;
   }
@@ -507,6 +511,12 @@ class Election::Impl {
     // newest heartbeat still announces the transfer: a TimeoutNow delayed past an aborted
     // transfer would otherwise start a campaign that overrides the rebuilt lease's voters.
     if (m.term != hard_.term || role_ == Role::kLeader || leader_ != m.from) return;
+    // The TimeoutNow is the leader's announcement as of its send time: it counts unless a
+    // newer heartbeat from the leader said the transfer was over.
+    if (m.transferring && m.send_time >= newest_leader_send_) {
+      newest_leader_send_ = m.send_time;
+      newest_leader_transferring_ = true;
+    }
     if (!TransferAnnounced(now) && !config_.unsafe.late_timeout_now) return;
     BecomeCandidate(/*transfer=*/true, now);
   }

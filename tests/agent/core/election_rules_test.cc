@@ -711,6 +711,8 @@ TEST(ElectionRules, TransferGivesUpLeaseAndAnnouncesBeforeTimeoutNow) {
   EXPECT_EQ(r.messages[1].type, MessageType::kHeartbeat);
   EXPECT_EQ(r.messages[2].type, MessageType::kTimeoutNow);
   EXPECT_EQ(r.messages[2].to, "c");
+  EXPECT_TRUE(r.messages[2].transferring);
+  EXPECT_EQ(r.messages[2].send_time, r.messages[0].send_time) << "the announcement's send time";
   EXPECT_EQ(e->stats().transfers_started, 1u);
   // Acks during the transfer do not bring the lease back.
   e->step(Ack("b", 1, t + 2ms), t + 3ms);
@@ -795,6 +797,19 @@ TEST(ElectionRules, LateTimeoutNowAfterAbortedTransferIsIgnored) {
         << (unsafe ? "the switch must restore the old behaviour" : "a stale TimeoutNow");
     EXPECT_EQ(e->hard_state().term, unsafe ? 2u : 1u);
   }
+}
+
+// Requests to one peer travel on several connections at once, so a TimeoutNow may arrive before
+// the heartbeat that announced its transfer; it carries that announcement itself.
+TEST(ElectionRules, TimeoutNowThatOvertakesItsAnnouncementStillCounts) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos t = kAfterStart;
+  e->step(Heartbeat("b", 1, t), t);
+  Message timeout_now = Make(MessageType::kTimeoutNow, "b", 1);
+  timeout_now.send_time = t + 5ms;
+  timeout_now.transferring = true;
+  e->step(timeout_now, t + 6ms);
+  EXPECT_EQ(e->status().role, Role::kCandidate);
 }
 
 // Regression, the restart variant on the target's side: a restarted a cannot know that it acked

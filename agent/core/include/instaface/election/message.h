@@ -33,7 +33,9 @@ enum class MessageType : uint8_t {
   // granted = accepted; term = the responder's term (higher than the leader's on rejection);
   // send_time echoes the heartbeat's send_time (the leader derives its lease from it).
   kHeartbeatResponse = 6,
-  // Leader to transfer target: stand now, skipping PreVote.
+  // Leader to transfer target: stand now, skipping PreVote. send_time = the transfer's start on
+  // the leader's clock, transferring = true: the announcement it carries, should it overtake the
+  // heartbeat that makes it.
   kTimeoutNow = 7,
 };
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Runs the chart's election pods in Docker, as the kubelet would, and checks them.
 
-  containers_test.py --docker DOCKER --rendered FILE --work DIR --run-id ID --database H:P:U:PW
+  containers_test.py --docker DOCKER --rendered FILE --work DIR --run-id ID \
+      --database HOST:PORT:USER:PASSWORD --replica HOST:PORT:USER:PASSWORD
 
 scripts/test-containers builds the images, starts Redis and MariaDB, renders helm/instaface with
 `helm template` and then runs this. Nothing here repeats the chart: every pod's containers,
@@ -135,6 +136,34 @@ class Docker:
 # -- The pods, from the rendered chart -----------------------------------------------------------
 
 
+def confinement_argv(spec, pod_security):
+    """`docker run` flags for a container's security context and memory limit."""
+    s = dict(pod_security, **(spec.get("securityContext") or {}))
+    argv = []
+    if "runAsUser" in s:
+        argv += ["--user", f"{s['runAsUser']}:{s.get('runAsGroup', s['runAsUser'])}"]
+    if "fsGroup" in pod_security:
+        argv += ["--group-add", str(pod_security["fsGroup"])]
+    if s.get("readOnlyRootFilesystem"):
+        argv.append("--read-only")
+    caps = s.get("capabilities") or {}
+    for cap in caps.get("drop") or []:
+        argv += ["--cap-drop", cap]
+    for cap in caps.get("add") or []:
+        argv += ["--cap-add", cap]
+    if s.get("allowPrivilegeEscalation") is False:
+        argv += ["--security-opt", "no-new-privileges"]
+    seccomp = (s.get("seccompProfile") or {}).get("type", "RuntimeDefault")
+    if seccomp == "Unconfined":
+        argv += ["--security-opt", "seccomp=unconfined"]
+    elif seccomp != "RuntimeDefault":
+        raise ValueError(f"{spec['name']}: seccomp profile {seccomp} is not supported here")
+    limit = (spec.get("resources") or {}).get("limits", {}).get("memory")
+    if limit:
+        argv += ["--memory", str(quantity_bytes(limit))]
+    return argv
+
+
 class Container:
     """One container of one pod incarnation, turned into a `docker run`."""
 
@@ -185,7 +214,6 @@ class Container:
         return self.pod.ports.get(int(port), int(port))
 
     def run_argv(self):
-        s = self.security
         argv = [
             "run", "-d", "--name", self.docker_name,
             "--label", f"instaface.run={self.pod.set.run_id}",
@@ -193,27 +221,7 @@ class Container:
             "--network", "host",
             "--stop-timeout", str(self.pod.set.grace_seconds),
         ]  # fmt: skip
-        if "runAsUser" in s:
-            argv += ["--user", f"{s['runAsUser']}:{s.get('runAsGroup', s['runAsUser'])}"]
-        if "fsGroup" in self.pod.set.pod_security:
-            argv += ["--group-add", str(self.pod.set.pod_security["fsGroup"])]
-        if s.get("readOnlyRootFilesystem"):
-            argv.append("--read-only")
-        caps = s.get("capabilities") or {}
-        for cap in caps.get("drop") or []:
-            argv += ["--cap-drop", cap]
-        for cap in caps.get("add") or []:
-            argv += ["--cap-add", cap]
-        if s.get("allowPrivilegeEscalation") is False:
-            argv += ["--security-opt", "no-new-privileges"]
-        seccomp = (s.get("seccompProfile") or {}).get("type", "RuntimeDefault")
-        if seccomp == "Unconfined":
-            argv += ["--security-opt", "seccomp=unconfined"]
-        elif seccomp != "RuntimeDefault":
-            raise ValueError(f"{self.name}: seccomp profile {seccomp} is not supported here")
-        limit = (self.spec.get("resources") or {}).get("limits", {}).get("memory")
-        if limit:
-            argv += ["--memory", str(quantity_bytes(limit))]
+        argv += confinement_argv(self.spec, self.pod.set.pod_security)
         for key, value in self.env.items():
             argv += ["--env", f"{key}={value}"]
         for mount in self.spec.get("volumeMounts") or []:
@@ -230,8 +238,9 @@ class Container:
             return True, "none"
         timeout = probe.get("timeoutSeconds", 1)
         if "exec" in probe:
+            command = probe["exec"]["command"]
             result = self.pod.set.docker(
-                "exec", self.docker_name, *probe["exec"]["command"], check=False, timeout=timeout + 5
+                "exec", self.docker_name, *command, check=False, timeout=timeout + 5
             )
             return result.returncode == 0, f"exec exit {result.returncode}"
         if "httpGet" in probe:
@@ -271,7 +280,8 @@ class Pod:
 
     def volume_source(self, name):
         volumes = {v["name"]: v for v in self.set.template_spec.get("volumes") or []}
-        claims = {c["metadata"]["name"] for c in self.set.sts["spec"].get("volumeClaimTemplates") or []}
+        templates = self.set.sts["spec"].get("volumeClaimTemplates") or []
+        claims = {c["metadata"]["name"] for c in templates}
         fs_group = self.set.pod_security.get("fsGroup")
         if name in claims:
             path = os.path.join(self.set.work, "claims", f"{name}-{self.name}")
@@ -383,7 +393,8 @@ class Pod:
         return self.set.docker.inspect(self.containers[container].docker_name, "{{.State.Status}}")
 
     def exit_code(self, container):
-        code = self.set.docker.inspect(self.containers[container].docker_name, "{{.State.ExitCode}}")
+        name = self.containers[container].docker_name
+        code = self.set.docker.inspect(name, "{{.State.ExitCode}}")
         return int(code) if code is not None else None
 
 
@@ -402,7 +413,7 @@ class PodSet:
             >= {"graphserver", "agent"}
         ]
         if len(sets) != 1:
-            raise ValueError("the rendered chart has no single StatefulSet with graphserver and agent")
+            raise ValueError("the chart renders no single StatefulSet with graphserver and agent")
         self.sts = sets[0]
         self.sts_name = self.sts["metadata"]["name"]
         self.template = self.sts["spec"]["template"]
@@ -468,7 +479,7 @@ def cluster_view(pods):
 
 
 def agreed_leader(pods, view=None):
-    """(leader name, term) when every pod is ready and names the same leader, which says it leads."""
+    """(leader, term) when every pod is ready and names the same leader, and that one leads."""
     view = view or cluster_view(pods)
     leaders = {(leader, term) for status, leader, term, _ in view.values() if status == 200}
     if len(leaders) != 1 or any(status != 200 for status, *_ in view.values()):
@@ -523,8 +534,18 @@ class Writer(threading.Thread):
         self.join(timeout=15)
 
 
-def missing_on(pods, acked):
-    """{pod: ids it cannot read, or why not}, for writes the cluster acknowledged."""
+def missing_on(pods, acked, patience=3.0):
+    """{pod: ids it cannot read, or why not}, for writes the cluster acknowledged. Reads may come
+    from the replica, which may lag by a moment: a pod gets `patience` seconds to show them all."""
+    deadline = time.monotonic() + patience
+    while True:
+        problems = read_back(pods, acked)
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(0.2)
+
+
+def read_back(pods, acked):
     ids = sorted(acked)
     problems = {}
     for pod in pods:
@@ -542,10 +563,10 @@ def missing_on(pods, acked):
                 i
                 for i in ids
                 if i not in found
-                or any((found[i].get("attributes") or found[i]).get(k) != v for k, v in acked[i].items())
+                or any(found[i].get("attributes", {}).get(k) != v for k, v in acked[i].items())
             ]
             if lost:
-                problems[pod.name] = f"{len(lost)} of {len(ids)} missing or different, e.g. {lost[:5]}"
+                problems[pod.name] = f"{len(lost)} of {len(ids)} missing or different: {lost[:5]}"
     return problems
 
 
@@ -628,7 +649,8 @@ for b in /usr/local/bin/*; do echo "== $b"; ldd "$b"; done
 echo "== packages"
 dpkg-query -W -f '${Package}\t${Depends}, ${Pre-Depends}\n'
 echo "== owners"
-for lib in $(for b in /usr/local/bin/*; do ldd "$b"; done | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p' | sort -u); do
+libs=$(for b in /usr/local/bin/*; do ldd "$b"; done | sed -n 's/.*=> \(\/[^ ]*\).*/\1/p')
+for lib in $(echo "$libs" | sort -u); do
   real=$(readlink -f "$lib")
   dpkg-query -S "$lib" 2>/dev/null || dpkg-query -S "$real" 2>/dev/null \
     || dpkg-query -S "/usr$lib" 2>/dev/null || echo "?: $lib"
@@ -712,7 +734,9 @@ def wait_until_ready(ps, pods, timeout=150):
     while pending and time.monotonic() - start < timeout:
         for key, container in list(pending.items()):
             ok_start, why_start = container.probe("startupProbe")
-            ok_ready, why_ready = container.probe("readinessProbe") if ok_start else (False, why_start)
+            ok_ready, why_ready = (False, why_start)
+            if ok_start:
+                ok_ready, why_ready = container.probe("readinessProbe")
             last[key] = why_ready
             if ok_ready:
                 del pending[key]
@@ -730,6 +754,21 @@ def check_startup(ps, checks):
         f"passes after {seconds:.1f} s"
         + (f": still failing {pending}" if pending else ""),
         logs_of=container_names(ps.pods) if pending else (),
+    )
+
+
+def check_replica_reads(ps, checks):
+    """graphserver.extraEnv gives every graphserver the GTID replica to read from."""
+    without = [
+        pod.name
+        for pod in ps.pods
+        if ", read replica" not in ps.docker.logs(pod.container("graphserver").docker_name, 50)
+    ]
+    host, port = ps.replica.split(":")[:2]
+    checks.report(
+        not without,
+        f"every graphserver reads from the GTID replica at {host}:{port} (graphserver.extraEnv "
+        "ConnectionStrings__ReadReplica)" + (f": not {without}" if without else ""),
     )
 
 
@@ -756,7 +795,8 @@ def check_confinement(ps, checks):
                     value = fields.get(field, "?").strip()
                     if value != "0" * len(value) or not value:
                         problems.append(f"{container.name} has {field} {value}")
-            if s.get("allowPrivilegeEscalation") is False and fields.get("NoNewPrivs", "").strip() != "1":
+            no_new_privileges = fields.get("NoNewPrivs", "").strip() == "1"
+            if s.get("allowPrivilegeEscalation") is False and not no_new_privileges:
                 problems.append(f"{container.name} may gain privileges")
             if fields.get("Seccomp", "").strip() != "2":
                 problems.append(f"{container.name} has no seccomp filter")
@@ -804,7 +844,7 @@ def check_one_leader(ps, checks):
         if body.get("self") != pod.name:
             problems.append(f"{pod.name} says it is {body.get('self')!r}")
         if body.get("source") != "agent":
-            problems.append(f"{pod.name} did not ask its agent over the socket ({body.get('source')})")
+            problems.append(f"{pod.name} did not ask its agent's socket ({body.get('source')})")
         if body.get("unreachable"):
             problems.append(f"{pod.name} cannot reach {body['unreachable']}")
         if agreed and (body.get("leader"), body.get("term")) != agreed:
@@ -855,11 +895,17 @@ def check_follower_writes(ps, checks):
             problems.append(f"association create answered {status}: {body}")
     missing = missing_on(ps.pods, acked)
     problems += [f"{name}: {why}" for name, why in missing.items()]
-    answers = set()
-    for pod in ps.pods:
-        status, body = http("POST", pod.url + "/api/graph/entities/friend", [ids[0]] if ids else [])
-        answers.add(json.dumps(body, sort_keys=True) if status == 200 else f"status {status}")
-    if len(answers) != 1 or "since" not in next(iter(answers)):
+    deadline = time.monotonic() + 3
+    while True:
+        answers = set()
+        for pod in ps.pods:
+            status, body = http("POST", pod.url + "/api/graph/entities/friend", ids[:1])
+            answers.add(json.dumps(body, sort_keys=True) if status == 200 else f"status {status}")
+        same = len(answers) == 1 and "since" in next(iter(answers))
+        if same or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if not same:
         problems.append(f"the association reads differ or lack it: {answers}")
     checks.report(
         not problems,
@@ -869,7 +915,7 @@ def check_follower_writes(ps, checks):
     )
 
 
-def failover(ps, checks, what, disrupt, restore, graceful=False):
+def failover(ps, checks, what, disrupt, restore, graceful=False, stopped_logs=()):
     """Disrupts the leader while a follower takes writes; checks the new leader and the writes."""
     agreed = agreed_leader(ps.pods)
     if not agreed:
@@ -884,7 +930,9 @@ def failover(ps, checks, what, disrupt, restore, graceful=False):
     before = len(writer.acked)
     started = time.monotonic()
     handle = disrupt(leader)
-    found = wait_for_leader(others, timeout=15, not_leader=leader_name, min_term=term, interval=0.005)
+    found = wait_for_leader(
+        others, timeout=15, not_leader=leader_name, min_term=term, interval=0.005
+    )
     took_ms = (time.monotonic() - started) * 1000
     time.sleep(1.0)
     writer.stop()
@@ -895,23 +943,33 @@ def failover(ps, checks, what, disrupt, restore, graceful=False):
     extra = restore(leader, handle, problems)
     missing = missing_on(ps.pods, writer.acked)
     problems += [f"{name}: {why}" for name, why in missing.items()]
-    try:
-        rows = rows_in_database(ps.database, writer.acked)
-        if rows != len(writer.acked):
-            problems.append(f"{len(writer.acked) - rows} acknowledged writes are not in MariaDB")
-    except Exception as e:
-        problems.append(f"reading MariaDB: {e}")
+    for label, database in (("MariaDB", ps.database), ("its GTID replica", ps.replica)):
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                rows = rows_in_database(database, writer.acked)
+                if rows == len(writer.acked) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            if rows != len(writer.acked):
+                problems.append(f"{len(writer.acked) - rows} acknowledged writes are not in {label}")
+        except Exception as e:
+            problems.append(f"reading {label}: {e}")
     after = len(writer.acked) - before
     if before == 0 or after == 0:
         problems.append(f"the writer got {before} acknowledgements before and {after} after")
     min_ms = int(ps.agent_flag("election-min-ms") or 0)
     if graceful and found and took_ms >= min_ms:
         problems.append(f"{took_ms:.0f} ms is an election timeout (>= {min_ms} ms), not a transfer")
+    if problems:
+        for log_text in stopped_logs:
+            problems.append("the stopped agent's log: " + " | ".join(dedupe(log_text.splitlines())))
     checks.report(
         not problems,
         f"{what} ({leader_name}, term {term}): {new_leader} leads term {new_term} after "
         f"{took_ms:.0f} ms; {len(writer.acked)} writes acknowledged through {others[0].name}, "
-        f"{writer.refused} refused, none lost{extra}"
+        f"{writer.refused} refused, none lost (every pod reads them, MariaDB and the replica hold "
+        f"them){extra}"
         + (f": {'; '.join(problems)}" if problems else ""),
         logs_of=container_names(ps.pods) if problems else (),
     )
@@ -925,14 +983,17 @@ def kill_agent(ps, checks):
         # Beside a dead agent the graphserver must not be ready, and must never claim to lead.
         status, body = readyz(leader)
         if status == 200:
-            problems.append(f"{leader.name}'s graphserver is still ready beside a dead agent: {body}")
+            problems.append(f"{leader.name}'s graphserver is ready beside a dead agent: {body}")
         stale = body.get("stale")
         # restartPolicy Always: the kubelet starts the container again in the same pod.
         ps.docker("start", leader.container("agent").docker_name)
         seconds, pending = wait_until_ready(ps, [leader], timeout=60)
         if pending or not agreed_leader(ps.pods):
             problems.append(f"the restarted agent did not rejoin: {pending or cluster_view(ps.pods)}")
-        return f"; beside the dead agent /readyz said {status} (stale {stale}); restarted, rejoined in {seconds:.1f} s"
+        return (
+            f"; beside the dead agent /readyz said {status} (stale {stale}); restarted, "
+            f"rejoined in {seconds:.1f} s"
+        )
 
     failover(ps, checks, "kill -9 of the leader's agent container", disrupt, restore)
 
@@ -963,17 +1024,20 @@ def stop_pod(ps, checks):
         for name, code in codes.items():
             if code != 0:
                 problems.append(f"{leader.name}/{name} exited {code} after SIGTERM")
-        agent_log = ps.docker.logs(leader.container("agent").docker_name, 20)
+        # The stopped agent's own account of the hand-over, for a failure below.
+        stopped_logs.append(ps.docker.logs(leader.container("agent").docker_name, 12))
         leader.remove()
         leader.create()
         seconds, pending = wait_until_ready(ps, [leader], timeout=90)
         if pending or not agreed_leader(ps.pods):
             problems.append(f"the recreated pod did not rejoin: {pending or cluster_view(ps.pods)}")
-        if problems:
-            problems.append("agent log: " + " | ".join(agent_log.splitlines()[-6:]))
-        return (f"; exit codes {codes}; recreated, ready in {seconds:.1f} s")
+        return f"; exit codes {codes}; recreated, ready in {seconds:.1f} s"
 
-    failover(ps, checks, "docker stop (SIGTERM) of the leader pod", disrupt, restore, graceful=True)
+    stopped_logs = []
+    failover(
+        ps, checks, "docker stop (SIGTERM) of the leader pod", disrupt, restore,
+        graceful=True, stopped_logs=stopped_logs,
+    )  # fmt: skip
 
 
 def check_smoke_test(ps, checks):
@@ -981,32 +1045,33 @@ def check_smoke_test(ps, checks):
     tests = [
         d
         for d in ps.docs
-        if d["kind"] == "Pod" and (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+        if d["kind"] == "Pod"
+        and (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
     ]
     if not tests:
         checks.report(True, "no helm test Pod rendered")
         return
     pod_doc = tests[0]
     spec = pod_doc["spec"]["containers"][0]
-    security = dict(pod_doc["spec"].get("securityContext") or {}, **(spec.get("securityContext") or {}))
     args = []
     for arg in spec.get("args") or []:
         for service in ps.services():
-            host = f"http://{service['metadata']['name']}.{ps.namespace}.svc:{service['spec']['ports'][0]['port']}"
+            name, port = service["metadata"]["name"], service["spec"]["ports"][0]["port"]
+            host = f"http://{name}.{ps.namespace}.svc:{port}"
             if host in arg and ps.selects(service):
                 arg = arg.replace(host, ps.service_url(service, ps.pods))
         args.append(arg)
     name = f"{ps.prefix}{pod_doc['metadata']['name']}"
-    argv = ["run", "--name", name, "--label", f"instaface.run={ps.run_id}", "--network", "host",
-            "--user", f"{security['runAsUser']}:{security.get('runAsGroup', security['runAsUser'])}",
-            "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            spec["image"]] + args  # fmt: skip
+    argv = ["run", "--name", name, "--label", f"instaface.run={ps.run_id}", "--network", "host"]
+    argv += confinement_argv(spec, pod_doc["spec"].get("securityContext") or {})
+    argv += [spec["image"]] + args
     duration = next((int(a.split("=")[1]) for a in args if a.startswith("--duration=")), 10)
     result = ps.docker(*argv, check=False, timeout=duration + 60)
     summary = next((l for l in result.stdout.splitlines() if l.startswith("bot-summary")), "")
     checks.report(
         result.returncode == 0 and bool(summary),
-        f"helm test Pod ({spec['image']}) through the API Service: exit {result.returncode}; {summary}"
+        f"helm test Pod ({spec['image']}) through the API Service: exit {result.returncode}; "
+        f"{summary}"
         + ("" if result.returncode == 0 else f": {(result.stdout + result.stderr)[-400:]}"),
     )
     ps.docker("rm", "-f", name, check=False)
@@ -1072,7 +1137,11 @@ def check_prometheus(ps, checks, port, targets):
             if all(up.get((job, address)) == "1" for job, _, address, _ in targets):
                 break
         time.sleep(0.5)
-    down = [f"{job} {pod} {address}" for job, pod, address, _ in targets if up.get((job, address)) != "1"]
+    down = [
+        f"{job} {pod} {address}"
+        for job, pod, address, _ in targets
+        if up.get((job, address)) != "1"
+    ]
     agents = sum(1 for t in targets if t[0] == "kubernetes-pods")
     servers = len(targets) - agents
     checks.report(
@@ -1084,12 +1153,15 @@ def check_prometheus(ps, checks, port, targets):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docker", required=True)
     parser.add_argument("--rendered", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--database", required=True, help="host:port:user:password of MariaDB")
+    parser.add_argument("--replica", required=True, help="the same of its GTID replica")
     parser.add_argument("--namespace", default="graph")
     args = parser.parse_args()
 
@@ -1097,12 +1169,14 @@ def main():
     docker = Docker(args.docker, args.run_id)
     ps = PodSet(docs, docker, args.work, args.run_id)
     ps.database = args.database
+    ps.replica = args.replica
     ps.namespace = args.namespace
     checks = Checks(ps)
     prometheus = None
     try:
         checks.run("images", check_images, ps, checks)
         checks.run("start-up", check_startup, ps, checks)
+        checks.run("replica", check_replica_reads, ps, checks)
         prometheus, prom_port, targets = start_prometheus(ps, args.work)
         checks.run("confinement", check_confinement, ps, checks)
         checks.run("probes", check_probes, ps, checks)

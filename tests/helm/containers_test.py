@@ -835,6 +835,9 @@ def check_one_leader(ps, checks):
     agreed = agreed_leader(ps.pods)
     views = {}
     problems = []
+    # Only the leader hears from every peer (heartbeat acks); a follower hears from the leader and
+    # from no other follower, so what followers say of each other is shown, not checked.
+    between_followers = {}
     for pod in ps.pods:
         status, body = http("GET", pod.url + "/api/graph/unreachable")
         views[pod.name] = body
@@ -845,15 +848,27 @@ def check_one_leader(ps, checks):
             problems.append(f"{pod.name} says it is {body.get('self')!r}")
         if body.get("source") != "agent":
             problems.append(f"{pod.name} did not ask its agent's socket ({body.get('source')})")
-        if body.get("unreachable"):
-            problems.append(f"{pod.name} cannot reach {body['unreachable']}")
+        unreachable = body.get("unreachable") or []
+        if agreed and pod.name == agreed[0] and unreachable:
+            problems.append(f"the leader {pod.name} cannot reach {unreachable}")
+        elif agreed and agreed[0] in unreachable:
+            problems.append(f"{pod.name} cannot reach the leader {agreed[0]}")
+        elif unreachable:
+            between_followers[pod.name] = unreachable
         if agreed and (body.get("leader"), body.get("term")) != agreed:
             problems.append(f"{pod.name} names {body.get('leader')} in term {body.get('term')}")
     if not agreed:
         problems.append(f"no agreed leader: {cluster_view(ps.pods)}")
     text = (
         f"one leader among {len(ps.pods)} pods: {agreed[0]} in term {agreed[1]}, on every "
-        "graphserver's /readyz (shared memory) and /api/graph/unreachable (control socket)"
+        "graphserver's /readyz (shared memory) and /api/graph/unreachable (control socket); the "
+        "leader reaches every peer and every follower the leader"
+        + (
+            "; followers list as unreachable "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(between_followers.items()))
+            if between_followers
+            else ""
+        )
         if agreed
         else f"one leader among {len(ps.pods)} pods"
     )
@@ -976,23 +991,39 @@ def failover(ps, checks, what, disrupt, restore, graceful=False, stopped_logs=()
 
 
 def kill_agent(ps, checks):
+    heartbeat_ms = int(ps.agent_flag("heartbeat-ms") or 500)
+
     def disrupt(leader):
         ps.docker("kill", leader.container("agent").docker_name)
+        return time.monotonic()
 
-    def restore(leader, _, problems):
-        # Beside a dead agent the graphserver must not be ready, and must never claim to lead.
-        status, body = readyz(leader)
+    def restore(leader, killed_at, problems):
+        # The graphserver beside the dead agent still maps its segment. Its lease has run out (a
+        # new leader was elected, which waits for it), so it must not take a write.
+        status, body = http(
+            "POST", leader.url + "/api/graph/entities/user/create", {"name": "orphan"}, timeout=8
+        )
         if status == 200:
-            problems.append(f"{leader.name}'s graphserver is ready beside a dead agent: {body}")
-        stale = body.get("stale")
+            problems.append(f"{leader.name}'s graphserver took a write beside a dead agent: {body}")
+        # The segment turns stale after 3 heartbeats without a liveness stamp; from then on the
+        # graphserver is not ready and names no leader it could forward to.
+        deadline = killed_at + (3 * heartbeat_ms + 2000) / 1000
+        while True:
+            ready, answer = readyz(leader)
+            if (ready != 200 and answer.get("stale")) or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        stale_ms = (time.monotonic() - killed_at) * 1000
+        if ready == 200 or not answer.get("stale"):
+            problems.append(f"{leader.name}'s graphserver never saw its agent die: {answer}")
         # restartPolicy Always: the kubelet starts the container again in the same pod.
         ps.docker("start", leader.container("agent").docker_name)
         seconds, pending = wait_until_ready(ps, [leader], timeout=60)
         if pending or not agreed_leader(ps.pods):
             problems.append(f"the restarted agent did not rejoin: {pending or cluster_view(ps.pods)}")
         return (
-            f"; beside the dead agent /readyz said {status} (stale {stale}); restarted, "
-            f"rejoined in {seconds:.1f} s"
+            f"; beside the dead agent a write got {status}, and /readyz turned {ready} (stale) "
+            f"{stale_ms:.0f} ms after the kill; restarted, rejoined in {seconds:.1f} s"
         )
 
     failover(ps, checks, "kill -9 of the leader's agent container", disrupt, restore)

@@ -1219,6 +1219,9 @@ def main():
         checks.run("one leader after the failovers", check_one_leader, ps, checks)
         checks.run("helm test", check_smoke_test, ps, checks)
         checks.run("prometheus", check_prometheus, ps, checks, prom_port, targets)
+    except KeyboardInterrupt:
+        log("interrupted; removing the pods")
+        checks.failed += 1
     finally:
         for pod in ps.pods:
             pod.remove()

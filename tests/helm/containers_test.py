@@ -657,6 +657,8 @@ for lib in $(echo "$libs" | sort -u); do
 done
 echo "== local"
 ls /usr/local/lib
+echo "== apt"
+du -sk /var/cache/apt /var/lib/apt/lists
 """
         result = ps.docker("run", "--rm", "--network", "host", "--entrypoint", "/bin/sh", image,
                            "-c", script, check=False)  # fmt: skip
@@ -709,12 +711,17 @@ ls /usr/local/lib
         problems = not_found + [f"extra package {p}" for p in extra]
         problems += [f"{p} belongs to no package" for p in project_unowned]
         problems += [f"/usr/local/lib/{p} is loaded by no binary" for p in stray_local]
+        # Package lists and caches are for installing, not for running.
+        for line in sections.get("apt", []):
+            kib, _, path = line.partition("\t")
+            if kib.isdigit() and int(kib) > 1024:
+                problems.append(f"{path} holds {int(kib) / 1024:.0f} MiB")
         added = sorted(set(depends) - base)
         checks.report(
             not problems,
             f"image {image}: {size / 1e6:.1f} MB ({(size - base_size) / 1e6:+.1f} MB over "
             f"bookworm-slim's {base_size / 1e6:.1f}); {len(binaries)} binaries, ldd finds every "
-            f"library; adds only {', '.join(added) or 'nothing'}"
+            f"library; no apt caches; adds only {', '.join(added) or 'nothing'}"
             + (f", and {', '.join(sorted(local))} in /usr/local/lib" if local else "")
             + (f": {'; '.join(problems)}" if problems else ""),
         )

@@ -283,6 +283,10 @@ def check_runtime(name, text, build, runtime, binaries, built, build_dir, build_
             f.check(
                 "rm -rf /var/lib/apt/lists" in run, f"{name}: apt lists stay in the runtime image"
             )
+            f.check(
+                "apt-get clean" in run and "/var/cache/apt/*.bin" in run,
+                f"{name}: apt's package caches stay in the runtime image",
+            )
 
     # Libraries: what the built binaries load must be in the image, and nothing more.
     present = {b: built[b] for b in binaries if b in built and os.path.isfile(built[b])}

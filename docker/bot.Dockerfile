@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # instaface-bot, the load generator: creates users, friendships, posts and likes through the API.
 # Build from the repository root:
 #   docker build -f docker/bot.Dockerfile -t instaface/bot:0.1.0 .
@@ -7,20 +6,27 @@ FROM debian:bookworm AS build
 COPY docker/build-binaries /usr/local/sbin/build-binaries
 RUN build-binaries deps
 COPY . /src
-RUN /src/docker/build-binaries build /out instaface-bot
+# The build stage is the same in every Dockerfile here (tests/helm/dockerfile_test.py checks it):
+# building the images one after another compiles the tree once, and the others take these layers
+# from the build cache. INSTAFACE_BUILD_NICE lowers the compiler's priority on a shared machine.
+ARG INSTAFACE_BUILD_NICE=0
+RUN /src/docker/build-binaries build /out \
+      instaface-agent instafacectl instaface-graphserver instaface-bot
 
 FROM debian:bookworm-slim
 # Only the shared libraries the binary loads (ldd); tests/helm/dockerfile_test.py keeps this list
 # and the binary in step.
+# apt's package caches go too (about 80 MB), whatever the base image's apt configuration.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libhiredis0.14 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --gid 10001 instaface \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin instaface
-# The project's shared libraries (libinstaface), found through ld.so.cache.
-COPY --from=build /out/lib/ /usr/local/lib/
+# The project's shared libraries that the binaries load (libinstaface...), found through
+# ld.so.cache.
+COPY --from=build /out/lib/instaface-bot/ /usr/local/lib/
 RUN ldconfig
 COPY --from=build /out/bin/instaface-bot /usr/local/bin/instaface-bot
 USER 10001:10001

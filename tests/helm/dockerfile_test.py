@@ -9,7 +9,8 @@ a numeric non-root USER, an exec-form ENTRYPOINT, and binaries that the build st
 When a shipped binary has been built (--binary), every library `ldd` shows for it must come from
 a package that the runtime stage installs, pulls in as a dependency, or that bookworm-slim already
 holds, or be one of the project's own libraries (under --build-dir), which the image copies from
-/out/lib; and every package the runtime stage installs must provide a library some binary loads.
+/out/lib/<binary>; and every package the runtime stage installs must provide a library some
+binary loads. The build stage is the same in every Dockerfile, so that the tree compiles once.
 """
 
 import argparse
@@ -175,15 +176,21 @@ def ldd_libraries(binary, f):
 
 
 def check_image(root, dockerfile, binaries, built, build_dir, build_type, f):
+    """Checks one Dockerfile; returns its build stage's instructions."""
     path = os.path.join(root, "docker", dockerfile)
     if not f.check(os.path.isfile(path), f"docker/{dockerfile} is missing"):
-        return
+        return None
     text = open(path).read()
     parsed = stages(instructions(text))
     name = dockerfile
     if not f.check(len(parsed) >= 2, f"{name}: not a multi-stage build"):
-        return
+        return None
     build, runtime = parsed[0], parsed[-1]
+    check_runtime(name, text, build, runtime, binaries, built, build_dir, build_type, f)
+    return build["steps"]
+
+
+def check_runtime(name, text, build, runtime, binaries, built, build_dir, build_type, f):
     f.check(
         build["from"] == "debian:bookworm",
         f"{name}: build stage is {build['from']}, not debian:bookworm",
@@ -204,20 +211,21 @@ def check_image(root, dockerfile, binaries, built, build_dir, build_type, f):
         f"{name}: the build stage does not install packages with build-binaries deps",
     )
 
-    copies, copies_libs, ldconfig_after_libs = {}, False, False
+    copies, lib_dirs, ldconfig_after_libs = {}, set(), False
     for keyword, args in runtime["steps"]:
         if keyword == "COPY" and "--from=" in args:
             words = [w for w in args.split() if not w.startswith("--")]
             for source in words[:-1]:
-                if source.rstrip("/") == "/out/lib":
-                    copies_libs = True
+                if source.startswith("/out/lib/"):
+                    # build-binaries puts each binary's own libraries in /out/lib/<binary>.
+                    lib_dirs.add(source[len("/out/lib/") :].strip("/"))
                 else:
                     f.check(
                         source.startswith("/out/bin/"),
                         f"{name}: copies {source}, not from /out/bin or /out/lib",
                     )
                     copies[os.path.basename(source)] = words[-1]
-        if keyword == "RUN" and copies_libs and "ldconfig" in args:
+        if keyword == "RUN" and lib_dirs and "ldconfig" in args:
             ldconfig_after_libs = True
     f.check(
         sorted(copies) == sorted(binaries),
@@ -227,7 +235,11 @@ def check_image(root, dockerfile, binaries, built, build_dir, build_type, f):
         f.check(
             binary in built_targets, f"{name}: ships {binary}, which its build stage does not build"
         )
-    f.check(copies_libs, f"{name}: does not copy the project's shared libraries (/out/lib)")
+    f.check(
+        lib_dirs == set(binaries),
+        f"{name}: copies the project's libraries of {sorted(lib_dirs)} (/out/lib/<binary>), "
+        f"not of {sorted(binaries)}",
+    )
     f.check(
         ldconfig_after_libs, f"{name}: no ldconfig after copying the project's shared libraries"
     )
@@ -270,6 +282,10 @@ def check_image(root, dockerfile, binaries, built, build_dir, build_type, f):
             )
             f.check(
                 "rm -rf /var/lib/apt/lists" in run, f"{name}: apt lists stay in the runtime image"
+            )
+            f.check(
+                "apt-get clean" in run and "/var/cache/apt/*.bin" in run,
+                f"{name}: apt's package caches stay in the runtime image",
             )
 
     # Libraries: what the built binaries load must be in the image, and nothing more.
@@ -358,8 +374,22 @@ def main():
             ".git" in patterns and "build-*" in patterns, ".dockerignore lets .git or build-* in"
         )
 
+    build_stages = {}
     for dockerfile, binaries in IMAGES.items():
-        check_image(args.root, dockerfile, binaries, built, args.build_dir, args.build_type, f)
+        steps = check_image(
+            args.root, dockerfile, binaries, built, args.build_dir, args.build_type, f
+        )
+        if steps is not None:
+            build_stages[dockerfile] = steps
+    # One build stage for all: built one after another, the images compile the tree once and
+    # take the rest from the build cache.
+    first = next(iter(build_stages), None)
+    for dockerfile, steps in build_stages.items():
+        f.check(
+            steps == build_stages[first],
+            f"{dockerfile}: its build stage differs from {first}'s, so the tree would be "
+            "compiled again for it",
+        )
 
     for item in f.items:
         print(f"FAIL: {item}")

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (json.is_discarded()) return 0;
   auto status = ParseAgentStatus(json);
   if (!status.ok()) {
-    if (status.error().empty()) std::abort();
+    if (status.status().message().empty()) std::abort();
     return 0;
   }
   auto again = ParseAgentStatus(ToJson(*status));

@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view line(reinterpret_cast<const char*>(data), size);
   auto request = ParseRequest(line);
   if (!request.ok()) {
-    if (request.error().empty()) std::abort();
+    if (request.status().message().empty()) std::abort();
     return 0;
   }
   auto again = ParseRequest(SerializeRequest(*request));

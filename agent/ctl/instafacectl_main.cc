@@ -78,9 +78,9 @@ int StatusFromShm(const std::string& shm, bool as_json) {
 // One request, one reply; prints the reply and maps ok:false to exit 1.
 int Call(const std::string& socket, const Request& request, std::chrono::milliseconds timeout) {
   auto client = ControlClient::Connect(socket, timeout);
-  if (!client.ok()) return Fail(client.error());
+  if (!client.ok()) return Fail(client.status().message());
   auto reply = client->Call(request, timeout);
-  if (!reply.ok()) return Fail(reply.error());
+  if (!reply.ok()) return Fail(reply.status().message());
   if (!reply->is_object() || !reply->value("ok", false)) {
     std::string error = reply->is_object() ? reply->value("error", "") : "";
     return Fail("agent refused " + std::string(instaface::control::CommandName(request.command)) +
@@ -92,7 +92,7 @@ int Call(const std::string& socket, const Request& request, std::chrono::millise
 
 int StatusFromSocket(const std::string& socket, bool as_json, std::chrono::milliseconds timeout) {
   auto status = instaface::control::QueryStatusOnce(socket, timeout);
-  if (!status.ok()) return Fail(status.error());
+  if (!status.ok()) return Fail(status.status().message());
   PrintStatus(StatusKeys(status->role, status->term, status->leader_id, status->leader_app_address,
                          status->lease_valid, status->stale),
               as_json);
@@ -101,11 +101,11 @@ int StatusFromSocket(const std::string& socket, bool as_json, std::chrono::milli
 
 int Watch(const std::string& socket, long count, std::chrono::milliseconds timeout) {
   auto client = ControlClient::Connect(socket, timeout);
-  if (!client.ok()) return Fail(client.error());
+  if (!client.ok()) return Fail(client.status().message());
   Request request;
   request.command = Command::kWatch;
   auto first = client->Call(request, timeout);
-  if (!first.ok()) return Fail(first.error());
+  if (!first.ok()) return Fail(first.status().message());
   if (!first->value("ok", false)) return Fail("agent refused watch: " + first->value("error", ""));
   long printed = 0;
   json line = std::move(*first);
@@ -114,10 +114,10 @@ int Watch(const std::string& socket, long count, std::chrono::milliseconds timeo
     if (count > 0 && ++printed >= count) return kOk;
     // Changes can be hours apart; only a closed connection ends the watch.
     auto next = client->ReadJson(std::chrono::hours(24));
-    while (!next.ok() && next.error().find("timed out") != std::string::npos) {
+    while (!next.ok() && next.status().message().find("timed out") != std::string::npos) {
       next = client->ReadJson(std::chrono::hours(24));
     }
-    if (!next.ok()) return Fail(next.error());
+    if (!next.ok()) return Fail(next.status().message());
     line = std::move(*next);
   }
 }

@@ -7,44 +7,46 @@
 
 namespace instaface::metrics {
 
-Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view listen) {
-  using R = Result<std::pair<std::string, uint16_t>>;
+using common::Status;
+using common::StatusOr;
+
+StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view listen) {
   std::string host;
   std::string_view port;
   if (!listen.empty() && listen.front() == '[') {
     size_t close = listen.find(']');
     if (close == std::string_view::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return R::Error("metrics address must be host:port or [v6]:port (got '" +
-                      std::string(listen) + "')");
+      return Status::Error("metrics address must be host:port or [v6]:port (got '" +
+                           std::string(listen) + "')");
     }
     host = std::string(listen.substr(1, close - 1));
     port = listen.substr(close + 2);
   } else {
     size_t colon = listen.rfind(':');
     if (colon == std::string_view::npos || listen.find(':') != colon) {
-      return R::Error("metrics address must be host:port (got '" + std::string(listen) + "')");
+      return Status::Error("metrics address must be host:port (got '" + std::string(listen) + "')");
     }
     host = std::string(listen.substr(0, colon));
     port = listen.substr(colon + 1);
   }
   if (host.empty())
-    return R::Error("metrics address has no host (got '" + std::string(listen) + "')");
+    return Status::Error("metrics address has no host (got '" + std::string(listen) + "')");
   if (port.empty() || port.size() > 5) {
-    return R::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
+    return Status::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
   }
   unsigned value = 0;
   for (char c : port) {
     if (c < '0' || c > '9') {
-      return R::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
+      return Status::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
     }
     value = value * 10 + static_cast<unsigned>(c - '0');
   }
   if (value > 65535)
-    return R::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
+    return Status::Error("metrics port must be 0..65535 (got '" + std::string(port) + "')");
   return std::make_pair(std::move(host), static_cast<uint16_t>(value));
 }
 
-Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(
+StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(
     std::string_view listen, std::shared_ptr<prometheus::Registry> registry) {
   auto parsed = ParseHostPort(listen);
   if (!parsed.ok()) return parsed.status();

@@ -48,7 +48,7 @@ std::optional<double> WaitForValue(const testing::PrometheusServer& prometheus,
 
 TEST(AgentMetricsPrometheusTest, RealPrometheusScrapesTheAgentSeries) {
   auto server = MetricsServer::Start("127.0.0.1:0");
-  ASSERT_TRUE(server.ok()) << server.error();
+  ASSERT_TRUE(server.ok()) << server.status().message();
   AgentMetrics metrics(*(*server)->registry());
   metrics.SetTerm(41);
   metrics.SetRole("leader");

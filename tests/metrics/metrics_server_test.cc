@@ -23,14 +23,14 @@ namespace {
 
 TEST(ParseHostPortTest, AcceptsHostPortAndBracketedV6) {
   auto v4 = ParseHostPort("127.0.0.1:9100");
-  ASSERT_TRUE(v4.ok()) << v4.error();
+  ASSERT_TRUE(v4.ok()) << v4.status().message();
   EXPECT_EQ(v4->first, "127.0.0.1");
   EXPECT_EQ(v4->second, 9100);
   auto any = ParseHostPort("0.0.0.0:0");
   ASSERT_TRUE(any.ok());
   EXPECT_EQ(any->second, 0);
   auto v6 = ParseHostPort("[::1]:9200");
-  ASSERT_TRUE(v6.ok()) << v6.error();
+  ASSERT_TRUE(v6.ok()) << v6.status().message();
   EXPECT_EQ(v6->first, "::1");
   EXPECT_EQ(v6->second, 9200);
 }
@@ -41,7 +41,7 @@ TEST(ParseHostPortTest, RejectsMalformedAddresses) {
     auto parsed = ParseHostPort(bad);
     EXPECT_FALSE(parsed.ok()) << "accepted '" << bad << "'";
     if (!parsed.ok()) {
-      EXPECT_NE(parsed.error().find("metrics"), std::string::npos);
+      EXPECT_NE(parsed.status().message().find("metrics"), std::string::npos);
     }
   }
 }
@@ -59,7 +59,7 @@ TEST(MetricsServerTest, PortInUseIsAnErrorValue) {
   auto server = MetricsServer::Start(taken);
   close(fd);
   ASSERT_FALSE(server.ok());
-  EXPECT_NE(server.error().find(taken), std::string::npos) << server.error();
+  EXPECT_NE(server.status().message().find(taken), std::string::npos) << server.status().message();
 }
 
 TEST(MetricsServerTest, BadAddressIsAnErrorValue) {
@@ -82,7 +82,7 @@ std::map<std::string, double> ParseExposition(const std::string& text) {
 
 TEST(AgentMetricsScrapeTest, SeriesAreExposedWithConventionalNamesAndValues) {
   auto server = MetricsServer::Start("127.0.0.1:0");
-  ASSERT_TRUE(server.ok()) << server.error();
+  ASSERT_TRUE(server.ok()) << server.status().message();
   ASSERT_NE((*server)->port(), 0);
   EXPECT_EQ((*server)->address(), "127.0.0.1:" + std::to_string((*server)->port()));
   AgentMetrics m(*(*server)->registry());

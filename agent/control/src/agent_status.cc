@@ -3,6 +3,10 @@
 #include <limits>
 
 namespace instaface::control {
+
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 using nlohmann::json;
@@ -48,7 +52,7 @@ json ToJson(const AgentStatus& s) {
           {"messages_rejected", s.messages_rejected}};
 }
 
-Result<AgentStatus> ParseAgentStatus(const json& j) {
+StatusOr<AgentStatus> ParseAgentStatus(const json& j) {
   if (!j.is_object()) return Status::Error("status is not a JSON object");
   AgentStatus s;
   for (Status st :

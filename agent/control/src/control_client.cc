@@ -10,6 +10,9 @@
 
 namespace instaface::control {
 
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -38,8 +41,8 @@ ControlClient::ControlClient(ControlClient&&) noexcept = default;
 ControlClient& ControlClient::operator=(ControlClient&&) noexcept = default;
 ControlClient::~ControlClient() = default;
 
-Result<ControlClient> ControlClient::Connect(const std::string& path,
-                                             std::chrono::milliseconds timeout) {
+StatusOr<ControlClient> ControlClient::Connect(const std::string& path,
+                                               std::chrono::milliseconds timeout) {
   (void)timeout;  // connect() on a Unix socket does not wait for the server to accept
   auto impl = std::make_unique<Impl>();
   impl->path = path;
@@ -59,8 +62,7 @@ Result<ControlClient> ControlClient::Connect(const std::string& path,
   return ControlClient(std::move(impl));
 }
 
-control::Status ControlClient::SendLine(const std::string& line,
-                                        std::chrono::milliseconds timeout) {
+common::Status ControlClient::SendLine(const std::string& line, std::chrono::milliseconds timeout) {
   if (!impl_ || impl_->fd < 0) return Status::Error("not connected");
   std::string data = line + "\n";
   auto deadline = Clock::now() + timeout;
@@ -82,9 +84,8 @@ control::Status ControlClient::SendLine(const std::string& line,
   return Status::Ok();
 }
 
-Result<nlohmann::json> ControlClient::ReadJson(std::chrono::milliseconds timeout) {
-  using R = Result<nlohmann::json>;
-  if (!impl_ || impl_->fd < 0) return R::Error("not connected");
+StatusOr<nlohmann::json> ControlClient::ReadJson(std::chrono::milliseconds timeout) {
+  if (!impl_ || impl_->fd < 0) return Status::Error("not connected");
   auto deadline = Clock::now() + timeout;
   while (true) {
     size_t newline = impl_->buffer.find('\n');
@@ -92,28 +93,29 @@ Result<nlohmann::json> ControlClient::ReadJson(std::chrono::milliseconds timeout
       std::string line = impl_->buffer.substr(0, newline);
       impl_->buffer.erase(0, newline + 1);
       nlohmann::json json = nlohmann::json::parse(line, nullptr, false);
-      if (json.is_discarded()) return R::Error("agent sent a line that is not JSON");
+      if (json.is_discarded()) return Status::Error("agent sent a line that is not JSON");
       return json;
     }
-    if (impl_->buffer.size() > kMaxReplyBytes) return R::Error("agent reply too long");
+    if (impl_->buffer.size() > kMaxReplyBytes) return Status::Error("agent reply too long");
     pollfd p{impl_->fd, POLLIN, 0};
     int ready = poll(&p, 1, RemainingMs(deadline));
     if (ready < 0 && errno == EINTR) continue;
-    if (ready == 0) return R::Error("timed out waiting for " + impl_->path);
-    if (ready < 0) return R::Error(std::string("poll: ") + strerror(errno));
+    if (ready == 0) return Status::Error("timed out waiting for " + impl_->path);
+    if (ready < 0) return Status::Error(std::string("poll: ") + strerror(errno));
     char chunk[4096];
     ssize_t n = recv(impl_->fd, chunk, sizeof chunk, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno == ECONNRESET)) return R::Error("agent closed the connection");
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+      return Status::Error("agent closed the connection");
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
-      return R::Error("read from " + impl_->path + ": " + strerror(errno));
+      return Status::Error("read from " + impl_->path + ": " + strerror(errno));
     }
     impl_->buffer.append(chunk, static_cast<size_t>(n));
   }
 }
 
-Result<nlohmann::json> ControlClient::Call(const Request& request,
-                                           std::chrono::milliseconds timeout) {
+StatusOr<nlohmann::json> ControlClient::Call(const Request& request,
+                                             std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   auto sent = SendLine(SerializeRequest(request), timeout);
   if (!sent.ok()) return sent;
@@ -122,7 +124,7 @@ Result<nlohmann::json> ControlClient::Call(const Request& request,
 
 namespace {
 
-Result<AgentStatus> StatusFromReply(const Result<nlohmann::json>& reply) {
+StatusOr<AgentStatus> StatusFromReply(const StatusOr<nlohmann::json>& reply) {
   if (!reply.ok()) return reply.status();
   if (reply->value("ok", false) != true) {
     return Status::Error("the agent refused status: " +
@@ -133,21 +135,21 @@ Result<AgentStatus> StatusFromReply(const Result<nlohmann::json>& reply) {
 
 }  // namespace
 
-Result<AgentStatus> ControlClient::QueryStatus(std::chrono::milliseconds timeout) {
+StatusOr<AgentStatus> ControlClient::QueryStatus(std::chrono::milliseconds timeout) {
   Request request;
   request.command = Command::kStatus;
   return StatusFromReply(Call(request, timeout));
 }
 
-Result<nlohmann::json> CallOnce(const std::string& path, const Request& request,
-                                std::chrono::milliseconds timeout) {
+StatusOr<nlohmann::json> CallOnce(const std::string& path, const Request& request,
+                                  std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   auto client = ControlClient::Connect(path, timeout);
   if (!client.ok()) return client.status();
   return client->Call(request, std::chrono::milliseconds(RemainingMs(deadline)));
 }
 
-Result<AgentStatus> QueryStatusOnce(const std::string& path, std::chrono::milliseconds timeout) {
+StatusOr<AgentStatus> QueryStatusOnce(const std::string& path, std::chrono::milliseconds timeout) {
   Request request;
   request.command = Command::kStatus;
   return StatusFromReply(CallOnce(path, request, timeout));

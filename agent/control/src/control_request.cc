@@ -4,6 +4,9 @@
 
 namespace instaface::control {
 
+using common::Status;
+using common::StatusOr;
+
 const char* CommandName(Command command) {
   switch (command) {
     case Command::kStatus:
@@ -20,18 +23,18 @@ const char* CommandName(Command command) {
   return "unknown";
 }
 
-Result<Request> ParseRequest(std::string_view line) {
-  using R = Result<Request>;
+StatusOr<Request> ParseRequest(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() > kMaxRequestBytes) {
-    return R::Error("request longer than " + std::to_string(kMaxRequestBytes) + " bytes");
+    return Status::Error("request longer than " + std::to_string(kMaxRequestBytes) + " bytes");
   }
   // No exceptions: malformed input is an ordinary outcome here.
   nlohmann::json json = nlohmann::json::parse(line.begin(), line.end(), nullptr, false);
-  if (json.is_discarded()) return R::Error("malformed JSON");
-  if (!json.is_object()) return R::Error("request must be a JSON object");
+  if (json.is_discarded()) return Status::Error("malformed JSON");
+  if (!json.is_object()) return Status::Error("request must be a JSON object");
   auto cmd = json.find("cmd");
-  if (cmd == json.end() || !cmd->is_string()) return R::Error("request needs a string \"cmd\"");
+  if (cmd == json.end() || !cmd->is_string())
+    return Status::Error("request needs a string \"cmd\"");
   const std::string& name = cmd->get_ref<const std::string&>();
 
   Request request;
@@ -46,7 +49,7 @@ Result<Request> ParseRequest(std::string_view line) {
     auto to = json.find("to");
     if (to != json.end() && !to->is_null()) {
       if (!to->is_string() || to->get_ref<const std::string&>().empty()) {
-        return R::Error("transfer \"to\" must be a non-empty string node id");
+        return Status::Error("transfer \"to\" must be a non-empty string node id");
       }
       request.transfer_to = to->get<std::string>();
     }
@@ -54,14 +57,14 @@ Result<Request> ParseRequest(std::string_view line) {
     request.command = Command::kUnplug;
     auto on = json.find("on");
     if (on == json.end() || !on->is_boolean()) {
-      return R::Error("unplug needs a boolean \"on\"");
+      return Status::Error("unplug needs a boolean \"on\"");
     }
     request.unplug_on = on->get<bool>();
   } else {
     // Only a short prefix is echoed, so a huge or binary command name cannot bloat the reply.
     std::string shown = name.substr(0, 32);
-    return R::Error("unknown cmd '" + shown +
-                    "' (expected status, watch, step-down, transfer or unplug)");
+    return Status::Error("unknown cmd '" + shown +
+                         "' (expected status, watch, step-down, transfer or unplug)");
   }
   return request;
 }

@@ -17,6 +17,8 @@
 
 namespace instaface::control {
 
+using common::Status;
+
 namespace asio = boost::asio;
 using Local = asio::local::stream_protocol;
 
@@ -169,7 +171,7 @@ struct ControlServer::Impl {
   void Handle(Session& session, const std::string& line) {
     auto request = ParseRequest(line);
     if (!request.ok()) {
-      session.Send(ToLine(ErrorReply(request.error())));
+      session.Send(ToLine(ErrorReply(request.status().message())));
       return;
     }
     nlohmann::json reply;
@@ -235,7 +237,7 @@ ControlServer::ControlServer(ControlServerOptions options, Handler& handler)
 
 ControlServer::~ControlServer() { Stop(); }
 
-control::Status ControlServer::Start() {
+common::Status ControlServer::Start() {
   Impl& s = *impl_;
   const std::string& path = s.options.path;
   if (s.thread.joinable()) return Status::Error("control server already started");

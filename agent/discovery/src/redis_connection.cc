@@ -7,6 +7,9 @@
 
 namespace instaface::discovery {
 
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 timeval ToTimeval(std::chrono::milliseconds d) {
@@ -18,11 +21,11 @@ timeval ToTimeval(std::chrono::milliseconds d) {
 }
 
 // Copies a hiredis reply into plain values; an error reply becomes a Status instead.
-Result<RedisReply> Convert(const redisReply* r) {
+StatusOr<RedisReply> Convert(const redisReply* r) {
   RedisReply out;
   switch (r->type) {
     case REDIS_REPLY_ERROR:
-      return Result<RedisReply>::Error("Redis error reply: " + std::string(r->str, r->len));
+      return Status::Error("Redis error reply: " + std::string(r->str, r->len));
     case REDIS_REPLY_STRING:
       out.type = RedisReply::Type::kString;
       out.str.assign(r->str, r->len);
@@ -66,19 +69,19 @@ RedisConnection::RedisConnection(RedisConnection&&) noexcept = default;
 RedisConnection& RedisConnection::operator=(RedisConnection&&) noexcept = default;
 RedisConnection::~RedisConnection() = default;
 
-Result<RedisConnection> RedisConnection::Connect(const RedisUrl& url,
-                                                 std::chrono::milliseconds connect_timeout,
-                                                 std::chrono::milliseconds command_timeout) {
+StatusOr<RedisConnection> RedisConnection::Connect(const RedisUrl& url,
+                                                   std::chrono::milliseconds connect_timeout,
+                                                   std::chrono::milliseconds command_timeout) {
   std::string where = url.Redacted();
   redisContext* raw =
       redisConnectWithTimeout(url.host.c_str(), url.port, ToTimeval(connect_timeout));
-  if (raw == nullptr) return Result<RedisConnection>::Error("Redis " + where + ": out of memory");
+  if (raw == nullptr) return Status::Error("Redis " + where + ": out of memory");
   RedisConnection connection(raw, where);
   if (raw->err) {
-    return Result<RedisConnection>::Error("Redis " + where + ": connect: " + raw->errstr);
+    return Status::Error("Redis " + where + ": connect: " + raw->errstr);
   }
   if (redisSetTimeout(raw, ToTimeval(command_timeout)) != REDIS_OK) {
-    return Result<RedisConnection>::Error("Redis " + where + ": cannot set timeout");
+    return Status::Error("Redis " + where + ": cannot set timeout");
   }
   if (!url.password.empty()) {
     std::vector<std::string> auth = {"AUTH"};
@@ -86,11 +89,11 @@ Result<RedisConnection> RedisConnection::Connect(const RedisUrl& url,
     auth.push_back(url.password);
     auto reply = connection.Command(auth);
     if (!reply.ok())
-      return Result<RedisConnection>::Error("Redis " + where + ": AUTH failed: " + reply.error());
+      return Status::Error("Redis " + where + ": AUTH failed: " + reply.status().message());
   }
   if (url.db != 0) {
     auto reply = connection.Command({"SELECT", std::to_string(url.db)});
-    if (!reply.ok()) return Result<RedisConnection>::Error("Redis " + where + ": " + reply.error());
+    if (!reply.ok()) return Status::Error("Redis " + where + ": " + reply.status().message());
   }
   return connection;
 }
@@ -101,15 +104,14 @@ Status RedisConnection::IoError(const char* what) {
   return Status::Error("Redis " + where_ + ": " + what + ": " + detail);
 }
 
-Result<RedisReply> RedisConnection::Command(const std::vector<std::string>& argv) {
+StatusOr<RedisReply> RedisConnection::Command(const std::vector<std::string>& argv) {
   auto replies = Pipeline({argv});
   if (!replies.ok()) return replies.status();
   return std::move(replies->front());
 }
 
-Result<std::vector<RedisReply>> RedisConnection::Pipeline(
+StatusOr<std::vector<RedisReply>> RedisConnection::Pipeline(
     const std::vector<std::vector<std::string>>& commands) {
-  using R = Result<std::vector<RedisReply>>;
   if (broken_ || !context_) return Status::Error("Redis " + where_ + ": connection is broken");
   redisContext* c = context_.get();
   for (const auto& argv : commands) {
@@ -139,7 +141,7 @@ Result<std::vector<RedisReply>> RedisConnection::Pipeline(
     }
     out.push_back(std::move(*converted));
   }
-  if (first_error) return R(*first_error);
+  if (first_error) return *first_error;
   return out;
 }
 

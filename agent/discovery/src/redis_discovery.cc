@@ -9,6 +9,9 @@
 
 namespace instaface::discovery {
 
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -54,7 +57,7 @@ std::string NodeKey(std::string_view cluster, std::string_view id) {
 }
 std::string LeaderKey(std::string_view cluster) { return KeyPrefix(cluster) + "leader"; }
 
-Result<std::optional<LeaderRecord>> ReadLeader(RedisConnection& redis, std::string_view cluster) {
+StatusOr<std::optional<LeaderRecord>> ReadLeader(RedisConnection& redis, std::string_view cluster) {
   auto reply = redis.Command({"HMGET", LeaderKey(cluster), "id", "term", "app"});
   if (!reply.ok()) return reply.status();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 3) {
@@ -334,7 +337,7 @@ struct RedisDiscovery::Impl {
   }
 };
 
-Result<std::unique_ptr<RedisDiscovery>> RedisDiscovery::Create(DiscoveryOptions options) {
+StatusOr<std::unique_ptr<RedisDiscovery>> RedisDiscovery::Create(DiscoveryOptions options) {
   auto url = ParseRedisUrl(options.redis_url);
   if (!url.ok()) return url.status();
   if (options.cluster.empty()) return Status::Error("discovery needs a cluster name");

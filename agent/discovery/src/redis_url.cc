@@ -4,6 +4,9 @@
 
 namespace instaface::discovery {
 
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 constexpr size_t kMaxUrlBytes = 4096;
@@ -16,7 +19,7 @@ int HexValue(char c) {
   return -1;
 }
 
-Result<std::string> PercentDecode(std::string_view in, const char* what) {
+StatusOr<std::string> PercentDecode(std::string_view in, const char* what) {
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -25,11 +28,11 @@ Result<std::string> PercentDecode(std::string_view in, const char* what) {
       continue;
     }
     if (i + 2 >= in.size()) {
-      return Result<std::string>::Error(std::string("truncated %-escape in ") + what);
+      return Status::Error(std::string("truncated %-escape in ") + what);
     }
     int hi = HexValue(in[i + 1]);
     int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return Result<std::string>::Error(std::string("bad %-escape in ") + what);
+    if (hi < 0 || lo < 0) return Status::Error(std::string("bad %-escape in ") + what);
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
   }
@@ -72,17 +75,17 @@ std::string RedisUrl::Redacted() const {
   return out;
 }
 
-Result<RedisUrl> ParseRedisUrl(std::string_view url) {
-  using R = Result<RedisUrl>;
-  if (url.size() > kMaxUrlBytes) return R::Error("Redis URL longer than 4096 bytes");
+StatusOr<RedisUrl> ParseRedisUrl(std::string_view url) {
+  if (url.size() > kMaxUrlBytes) return Status::Error("Redis URL longer than 4096 bytes");
   if (url.size() < kScheme.size() || url.compare(0, kScheme.size(), kScheme) != 0) {
-    if (url.compare(0, 9, "rediss://") == 0) return R::Error("rediss:// (TLS) is not supported");
-    return R::Error("Redis URL must start with redis://");
+    if (url.compare(0, 9, "rediss://") == 0)
+      return Status::Error("rediss:// (TLS) is not supported");
+    return Status::Error("Redis URL must start with redis://");
   }
   std::string_view rest = url.substr(kScheme.size());
   for (char c : rest) {
     if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
-      return R::Error("Redis URL contains a space or control character");
+      return Status::Error("Redis URL contains a space or control character");
     }
   }
   RedisUrl out;
@@ -94,19 +97,19 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
     rest = rest.substr(at + 1);
     size_t colon = userinfo.find(':');
     if (colon == std::string_view::npos) {
-      return R::Error("Redis URL userinfo needs a ':' before the password (redis://:pw@host)");
+      return Status::Error("Redis URL userinfo needs a ':' before the password (redis://:pw@host)");
     }
     auto user = PercentDecode(userinfo.substr(0, colon), "the user name");
     if (!user.ok()) return user.status();
     auto password = PercentDecode(userinfo.substr(colon + 1), "the password");
     if (!password.ok()) return password.status();
-    if (password->empty()) return R::Error("Redis URL has an empty password");
+    if (password->empty()) return Status::Error("Redis URL has an empty password");
     out.username = std::move(*user);
     out.password = std::move(*password);
   }
 
   if (rest.find_first_of("?#") != std::string_view::npos) {
-    return R::Error("Redis URL query strings and fragments are not supported");
+    return Status::Error("Redis URL query strings and fragments are not supported");
   }
   std::string_view hostport = rest;
   size_t slash = rest.find('/');
@@ -116,7 +119,7 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
     if (!db.empty()) {
       long value = 0;
       if (!ParseNumber(db, 5, 99999, &value)) {
-        return R::Error("Redis URL database must be a number (got '" + std::string(db) + "')");
+        return Status::Error("Redis URL database must be a number (got '" + std::string(db) + "')");
       }
       out.db = static_cast<int>(value);
     }
@@ -126,14 +129,14 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
   bool has_port = false;
   if (!hostport.empty() && hostport.front() == '[') {
     size_t close = hostport.find(']');
-    if (close == std::string_view::npos) return R::Error("Redis URL has an unclosed '['");
+    if (close == std::string_view::npos) return Status::Error("Redis URL has an unclosed '['");
     out.host = std::string(hostport.substr(1, close - 1));
     for (char c : out.host) {
-      if (!IsIpv6Char(c)) return R::Error("Redis URL has a malformed IPv6 address");
+      if (!IsIpv6Char(c)) return Status::Error("Redis URL has a malformed IPv6 address");
     }
     std::string_view after = hostport.substr(close + 1);
     if (!after.empty()) {
-      if (after.front() != ':') return R::Error("Redis URL has junk after ']'");
+      if (after.front() != ':') return Status::Error("Redis URL has junk after ']'");
       port = after.substr(1);
       has_port = true;
     }
@@ -146,15 +149,15 @@ Result<RedisUrl> ParseRedisUrl(std::string_view url) {
     }
     for (char c : out.host) {
       if (!IsHostNameChar(c)) {
-        return R::Error("Redis URL host has an invalid character '" + std::string(1, c) + "'");
+        return Status::Error("Redis URL host has an invalid character '" + std::string(1, c) + "'");
       }
     }
   }
-  if (out.host.empty()) return R::Error("Redis URL has no host");
+  if (out.host.empty()) return Status::Error("Redis URL has no host");
   if (has_port) {
     long value = 0;
     if (!ParseNumber(port, 5, 65535, &value) || value == 0) {
-      return R::Error("Redis URL port must be 1..65535 (got '" + std::string(port) + "')");
+      return Status::Error("Redis URL port must be 1..65535 (got '" + std::string(port) + "')");
     }
     out.port = static_cast<uint16_t>(value);
   }

@@ -110,11 +110,11 @@ std::string ValidateNodeOptions(const NodeOptions& o) {
   if (o.shm_mode != 0600 && o.shm_mode != 0660) return "shm mode must be 0600 or 0660";
   if (!o.redis_url.empty()) {
     auto url = discovery::ParseRedisUrl(o.redis_url);
-    if (!url.ok()) return "bad Redis URL: " + url.error();
+    if (!url.ok()) return "bad Redis URL: " + url.status().message();
   }
   if (!o.metrics_address.empty()) {
     auto hp = metrics::ParseHostPort(o.metrics_address);
-    if (!hp.ok()) return "bad metrics address: " + hp.error();
+    if (!hp.ok()) return "bad metrics address: " + hp.status().message();
   }
   return {};
 }
@@ -314,7 +314,7 @@ agent::Status Node::Impl::Init() {
 
   if (!options.metrics_address.empty()) {
     auto server = metrics::MetricsServer::Start(options.metrics_address);
-    if (!server.ok()) return Status::Error("metrics: " + server.error());
+    if (!server.ok()) return Status::Error("metrics: " + server.status().message());
     metrics_server = std::move(*server);
     metrics = std::make_unique<metrics::AgentMetrics>(*metrics_server->registry());
   }
@@ -330,7 +330,7 @@ agent::Status Node::Impl::Init() {
     d.refresh_interval = std::max(milliseconds(200), std::min(milliseconds(1000), d.ttl / 3));
     d.log = [](std::string_view line) { spdlog::warn("discovery: {}", line); };
     auto created = discovery::RedisDiscovery::Create(d);
-    if (!created.ok()) return Status::Error("discovery: " + created.error());
+    if (!created.ok()) return Status::Error("discovery: " + created.status().message());
     discovery = std::move(*created);
     discovery->SetPeersCallback([this](const std::vector<discovery::PeerInfo>& peers) {
       std::map<std::string, PeerAddresses> copy;

@@ -337,7 +337,7 @@ HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
     creq.unplug_on = on;
   }
   auto reply = control::CallOnce(options_.control_socket, creq, options_.control_timeout);
-  if (!reply.ok()) return Unavailable("agent control socket: " + reply.error(), req);
+  if (!reply.ok()) return Unavailable("agent control socket: " + reply.status().message(), req);
   const json& r = *reply;
   if (r.contains("ok") && r["ok"].is_boolean() && !r["ok"].get<bool>()) {
     return JsonError(502, "agent refused: " + r.value("error", std::string("unknown error")),
@@ -361,7 +361,7 @@ HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
     return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
   }
   auto status = control::QueryStatusOnce(options_.control_socket, options_.control_timeout);
-  if (!status.ok()) return Unavailable("agent control socket: " + status.error(), req);
+  if (!status.ok()) return Unavailable("agent control socket: " + status.status().message(), req);
   answer["source"] = "agent";
   // The agent lists its peers with whether it heard from them recently; report the silent ones.
   const json described = control::ToJson(*status);

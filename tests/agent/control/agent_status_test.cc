@@ -27,7 +27,7 @@ AgentStatus Sample() {
 TEST(AgentStatusTest, RoundTripsThroughJson) {
   const AgentStatus s = Sample();
   auto parsed = ParseAgentStatus(ToJson(s));
-  ASSERT_TRUE(parsed.ok()) << parsed.error();
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_EQ(*parsed, s);
   EXPECT_TRUE(ToJson(s)["peers"][1]["last_heard_ms"].is_null()) << "never heard is null, not 0";
 }
@@ -61,7 +61,8 @@ TEST(AgentStatusTest, MissingOrMistypedFieldsAreNamed) {
     c.spoil(j);
     auto parsed = ParseAgentStatus(j);
     ASSERT_FALSE(parsed.ok()) << j.dump();
-    EXPECT_NE(parsed.error().find(c.mentions), std::string::npos) << parsed.error();
+    EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos)
+        << parsed.status().message();
   }
 }
 

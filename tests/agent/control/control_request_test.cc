@@ -9,7 +9,7 @@ namespace {
 
 TEST(ControlRequestTest, ParsesEachCommand) {
   auto status = ParseRequest(R"({"cmd":"status"})");
-  ASSERT_TRUE(status.ok()) << status.error();
+  ASSERT_TRUE(status.ok()) << status.status().message();
   EXPECT_EQ(status->command, Command::kStatus);
 
   auto watch = ParseRequest(R"({"cmd":"watch"})");
@@ -45,7 +45,7 @@ TEST(ControlRequestTest, ParsesEachCommand) {
 
 TEST(ControlRequestTest, ToleratesCarriageReturnAndUnknownFields) {
   auto r = ParseRequest("{\"cmd\":\"status\",\"client\":\"x\"}\r");
-  ASSERT_TRUE(r.ok()) << r.error();
+  ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->command, Command::kStatus);
 }
 
@@ -59,7 +59,8 @@ class ControlRequestRejectTest : public ::testing::TestWithParam<Bad> {};
 TEST_P(ControlRequestRejectTest, IsAnErrorNamingTheProblem) {
   auto r = ParseRequest(GetParam().line);
   ASSERT_FALSE(r.ok()) << "accepted: " << GetParam().line;
-  EXPECT_NE(r.error().find(GetParam().error_mentions), std::string::npos) << r.error();
+  EXPECT_NE(r.status().message().find(GetParam().error_mentions), std::string::npos)
+      << r.status().message();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -80,7 +81,7 @@ TEST(ControlRequestTest, OverlongLineIsRefusedBeforeParsing) {
   std::string line = R"({"cmd":"status","pad":")" + std::string(kMaxRequestBytes, 'x') + "\"}";
   auto r = ParseRequest(line);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().find("longer than"), std::string::npos);
+  EXPECT_NE(r.status().message().find("longer than"), std::string::npos);
 }
 
 TEST(ControlRequestTest, DeepNestingIsAnErrorNotACrash) {
@@ -93,7 +94,7 @@ TEST(ControlRequestTest, UnknownCommandEchoIsBounded) {
   std::string name(1000, 'z');
   auto r = ParseRequest("{\"cmd\":\"" + name + "\"}");
   ASSERT_FALSE(r.ok());
-  EXPECT_LT(r.error().size(), 200u);
+  EXPECT_LT(r.status().message().size(), 200u);
 }
 
 TEST(ControlRequestTest, SerializeRoundTrips) {
@@ -109,7 +110,7 @@ TEST(ControlRequestTest, SerializeRoundTrips) {
     std::string line = SerializeRequest(request);
     EXPECT_EQ(line.find('\n'), std::string::npos);
     auto back = ParseRequest(line);
-    ASSERT_TRUE(back.ok()) << line << ": " << back.error();
+    ASSERT_TRUE(back.ok()) << line << ": " << back.status().message();
     EXPECT_EQ(back->command, request.command);
     EXPECT_EQ(back->transfer_to, request.transfer_to);
     EXPECT_EQ(back->unplug_on, request.unplug_on);

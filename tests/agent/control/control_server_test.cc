@@ -94,20 +94,20 @@ class ControlServerTest : public ::testing::Test {
 
   ControlClient Connect() {
     auto client = ControlClient::Connect(dir_.File("agent.sock"), kTimeout);
-    EXPECT_TRUE(client.ok()) << client.error();
+    EXPECT_TRUE(client.ok()) << client.status().message();
     return std::move(*client);
   }
   json Call(ControlClient& client, Command command) {
     Request request;
     request.command = command;
     auto reply = client.Call(request, kTimeout);
-    EXPECT_TRUE(reply.ok()) << reply.error();
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
     return reply.ok() ? *reply : json();
   }
   json Raw(ControlClient& client, const std::string& line) {
     EXPECT_TRUE(client.SendLine(line, kTimeout).ok());
     auto reply = client.ReadJson(kTimeout);
-    EXPECT_TRUE(reply.ok()) << reply.error();
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
     return reply.ok() ? *reply : json();
   }
 
@@ -169,12 +169,12 @@ TEST_F(ControlServerTest, OverlongLineGetsAnErrorAndIsDisconnected) {
   auto client = Connect();
   ASSERT_TRUE(client.SendLine(std::string(3 * kMaxRequestBytes, 'x'), kTimeout).ok());
   auto reply = client.ReadJson(kTimeout);
-  ASSERT_TRUE(reply.ok()) << reply.error();
+  ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ((*reply)["ok"], false);
   EXPECT_NE((*reply)["error"].get<std::string>().find("longer than"), std::string::npos);
   auto next = client.ReadJson(kTimeout);
   ASSERT_FALSE(next.ok());
-  EXPECT_NE(next.error().find("closed"), std::string::npos) << next.error();
+  EXPECT_NE(next.status().message().find("closed"), std::string::npos) << next.status().message();
   // Others are unaffected.
   auto other = Connect();
   EXPECT_EQ(Call(other, Command::kStatus)["ok"], true);
@@ -193,7 +193,7 @@ TEST_F(ControlServerTest, WatchStreamsTheCurrentStateThenEveryBroadcast) {
   for (auto* client : {&a, &b}) {
     for (int term = 8; term < 18; ++term) {
       auto event = client->ReadJson(kTimeout);
-      ASSERT_TRUE(event.ok()) << event.error();
+      ASSERT_TRUE(event.ok()) << event.status().message();
       EXPECT_EQ((*event)["term"], term);
     }
   }
@@ -235,7 +235,7 @@ TEST_F(ControlServerTest, SlowWatcherIsDroppedAndOthersKeepReceiving) {
   bool got_last = false;
   for (int i = 0; i < 1000 && !got_last; ++i) {
     auto e = fast.ReadJson(kTimeout);
-    ASSERT_TRUE(e.ok()) << e.error();
+    ASSERT_TRUE(e.ok()) << e.status().message();
     got_last = (*e)["seq"] == -1;
   }
   EXPECT_TRUE(got_last);
@@ -255,7 +255,7 @@ TEST_F(ControlServerTest, BroadcastFromManyThreadsIsSafe) {
   int last[4] = {-1, -1, -1, -1};
   for (int n = 0; n < 200; ++n) {
     auto e = watcher.ReadJson(kTimeout);
-    ASSERT_TRUE(e.ok()) << e.error();
+    ASSERT_TRUE(e.ok()) << e.status().message();
     int t = (*e)["t"], i = (*e)["i"];
     EXPECT_EQ(i, last[t] + 1) << "events of one thread arrive in order";
     last[t] = i;

@@ -62,7 +62,7 @@ class RedisDiscoveryTest : public ::testing::Test {
 
   std::unique_ptr<RedisDiscovery> Make(const std::string& id) {
     auto d = RedisDiscovery::Create(Options(id));
-    EXPECT_TRUE(d.ok()) << d.error();
+    EXPECT_TRUE(d.ok()) << d.status().message();
     return d.ok() ? std::move(*d) : nullptr;
   }
 
@@ -70,14 +70,14 @@ class RedisDiscoveryTest : public ::testing::Test {
   RedisConnection Client() {
     auto url = ParseRedisUrl(redis_.url());
     auto c = RedisConnection::Connect(*url, milliseconds(1000), milliseconds(1000));
-    EXPECT_TRUE(c.ok()) << c.error();
+    EXPECT_TRUE(c.ok()) << c.status().message();
     return std::move(*c);
   }
 
   RedisReply Run(const std::vector<std::string>& argv) {
     auto c = Client();
     auto reply = c.Command(argv);
-    EXPECT_TRUE(reply.ok()) << reply.error();
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
     return reply.ok() ? *reply : RedisReply{};
   }
 
@@ -210,7 +210,7 @@ TEST_F(RedisDiscoveryTest, LeaderKeyIsNeverOverwrittenByALowerTerm) {
   auto c = Client();
   auto leader = [&]() -> std::optional<LeaderRecord> {
     auto r = ReadLeader(c, kCluster);
-    EXPECT_TRUE(r.ok()) << r.error();
+    EXPECT_TRUE(r.ok()) << r.status().message();
     return r.ok() ? *r : std::nullopt;
   };
 
@@ -291,7 +291,7 @@ TEST_F(RedisDiscoveryTest, RedisRestartKeepsPeersThenReconnectsAndReregisters) {
   slow.initial_backoff = milliseconds(400);
   slow.max_backoff = milliseconds(400);
   auto created = RedisDiscovery::Create(slow);
-  ASSERT_TRUE(created.ok()) << created.error();
+  ASSERT_TRUE(created.ok()) << created.status().message();
   auto b = std::move(*created);
   // After the restart Redis is empty and n1 may refresh before n2 has re-registered: n1 must
   // not drop n2 in between (that would stop heartbeats to a live follower).

@@ -9,7 +9,7 @@ namespace {
 
 TEST(RedisUrlTest, HostAndPort) {
   auto url = ParseRedisUrl("redis://10.1.2.3:6380");
-  ASSERT_TRUE(url.ok()) << url.error();
+  ASSERT_TRUE(url.ok()) << url.status().message();
   EXPECT_EQ(url->host, "10.1.2.3");
   EXPECT_EQ(url->port, 6380);
   EXPECT_EQ(url->db, 0);
@@ -19,14 +19,14 @@ TEST(RedisUrlTest, HostAndPort) {
 
 TEST(RedisUrlTest, PortDefaultsTo6379) {
   auto url = ParseRedisUrl("redis://redis.default.svc");
-  ASSERT_TRUE(url.ok()) << url.error();
+  ASSERT_TRUE(url.ok()) << url.status().message();
   EXPECT_EQ(url->host, "redis.default.svc");
   EXPECT_EQ(url->port, 6379);
 }
 
 TEST(RedisUrlTest, PasswordOnlyAndDatabase) {
   auto url = ParseRedisUrl("redis://:s3cret@127.0.0.1:7000/3");
-  ASSERT_TRUE(url.ok()) << url.error();
+  ASSERT_TRUE(url.ok()) << url.status().message();
   EXPECT_EQ(url->password, "s3cret");
   EXPECT_TRUE(url->username.empty());
   EXPECT_EQ(url->port, 7000);
@@ -35,7 +35,7 @@ TEST(RedisUrlTest, PasswordOnlyAndDatabase) {
 
 TEST(RedisUrlTest, UserAndPassword) {
   auto url = ParseRedisUrl("redis://agent:pw@localhost:6379/");
-  ASSERT_TRUE(url.ok()) << url.error();
+  ASSERT_TRUE(url.ok()) << url.status().message();
   EXPECT_EQ(url->username, "agent");
   EXPECT_EQ(url->password, "pw");
   EXPECT_EQ(url->db, 0);
@@ -43,18 +43,18 @@ TEST(RedisUrlTest, UserAndPassword) {
 
 TEST(RedisUrlTest, PercentEncodedPasswordAndRawAtSign) {
   auto encoded = ParseRedisUrl("redis://:p%40ss%3Aw%2Fd@h:1");
-  ASSERT_TRUE(encoded.ok()) << encoded.error();
+  ASSERT_TRUE(encoded.ok()) << encoded.status().message();
   EXPECT_EQ(encoded->password, "p@ss:w/d");
   // Userinfo ends at the last '@', so an unencoded '@' in a password still works.
   auto raw = ParseRedisUrl("redis://:a@b@h:2");
-  ASSERT_TRUE(raw.ok()) << raw.error();
+  ASSERT_TRUE(raw.ok()) << raw.status().message();
   EXPECT_EQ(raw->password, "a@b");
   EXPECT_EQ(raw->host, "h");
 }
 
 TEST(RedisUrlTest, Ipv6InBrackets) {
   auto url = ParseRedisUrl("redis://[::1]:6390/1");
-  ASSERT_TRUE(url.ok()) << url.error();
+  ASSERT_TRUE(url.ok()) << url.status().message();
   EXPECT_EQ(url->host, "::1");
   EXPECT_EQ(url->port, 6390);
   EXPECT_EQ(url->db, 1);
@@ -78,8 +78,8 @@ class RedisUrlRejectTest : public ::testing::TestWithParam<BadUrl> {};
 TEST_P(RedisUrlRejectTest, GivesClearError) {
   auto url = ParseRedisUrl(GetParam().url);
   ASSERT_FALSE(url.ok()) << "accepted " << GetParam().url;
-  EXPECT_NE(url.error().find(GetParam().error_mentions), std::string::npos)
-      << "error for " << GetParam().url << " was: " << url.error();
+  EXPECT_NE(url.status().message().find(GetParam().error_mentions), std::string::npos)
+      << "error for " << GetParam().url << " was: " << url.status().message();
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -101,7 +101,7 @@ TEST(RedisUrlTest, OverlongUrlIsRejectedNotParsed) {
   std::string url = "redis://" + std::string(5000, 'a') + ":1";
   auto parsed = ParseRedisUrl(url);
   ASSERT_FALSE(parsed.ok());
-  EXPECT_NE(parsed.error().find("longer"), std::string::npos);
+  EXPECT_NE(parsed.status().message().find("longer"), std::string::npos);
 }
 
 TEST(RedisUrlTest, EveryPrefixOfAValidUrlIsHandled) {
@@ -114,7 +114,7 @@ TEST(RedisUrlTest, EveryPrefixOfAValidUrlIsHandled) {
     }
   }
   auto full = ParseRedisUrl(url);
-  ASSERT_TRUE(full.ok()) << full.error();
+  ASSERT_TRUE(full.ok()) << full.status().message();
   EXPECT_EQ(full->password, "pAss");
 }
 

@@ -71,10 +71,10 @@ class NodeControlTest : public ::testing::Test {
 
   nlohmann::json Call(const std::string& id, Request request) {
     auto client = ControlClient::Connect(Socket(id), 5s);
-    EXPECT_TRUE(client.ok()) << client.error();
+    EXPECT_TRUE(client.ok()) << client.status().message();
     if (!client.ok()) return {};
     auto reply = client->Call(request, 5s);
-    EXPECT_TRUE(reply.ok()) << reply.error();
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
     return reply.ok() ? *reply : nlohmann::json{};
   }
 
@@ -103,9 +103,9 @@ TEST_F(NodeControlTest, AdminCommandsReachTheElection) {
 
   // A watcher sees the transfer it asked for.
   auto watcher = ControlClient::Connect(Socket(follower), 5s);
-  ASSERT_TRUE(watcher.ok()) << watcher.error();
+  ASSERT_TRUE(watcher.ok()) << watcher.status().message();
   auto first = watcher->Call(Req(Command::kWatch), 5s);
-  ASSERT_TRUE(first.ok()) << first.error();
+  ASSERT_TRUE(first.ok()) << first.status().message();
 
   Request transfer = Req(Command::kTransfer);
   transfer.transfer_to = follower;
@@ -114,7 +114,7 @@ TEST_F(NodeControlTest, AdminCommandsReachTheElection) {
   const auto deadline = std::chrono::steady_clock::now() + kLiveness;
   while (!saw_self_lead && std::chrono::steady_clock::now() < deadline) {
     auto event = watcher->ReadJson(5s);
-    ASSERT_TRUE(event.ok()) << event.error();
+    ASSERT_TRUE(event.ok()) << event.status().message();
     saw_self_lead = event->value("role", "") == "leader";
   }
   EXPECT_TRUE(saw_self_lead);

@@ -4,7 +4,7 @@
 // as long as it should be scraped.
 //
 //   auto server = MetricsServer::Start("127.0.0.1:9100");
-//   if (!server.ok()) { std::cerr << server.error() << "\n"; return 2; }
+//   if (!server.ok()) { std::cerr << server.status().message() << "\n"; return 2; }
 //   AgentMetrics metrics(*(*server)->registry());
 //
 // Note: destroying the server takes about 2 s (civetweb joins its threads), so tests should make
@@ -20,7 +20,7 @@
 #include <string_view>
 #include <utility>
 
-#include "instaface/metrics/status.h"
+#include "instaface/common/status.h"
 
 namespace prometheus {
 class Exposer;
@@ -34,7 +34,7 @@ class MetricsServer {
   // `listen` is host:port ("127.0.0.1:9100", "0.0.0.0:9100", "[::1]:9100"); port 0 picks a
   // free one. An unparsable address or a port in use is an error, never an exception.
   // With no registry a new one is made.
-  static Result<std::unique_ptr<MetricsServer>> Start(
+  static common::StatusOr<std::unique_ptr<MetricsServer>> Start(
       std::string_view listen, std::shared_ptr<prometheus::Registry> registry = nullptr);
 
   ~MetricsServer();
@@ -55,7 +55,7 @@ class MetricsServer {
 };
 
 // Splits "host:port" / "[v6]:port"; for flag validation before anything binds.
-Result<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view listen);
+common::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view listen);
 
 }  // namespace instaface::metrics
 

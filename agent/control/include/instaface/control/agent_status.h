@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/control/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::control {
 
@@ -58,7 +58,7 @@ struct AgentStatus {
 nlohmann::json ToJson(const AgentStatus& status);
 // The inverse of ToJson. Unknown keys are ignored (a newer agent may add some); a missing or
 // mistyped key, or more than kMaxPeers peers, is an error naming the key.
-Result<AgentStatus> ParseAgentStatus(const nlohmann::json& json);
+common::StatusOr<AgentStatus> ParseAgentStatus(const nlohmann::json& json);
 
 inline constexpr size_t kMaxPeers = 1024;
 

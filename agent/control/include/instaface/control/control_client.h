@@ -11,29 +11,30 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/common/status.h"
 #include "instaface/control/agent_status.h"
 #include "instaface/control/control_request.h"
-#include "instaface/control/status.h"
 
 namespace instaface::control {
 
 class ControlClient {
  public:
-  static Result<ControlClient> Connect(const std::string& path, std::chrono::milliseconds timeout);
+  static common::StatusOr<ControlClient> Connect(const std::string& path,
+                                                 std::chrono::milliseconds timeout);
 
   ControlClient(ControlClient&&) noexcept;
   ControlClient& operator=(ControlClient&&) noexcept;
   ~ControlClient();
 
   // Sends one request and reads its reply line as JSON.
-  Result<nlohmann::json> Call(const Request& request, std::chrono::milliseconds timeout);
+  common::StatusOr<nlohmann::json> Call(const Request& request, std::chrono::milliseconds timeout);
   // `status`, read back into its type; an error reply or a malformed status is an error.
-  Result<AgentStatus> QueryStatus(std::chrono::milliseconds timeout);
+  common::StatusOr<AgentStatus> QueryStatus(std::chrono::milliseconds timeout);
   // Sends a raw line (a newline is appended); for tests of malformed input.
-  control::Status SendLine(const std::string& line, std::chrono::milliseconds timeout);
+  common::Status SendLine(const std::string& line, std::chrono::milliseconds timeout);
   // Reads the next line as JSON (after watch: the next event). An error when the server closes
   // the connection, the line is not JSON, or the timeout passes.
-  Result<nlohmann::json> ReadJson(std::chrono::milliseconds timeout);
+  common::StatusOr<nlohmann::json> ReadJson(std::chrono::milliseconds timeout);
 
  private:
   struct Impl;
@@ -43,9 +44,10 @@ class ControlClient {
 
 // One request on a connection of its own, for callers that ask now and then (the graphserver):
 // connects, calls, closes; the whole exchange within `timeout`.
-Result<nlohmann::json> CallOnce(const std::string& path, const Request& request,
-                                std::chrono::milliseconds timeout);
-Result<AgentStatus> QueryStatusOnce(const std::string& path, std::chrono::milliseconds timeout);
+common::StatusOr<nlohmann::json> CallOnce(const std::string& path, const Request& request,
+                                          std::chrono::milliseconds timeout);
+common::StatusOr<AgentStatus> QueryStatusOnce(const std::string& path,
+                                              std::chrono::milliseconds timeout);
 
 }  // namespace instaface::control
 

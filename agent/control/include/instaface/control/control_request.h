@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "instaface/control/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::control {
 
@@ -37,7 +37,7 @@ struct Request {
 };
 
 // `line` without its trailing newline (a trailing '\r' is tolerated).
-Result<Request> ParseRequest(std::string_view line);
+common::StatusOr<Request> ParseRequest(std::string_view line);
 
 // The request as one JSON line without the newline, as a client sends it.
 std::string SerializeRequest(const Request& request);

@@ -30,8 +30,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/common/status.h"
 #include "instaface/control/agent_status.h"
-#include "instaface/control/status.h"
 
 namespace instaface::control {
 
@@ -61,7 +61,7 @@ class ControlServer {
   ControlServer& operator=(const ControlServer&) = delete;
 
   // Binds, sets the mode, listens and starts the thread.
-  control::Status Start();
+  common::Status Start();
   // Closes every connection, joins the thread and unlinks the socket. Idempotent.
   void Stop();
 

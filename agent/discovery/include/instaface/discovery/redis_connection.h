@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/discovery/redis_url.h"
-#include "instaface/discovery/status.h"
 
 struct redisContext;
 
@@ -37,18 +37,19 @@ struct RedisReply {
 class RedisConnection {
  public:
   // Connects (TCP), then AUTHs and SELECTs as the URL says.
-  static Result<RedisConnection> Connect(const RedisUrl& url,
-                                         std::chrono::milliseconds connect_timeout,
-                                         std::chrono::milliseconds command_timeout);
+  static common::StatusOr<RedisConnection> Connect(const RedisUrl& url,
+                                                   std::chrono::milliseconds connect_timeout,
+                                                   std::chrono::milliseconds command_timeout);
 
   RedisConnection(RedisConnection&&) noexcept;
   RedisConnection& operator=(RedisConnection&&) noexcept;
   ~RedisConnection();
 
   // One command, given as its arguments (binary-safe, no quoting rules).
-  Result<RedisReply> Command(const std::vector<std::string>& argv);
+  common::StatusOr<RedisReply> Command(const std::vector<std::string>& argv);
   // Several commands in one round trip. Fails as a whole if any reply is an error.
-  Result<std::vector<RedisReply>> Pipeline(const std::vector<std::vector<std::string>>& commands);
+  common::StatusOr<std::vector<RedisReply>> Pipeline(
+      const std::vector<std::vector<std::string>>& commands);
 
   bool broken() const { return broken_; }
 
@@ -57,7 +58,7 @@ class RedisConnection {
     void operator()(redisContext* c) const;
   };
   explicit RedisConnection(redisContext* c, std::string where);
-  Status IoError(const char* what);
+  common::Status IoError(const char* what);
 
   std::unique_ptr<redisContext, ContextDeleter> context_;
   std::string where_;  // host:port, for messages

@@ -28,9 +28,9 @@
 #include <string_view>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/discovery/redis_connection.h"
 #include "instaface/discovery/redis_url.h"
-#include "instaface/discovery/status.h"
 
 namespace instaface::discovery {
 
@@ -74,7 +74,8 @@ std::string NodeKey(std::string_view cluster, std::string_view id);
 std::string LeaderKey(std::string_view cluster);
 
 // Reads the leader key (for observers and tests); nullopt when absent or expired.
-Result<std::optional<LeaderRecord>> ReadLeader(RedisConnection& redis, std::string_view cluster);
+common::StatusOr<std::optional<LeaderRecord>> ReadLeader(RedisConnection& redis,
+                                                         std::string_view cluster);
 
 class RedisDiscovery {
  public:
@@ -82,7 +83,7 @@ class RedisDiscovery {
 
   // Checks the options (URL, non-empty cluster/id/peer address, ttl > refresh_interval) and
   // connects to nothing yet.
-  static Result<std::unique_ptr<RedisDiscovery>> Create(DiscoveryOptions options);
+  static common::StatusOr<std::unique_ptr<RedisDiscovery>> Create(DiscoveryOptions options);
 
   ~RedisDiscovery();  // Stop()
   RedisDiscovery(const RedisDiscovery&) = delete;
@@ -93,7 +94,7 @@ class RedisDiscovery {
   void SetPeersCallback(PeersCallback callback);
 
   // Starts the thread. Returns at once; Redis being down is not an error (the thread retries).
-  Status Start();
+  common::Status Start();
   // Stops the thread, then deregisters (ZREM, DEL, and the leader key if it is still ours)
   // within one command timeout, best effort. Idempotent.
   void Stop();

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "instaface/discovery/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::discovery {
 
@@ -29,7 +29,7 @@ struct RedisUrl {
 // redis://user:password@host:port/db. Userinfo may be percent-encoded. Rejects other schemes,
 // empty hosts, ports outside 1..65535, a db that is not a small non-negative number, query
 // strings, and anything after the db.
-Result<RedisUrl> ParseRedisUrl(std::string_view url);
+common::StatusOr<RedisUrl> ParseRedisUrl(std::string_view url);
 
 }  // namespace instaface::discovery
 

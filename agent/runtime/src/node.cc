@@ -35,7 +35,7 @@
 namespace instaface::runtime {
 namespace {
 
-using agent::Status;
+using common::Status;
 using std::chrono::milliseconds;
 
 // The lease clock (instaface/clock.h): the core's time, the record's lease ends and liveness
@@ -57,10 +57,7 @@ class TransportOutbox : public Outbox {
 class FileHardStateStore : public HardStateStore {
  public:
   explicit FileHardStateStore(state::StateStore& store) : store_(store) {}
-  common::Status Save(const election::HardState& state) override {
-    agent::Status st = store_.Save(state);
-    return st.ok() ? common::Status::Ok() : common::Status::Error(st.message());
-  }
+  common::Status Save(const election::HardState& state) override { return store_.Save(state); }
 
  private:
   state::StateStore& store_;
@@ -132,7 +129,7 @@ class Node::Impl : public control::Handler, public StatusSink {
     if (options.advertise_url.empty()) options.advertise_url = options.listen_url;
   }
 
-  agent::Status Init();
+  common::Status Init();
   void Run();
   void Stop(bool hand_over);
   void ApplyPeers();
@@ -271,7 +268,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   std::atomic<bool> stopped{false};
 };
 
-agent::Status Node::Impl::Init() {
+common::Status Node::Impl::Init() {
   if (!options.state_dir.empty()) {
     auto opened = state::StateStore::Open(options.state_dir);
     if (!opened.ok()) return opened.status();
@@ -511,12 +508,12 @@ void Node::Impl::Stop(bool hand_over) {
   }
 }
 
-agent::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
+common::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
   if (std::string err = ValidateNodeOptions(options); !err.empty()) return Status::Error(err);
   // spdlog creates its registry on first use; do it here, before any of our threads exist.
   spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>(std::move(options));
-  if (agent::Status st = impl->Init(); !st.ok()) {
+  if (common::Status st = impl->Init(); !st.ok()) {
     impl->Stop(false);
     return st;
   }

@@ -12,7 +12,7 @@
 namespace instaface::state {
 namespace {
 
-using agent::Status;
+using common::Status;
 
 // Layout (little-endian): u32 magic "IFST" | u32 version | u64 term | u8 voted_len |
 // voted_for | u32 CRC-32 of every byte before it.
@@ -80,7 +80,7 @@ std::string StateStore::Encode(const election::HardState& state) {
   return out;
 }
 
-agent::StatusOr<election::HardState> StateStore::Decode(const std::string& bytes) {
+common::StatusOr<election::HardState> StateStore::Decode(const std::string& bytes) {
   constexpr size_t kFixed = 4 + 4 + 8 + 1 + 4;
   if (bytes.size() < kFixed)
     return Status::Error("truncated (" + std::to_string(bytes.size()) + " bytes)");
@@ -99,7 +99,7 @@ agent::StatusOr<election::HardState> StateStore::Decode(const std::string& bytes
   return state;
 }
 
-agent::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir) {
+common::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& dir) {
   if (dir.empty()) return Status::Error("no state directory given (--state-dir)");
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::Error(Errno("cannot create state directory", dir));
@@ -123,7 +123,7 @@ StateStore::~StateStore() {
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-agent::StatusOr<election::HardState> StateStore::Load() const {
+common::StatusOr<election::HardState> StateStore::Load() const {
   Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return election::HardState{};
@@ -150,7 +150,7 @@ agent::StatusOr<election::HardState> StateStore::Load() const {
   return state;
 }
 
-agent::Status StateStore::Save(const election::HardState& state) {
+common::Status StateStore::Save(const election::HardState& state) {
   const std::string bytes = Encode(state);
   {
     Fd fd(::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));

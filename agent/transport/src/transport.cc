@@ -16,7 +16,7 @@
 namespace instaface::transport {
 namespace {
 
-using agent::Status;
+using common::Status;
 
 std::string NngError(const std::string& what, int rv) { return what + ": " + nng_strerror(rv); }
 
@@ -194,7 +194,7 @@ struct Transport::Impl {
     slot->busy.store(false, std::memory_order_release);
   }
 
-  agent::StatusOr<std::shared_ptr<Peer>> OpenPeer(const std::string& id, const std::string& url) {
+  common::StatusOr<std::shared_ptr<Peer>> OpenPeer(const std::string& id, const std::string& url) {
     auto peer = std::make_shared<Peer>();
     peer->id = id;
     peer->url = url;
@@ -259,8 +259,8 @@ struct Transport::Impl {
   }
 };
 
-agent::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions options,
-                                                             Deliver deliver) {
+common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions options,
+                                                              Deliver deliver) {
   if (std::string err = wire::ValidateCodecArguments(options.cluster, options.secret);
       !err.empty()) {
     return Status::Error(err);

@@ -7,18 +7,18 @@
 
 namespace instaface::wire {
 
-agent::StatusOr<std::string> LoadSecretFile(const std::string& path) {
-  if (path.empty()) return agent::Status::Error("no secret file given (--secret-file)");
+common::StatusOr<std::string> LoadSecretFile(const std::string& path) {
+  if (path.empty()) return common::Status::Error("no secret file given (--secret-file)");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return agent::Status::Error("cannot read secret file " + path + ": " + std::strerror(errno));
+    return common::Status::Error("cannot read secret file " + path + ": " + std::strerror(errno));
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
-  if (in.bad()) return agent::Status::Error("cannot read secret file " + path);
+  if (in.bad()) return common::Status::Error("cannot read secret file " + path);
   std::string secret = buffer.str();
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.empty()) return agent::Status::Error("secret file " + path + " is empty");
+  if (secret.empty()) return common::Status::Error("secret file " + path + " is empty");
   return secret;
 }
 

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "instaface/agent/status.h"
+#include "instaface/common/status.h"
 #include "instaface/election/election.h"
 #include "instaface/view.h"
 
@@ -106,7 +106,7 @@ class Node {
  public:
   // Validates, loads durable state, binds, creates the record, and starts the driver thread
   // (and discovery, the control socket and metrics when configured).
-  static agent::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
+  static common::StatusOr<std::unique_ptr<Node>> Start(NodeOptions options);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

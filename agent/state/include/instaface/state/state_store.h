@@ -15,7 +15,7 @@
 #include <memory>
 #include <string>
 
-#include "instaface/agent/status.h"
+#include "instaface/common/status.h"
 #include "instaface/election/election.h"
 
 namespace instaface::state {
@@ -23,19 +23,19 @@ namespace instaface::state {
 class StateStore {
  public:
   // Creates `dir` if needed (one level) and locks it.
-  static agent::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir);
+  static common::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& dir);
   ~StateStore();
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  agent::StatusOr<election::HardState> Load() const;
-  agent::Status Save(const election::HardState& state);
+  common::StatusOr<election::HardState> Load() const;
+  common::Status Save(const election::HardState& state);
 
   const std::string& path() const { return path_; }
 
   // The file format, exposed for tests and tools.
   static std::string Encode(const election::HardState& state);
-  static agent::StatusOr<election::HardState> Decode(const std::string& bytes);
+  static common::StatusOr<election::HardState> Decode(const std::string& bytes);
 
  private:
   StateStore(std::string dir, int lock_fd);

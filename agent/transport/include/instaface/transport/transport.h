@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "instaface/agent/status.h"
+#include "instaface/common/status.h"
 #include "instaface/election/message.h"
 #include "instaface/wire/codec.h"
 #include "instaface/wire/replay_window.h"
@@ -63,8 +63,8 @@ class Transport {
   using Deliver = std::function<void(election::Message message)>;
 
   // Binds `listen_url` and starts answering. Bad options or a failed bind are errors.
-  static agent::StatusOr<std::unique_ptr<Transport>> Start(TransportOptions options,
-                                                           Deliver deliver);
+  static common::StatusOr<std::unique_ptr<Transport>> Start(TransportOptions options,
+                                                            Deliver deliver);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;

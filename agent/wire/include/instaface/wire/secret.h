@@ -6,13 +6,13 @@
 
 #include <string>
 
-#include "instaface/agent/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::wire {
 
 // The whole file, with trailing newlines (\n or \r\n) trimmed. A missing or unreadable file,
 // or one that is empty after trimming, is an error naming the path.
-agent::StatusOr<std::string> LoadSecretFile(const std::string& path);
+common::StatusOr<std::string> LoadSecretFile(const std::string& path);
 
 }  // namespace instaface::wire
 

@@ -40,17 +40,17 @@ std::string PlainInsertSql(size_t rows) {
   return sql;
 }
 
-graphdb::Status PlainInsert(graphdb::Connection& conn, const std::string& sql,
-                            const std::vector<graphdb::Value>& params) {
+common::Status PlainInsert(graphdb::Connection& conn, const std::string& sql,
+                           const std::vector<graphdb::Value>& params) {
   auto stmt = conn.Prepare(sql);
   if (!stmt.ok()) return stmt.status();
   auto r = (*stmt)->Execute(params);
-  return r.ok() ? graphdb::Status() : r.status();
+  return r.ok() ? common::Status() : r.status();
 }
 
 struct Method {
   const char* name;
-  std::function<graphdb::Status()> write;
+  std::function<common::Status()> write;
   double seconds = 0;
   uint64_t statements = 0;
   double micros() const { return statements ? seconds * 1e6 / static_cast<double>(statements) : 0; }
@@ -62,7 +62,7 @@ bool Measure(std::vector<Method>& methods, int per_method) {
     for (Method& m : methods) {
       const auto start = Clock::now();
       for (int i = 0; i < 50; ++i) {
-        if (graphdb::Status s = m.write(); !s.ok()) {
+        if (common::Status s = m.write(); !s.ok()) {
           std::cerr << m.name << ": " << s.message() << "\n";
           return false;
         }
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
     std::cerr << config.status().message() << "\n";
     return 1;
   }
-  if (graphdb::Status s = graphdb::EnsureSchema(*config); !s.ok()) {
+  if (common::Status s = graphdb::EnsureSchema(*config); !s.ok()) {
     std::cerr << "schema: " << s.message() << "\n";
     return 1;
   }
@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
   pool_options.max_connections = 1;
   graphdb::Pool pool(*config, pool_options);
   const uint64_t term = 1;
-  if (graphdb::Status s = graphdb::RunFencedTransaction(
-          pool, term, [](graphdb::Connection&) { return graphdb::Status(); });
+  if (common::Status s = graphdb::RunFencedTransaction(
+          pool, term, [](graphdb::Connection&) { return common::Status(); });
       !s.ok()) {
     std::cerr << "raising the fence: " << s.message() << "\n";
     return 1;
@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   printf("%-10s %5s %14s %26s %26s\n", "log flush", "rows", "plain", "fenced insert",
          "fenced transaction");
   for (const bool durable : {true, false}) {
-    graphdb::Status set = pool.Write([&](graphdb::Connection& conn) {
+    common::Status set = pool.Write([&](graphdb::Connection& conn) {
       return conn.ExecuteFixed(durable ? "SET GLOBAL innodb_flush_log_at_trx_commit = 1"
                                        : "SET GLOBAL innodb_flush_log_at_trx_commit = 0");
     });
@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
           {"fenced insert",
            [&] {
              auto r = graphdb::RunFencedInsert(pool, term, graph::EntityInsert(), params);
-             return r.ok() ? graphdb::Status() : r.status();
+             return r.ok() ? common::Status() : r.status();
            }},
           {"fenced transaction", [&] {
              return graphdb::RunFencedTransaction(pool, term, [&](graphdb::Connection& conn) {

@@ -117,16 +117,16 @@ int Run(const Flags& flags) {
   auto replica = graphdb::ConnectionConfigFromEnvironment("ReadReplica");
   if (replica.ok()) {
     replica_config = *replica;
-  } else if (replica.status().code() != graphdb::StatusCode::kNotFound) {
+  } else if (replica.status().code() != common::StatusCode::kNotFound) {
     Log("read replica configuration: " + replica.status().ToString());
     return 2;
   }
 
   auto deadline = Clock::now() + std::chrono::milliseconds(flags.startup_wait_ms);
   std::string error = RetryUntil(deadline, "database schema", [&] {
-    graphdb::Status st = graphdb::EnsureSchema(*primary_config);
+    common::Status st = graphdb::EnsureSchema(*primary_config);
     // Privilege and configuration problems do not fix themselves; only retry unreachable.
-    if (!st.ok() && st.code() != graphdb::StatusCode::kUnavailable) return "!" + st.ToString();
+    if (!st.ok() && st.code() != common::StatusCode::kUnavailable) return "!" + st.ToString();
     return st.ok() ? std::string() : st.ToString();
   });
   if (!error.empty()) {

@@ -7,7 +7,14 @@
 #include <cstring>
 #include <mutex>
 
+#include "instaface/graphdb/mysql_error.h"
+
 namespace instaface::graphdb {
+
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
+
 namespace {
 
 StatusCode CodeForErrno(unsigned int err) {
@@ -25,7 +32,7 @@ StatusCode CodeForErrno(unsigned int err) {
     default:
       break;
   }
-  if (Status(StatusCode::kInternal, "", err).connection_lost()) return StatusCode::kUnavailable;
+  if (ConnectionLost(err)) return StatusCode::kUnavailable;
   return StatusCode::kInternal;
 }
 
@@ -33,7 +40,7 @@ Status MakeError(std::string_view what, unsigned int err, const char* text) {
   std::string message(what);
   message += ": ";
   message += (text != nullptr && *text != '\0') ? text : "unknown error";
-  return Status(CodeForErrno(err), std::move(message), err);
+  return MysqlError(CodeForErrno(err), std::move(message), err);
 }
 
 // mysql_library_init is not thread-safe and mysql_init calls it lazily; do it once up front.
@@ -256,7 +263,7 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionConfig& c
         err, mysql_error(mysql));
     if (err == CR_CONNECTION_ERROR || err == CR_CONN_HOST_ERROR || err == CR_SERVER_LOST ||
         err == CR_SERVER_GONE_ERROR) {
-      return Status(StatusCode::kUnavailable, status.message(), err);
+      return MysqlError(StatusCode::kUnavailable, status.message(), err);
     }
     return status;
   }
@@ -269,7 +276,7 @@ Connection::~Connection() {
 }
 
 void Connection::NoteError(const Status& status) {
-  if (status.connection_lost()) broken_ = true;
+  if (ConnectionLost(status)) broken_ = true;
 }
 
 Status Connection::Error(std::string_view what) {

@@ -5,6 +5,10 @@
 #include <set>
 
 namespace instaface::graphdb {
+
+using common::Status;
+using common::StatusOr;
+
 namespace {
 
 constexpr const char* kValidKeys =

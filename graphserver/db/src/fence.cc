@@ -6,7 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "instaface/graphdb/mysql_error.h"
+
 namespace instaface::graphdb {
+
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
 
 namespace {
 
@@ -115,15 +121,15 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   };
   Status status = pool.Write(execute);
   if (status.ok()) return result;
-  if (status.connection_lost()) {
+  if (ConnectionLost(status)) {
     return Status(StatusCode::kUnavailable,
                   "the database connection was lost during the write, which may or may not have "
                   "been applied: " +
                       status.message(),
-                  status.mysql_errno());
+                  status.cause());
   }
   // Anything but the gate's NULL is the statement's own error (a duplicate key, bad JSON).
-  if (status.mysql_errno() != ER_BAD_NULL_ERROR) return status;
+  if (MysqlErrno(status) != ER_BAD_NULL_ERROR) return status;
   // The fence is not at `term` (or its row is missing). The fenced transaction raises it for a
   // new term's first write, or says why not, and the same statement then passes its gate.
   status = RunFencedTransaction(pool, term, execute);

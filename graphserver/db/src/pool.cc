@@ -2,6 +2,9 @@
 
 namespace instaface::graphdb {
 
+using common::Status;
+using common::StatusOr;
+
 Pool::Lease::Lease(Lease&& other) noexcept : pool_(other.pool_), conn_(std::move(other.conn_)) {}
 
 Pool::Lease& Pool::Lease::operator=(Lease&& other) noexcept {

@@ -6,8 +6,14 @@
 #include <string>
 
 #include "instaface/graphdb/connection.h"
+#include "instaface/graphdb/mysql_error.h"
 
 namespace instaface::graphdb {
+
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
+
 namespace {
 
 bool IsSafeIdentifier(const std::string& name) {
@@ -84,22 +90,22 @@ Status EnsureSchema(const ConnectionConfig& config) {
     Status created = conn.ExecuteFixed("CREATE DATABASE IF NOT EXISTS `" + config.database +
                                        "` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
     if (!created.ok()) {
-      if (IsPrivilegeError(created.mysql_errno())) {
+      if (IsPrivilegeError(MysqlErrno(created))) {
         return Status(StatusCode::kInternal,
                       "database '" + config.database + "' does not exist and user '" + config.user +
                           "' may not create it; create it as an administrator (CREATE DATABASE " +
                           config.database + ") or grant this user CREATE",
-                      created.mysql_errno());
+                      created.cause());
       }
       return created;
     }
   }
   if (Status s = conn.ExecuteFixed("USE `" + config.database + "`"); !s.ok()) {
-    if (IsPrivilegeError(s.mysql_errno())) {
+    if (IsPrivilegeError(MysqlErrno(s))) {
       return Status(StatusCode::kInternal,
                     "user '" + config.user + "' has no privileges on database '" + config.database +
                         "'; grant SELECT, INSERT, UPDATE, DELETE on " + config.database + ".*",
-                    s.mysql_errno());
+                    s.cause());
     }
     return s;
   }
@@ -117,13 +123,13 @@ Status EnsureSchema(const ConnectionConfig& config) {
   for (const TableDefinition& table : kTables) {
     if (present.count(table.name) != 0) continue;
     if (Status s = conn.ExecuteFixed(table.create); !s.ok()) {
-      if (IsPrivilegeError(s.mysql_errno())) {
+      if (IsPrivilegeError(MysqlErrno(s))) {
         return Status(StatusCode::kInternal,
                       "table " + config.database + "." + table.name + " does not exist and user '" +
                           config.user +
                           "' may not create it; run the graphserver once as a user with CREATE "
                           "privilege, or create the schema as an administrator",
-                      s.mysql_errno());
+                      s.cause());
       }
       return s;
     }

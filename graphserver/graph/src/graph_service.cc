@@ -14,14 +14,17 @@
 #include "instaface/graph/statements.h"
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
+#include "instaface/graphdb/mysql_error.h"
 
 namespace instaface::graph {
 
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
 using graphdb::Connection;
 using graphdb::ExecResult;
 using graphdb::PreparedStatement;
 using graphdb::Row;
-using graphdb::StatusCode;
 using graphdb::Value;
 using json = nlohmann::json;
 
@@ -524,13 +527,13 @@ Status GraphService::CreateAssociation(const std::string& type, int64_t from, in
     return Status(StatusCode::kConflict,
                   "association " + type + " from " + std::to_string(from) + " to " +
                       std::to_string(to) + " already exists",
-                  status.mysql_errno());
+                  status.cause());
   }
   if (status.code() == StatusCode::kNotFound) {
     return Status(
         StatusCode::kNotFound,
         "entity " + std::to_string(from) + " or " + std::to_string(to) + " does not exist",
-        status.mysql_errno());
+        status.cause());
   }
   return impl_->CountError(status);
 }
@@ -546,9 +549,10 @@ void GraphService::ClearCaches() {
 
 Status GraphService::CheckDatabase() {
   return impl_->primary_->Read([](Connection& conn) -> Status {
-    return conn.Ping() ? Status()
-                       : Status(StatusCode::kUnavailable, "database does not answer a ping",
-                                2006 /* CR_SERVER_GONE_ERROR */);
+    return conn.Ping()
+               ? Status()
+               : graphdb::MysqlError(StatusCode::kUnavailable, "database does not answer a ping",
+                                     2006 /* CR_SERVER_GONE_ERROR */);
   });
 }
 

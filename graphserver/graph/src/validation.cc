@@ -5,8 +5,8 @@
 
 namespace instaface::graph {
 
-using graphdb::Status;
-using graphdb::StatusOr;
+using common::Status;
+using common::StatusOr;
 
 Status ValidateType(std::string_view type) {
   if (type.empty() || type.size() > 10) {

@@ -26,9 +26,9 @@ int64_t AsInt(const graphdb::Value& v) {
   return -1;
 }
 
-graphdb::Status ShuttingDown() {
-  return graphdb::Status(graphdb::StatusCode::kUnavailable,
-                         "the graphserver is shutting down; the create was not written", 0);
+common::Status ShuttingDown() {
+  return common::Status::Unavailable(
+      "the graphserver is shutting down; the create was not written");
 }
 
 }  // namespace
@@ -64,8 +64,8 @@ void EntityBatcher::Stop() {
 
 void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& attributes,
                                 uint64_t fence_term, Done done) {
-  if (graphdb::Status s = graph::ValidateType(type); !s.ok()) return done(s);
-  if (graphdb::Status s = graph::ValidateAttributes(attributes); !s.ok()) return done(s);
+  if (common::Status s = graph::ValidateType(type); !s.ok()) return done(s);
+  if (common::Status s = graph::ValidateAttributes(attributes); !s.ok()) return done(s);
   Pending p{type, attributes.is_null() ? "{}" : attributes.dump(), fence_term, std::move(done)};
   common::MutexLock lock(mu_);
   if (stopping_) {
@@ -79,12 +79,12 @@ void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& a
   if (wake) queued_.notify_one();
 }
 
-graphdb::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
-                                                 const nlohmann::json& attributes,
-                                                 uint64_t fence_term) {
-  std::promise<graphdb::StatusOr<int64_t>> outcome;
+common::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
+                                                const nlohmann::json& attributes,
+                                                uint64_t fence_term) {
+  std::promise<common::StatusOr<int64_t>> outcome;
   CreateAsync(type, attributes, fence_term,
-              [&outcome](graphdb::StatusOr<int64_t> r) { outcome.set_value(std::move(r)); });
+              [&outcome](common::StatusOr<int64_t> r) { outcome.set_value(std::move(r)); });
   return outcome.get_future().get();
 }
 
@@ -118,7 +118,7 @@ void EntityBatcher::FlushLoop() {
     // More than one batch's worth, or another term, is waiting: let another flusher start on it.
     if (!queue_.empty()) queued_.notify_one();
     lock.Unlock();
-    std::vector<graphdb::StatusOr<int64_t>> outcomes = Flush(batch);
+    std::vector<common::StatusOr<int64_t>> outcomes = Flush(batch);
     lock.Lock();
     // Counted before anyone is answered, so a caller with its answer sees its batch counted.
     ++transactions_;
@@ -132,8 +132,8 @@ void EntityBatcher::FlushLoop() {
 // Whether one multi-row INSERT hands out consecutive ids (first id = LAST_INSERT_ID()): true
 // for InnoDB's "traditional" and "consecutive" auto-increment lock modes with an increment of 1,
 // not for "interleaved" mode.
-graphdb::Status EntityBatcher::LearnIdMode() {
-  return primary_->Read([&](graphdb::Connection& conn) -> graphdb::Status {
+common::Status EntityBatcher::LearnIdMode() {
+  return primary_->Read([&](graphdb::Connection& conn) -> common::Status {
     auto stmt = conn.Prepare("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment");
     if (!stmt.ok()) return stmt.status();
     auto rows = (*stmt)->Query({});
@@ -141,20 +141,20 @@ graphdb::Status EntityBatcher::LearnIdMode() {
     bool consecutive = !rows->empty() && (*rows)[0].size() == 2 && AsInt((*rows)[0][0]) >= 0 &&
                        AsInt((*rows)[0][0]) <= 1 && AsInt((*rows)[0][1]) == 1;
     id_mode_.store(consecutive ? kMultiRow : kRowByRow);
-    return graphdb::Status();
+    return common::Status();
   });
 }
 
-std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pending>& batch) {
-  std::vector<graphdb::StatusOr<int64_t>> outcomes(
-      batch.size(), graphdb::Status::Internal("the create was not written"));
+std::vector<common::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pending>& batch) {
+  std::vector<common::StatusOr<int64_t>> outcomes(
+      batch.size(), common::Status::Internal("the create was not written"));
   const uint64_t term = batch.front().term;
   size_t settled = 0;  // creates whose outcome is known
   // A caller waits for its callback: an exception escaping here would leave it hanging, so it
   // becomes an error answer instead.
   try {
     if (id_mode_.load() == kUnknown) {
-      if (graphdb::Status s = LearnIdMode(); !s.ok()) {
+      if (common::Status s = LearnIdMode(); !s.ok()) {
         std::fill(outcomes.begin(), outcomes.end(), s);
         return outcomes;
       }
@@ -183,8 +183,8 @@ std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<P
     } else {
       // Ids may interleave with other inserts: one row per INSERT, all in one fenced transaction.
       std::vector<int64_t> ids(batch.size(), 0);
-      graphdb::Status status = graphdb::RunFencedTransaction(
-          *primary_, term, [&](graphdb::Connection& conn) -> graphdb::Status {
+      common::Status status = graphdb::RunFencedTransaction(
+          *primary_, term, [&](graphdb::Connection& conn) -> common::Status {
             auto stmt = conn.Prepare(kSingleRowInsert);
             if (!stmt.ok()) return stmt.status();
             for (size_t i = 0; i < batch.size(); ++i) {
@@ -192,7 +192,7 @@ std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<P
               if (!r.ok()) return r.status();
               ids[i] = static_cast<int64_t>(r->insert_id);
             }
-            return graphdb::Status();
+            return common::Status();
           });
       for (size_t i = 0; i < batch.size(); ++i) {
         if (status.ok()) {
@@ -205,7 +205,7 @@ std::vector<graphdb::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<P
     }
   } catch (const std::exception& e) {
     std::fill(outcomes.begin() + static_cast<std::ptrdiff_t>(settled), outcomes.end(),
-              graphdb::Status::Internal(std::string("entity batch failed: ") + e.what()));
+              common::Status::Internal(std::string("entity batch failed: ") + e.what()));
   }
   return outcomes;
 }

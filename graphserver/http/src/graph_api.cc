@@ -27,34 +27,35 @@ HttpResponse Unavailable(const std::string& message, const HttpRequest& req) {
   return res;
 }
 
-int HttpStatusFor(graphdb::StatusCode code) {
+int HttpStatusFor(common::StatusCode code) {
   switch (code) {
-    case graphdb::StatusCode::kOk:
+    case common::StatusCode::kOk:
       return 200;
-    case graphdb::StatusCode::kInvalidArgument:
+    case common::StatusCode::kInvalidArgument:
       return 400;
-    case graphdb::StatusCode::kNotFound:
+    case common::StatusCode::kNotFound:
       return 404;
-    case graphdb::StatusCode::kConflict:
+    case common::StatusCode::kConflict:
       return 409;
-    case graphdb::StatusCode::kFenceLost:
-    case graphdb::StatusCode::kUnavailable:
+    case common::StatusCode::kFenceLost:
+    case common::StatusCode::kUnavailable:
       return 503;
-    case graphdb::StatusCode::kInternal:
+    case common::StatusCode::kUnknown:
+    case common::StatusCode::kInternal:
       return 500;
   }
   return 500;
 }
 
-HttpResponse FromStatus(const graphdb::Status& status, unsigned version, bool keep_alive,
+HttpResponse FromStatus(const common::Status& status, unsigned version, bool keep_alive,
                         bool& database_error) {
   int code = HttpStatusFor(status.code());
-  if (status.code() == graphdb::StatusCode::kUnavailable ||
-      status.code() == graphdb::StatusCode::kInternal) {
+  if (status.code() == common::StatusCode::kUnavailable ||
+      status.code() == common::StatusCode::kInternal) {
     database_error = true;
   }
   std::string message = status.message();
-  if (status.code() == graphdb::StatusCode::kFenceLost) {
+  if (status.code() == common::StatusCode::kFenceLost) {
     message = "write refused: a newer leader holds the fence (" + message + ")";
   }
   HttpResponse res = JsonError(code, message, version, keep_alive);
@@ -62,7 +63,7 @@ HttpResponse FromStatus(const graphdb::Status& status, unsigned version, bool ke
   return res;
 }
 
-HttpResponse FromStatus(const graphdb::Status& status, const HttpRequest& req,
+HttpResponse FromStatus(const common::Status& status, const HttpRequest& req,
                         bool& database_error) {
   return FromStatus(status, req.version(), req.keep_alive(), database_error);
 }
@@ -98,32 +99,32 @@ class GraphApi::LeaderFiller : public graph::MissFiller {
     return !s.stale && s.role != Role::kLeader && !s.leader_app_address.empty() &&
            s.leader_app_address != api_.options_.self_app_address;
   }
-  graphdb::StatusOr<json> FetchEntities(const std::vector<int64_t>& ids) override {
+  common::StatusOr<json> FetchEntities(const std::vector<int64_t>& ids) override {
     return Fetch("/api/graph/entities", json(ids));
   }
-  graphdb::StatusOr<json> FetchAssociations(const std::string& type,
-                                            const std::vector<int64_t>& from_ids) override {
+  common::StatusOr<json> FetchAssociations(const std::string& type,
+                                           const std::vector<int64_t>& from_ids) override {
     return Fetch("/api/graph/entities/" + type, json(from_ids));
   }
 
  private:
-  graphdb::StatusOr<json> Fetch(const std::string& target, const json& body) {
+  common::StatusOr<json> Fetch(const std::string& target, const json& body) {
     Snapshot s = api_.view_.snapshot();
-    if (s.leader_app_address.empty()) return graphdb::Status::Unavailable("no leader known");
+    if (s.leader_app_address.empty()) return common::Status::Unavailable("no leader known");
     HttpRequest req{http::verb::post, target, 11};
     req.set(http::field::content_type, "application/json");
     req.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id);
     req.body() = body.dump();
     ClientResult r = api_.forward_clients_.Send(s.leader_app_address, std::move(req),
                                                 api_.options_.fill_timeout);
-    if (!r.ok) return graphdb::Status::Unavailable("leader read failed: " + r.error);
+    if (!r.ok) return common::Status::Unavailable("leader read failed: " + r.error);
     if (r.response.result_int() != 200) {
-      return graphdb::Status::Unavailable("leader answered " +
-                                          std::to_string(r.response.result_int()));
+      return common::Status::Unavailable("leader answered " +
+                                         std::to_string(r.response.result_int()));
     }
     json answer = json::parse(r.response.body(), nullptr, false);
     if (answer.is_discarded() || !answer.is_array()) {
-      return graphdb::Status::Unavailable("leader answered something other than a JSON array");
+      return common::Status::Unavailable("leader answered something other than a JSON array");
     }
     return answer;
   }
@@ -196,7 +197,7 @@ bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
   batcher_->CreateAsync(
       match.route->type, attributes, s.term,
       [this, respond = std::move(respond), version, keep_alive, route_label,
-       start](graphdb::StatusOr<int64_t> id) {
+       start](common::StatusOr<int64_t> id) {
         bool database_error = false;
         HttpResponse res = id.ok() ? JsonResponse(200, std::to_string(*id), version, keep_alive)
                                    : FromStatus(id.status(), version, keep_alive, database_error);
@@ -210,7 +211,7 @@ bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
 }
 
 HttpResponse GraphApi::Dispatch(HttpRequest& req, Route& route, bool& database_error) {
-  auto answer = [&](const graphdb::StatusOr<json>& r) {
+  auto answer = [&](const common::StatusOr<json>& r) {
     if (!r.ok()) return FromStatus(r.status(), req, database_error);
     return JsonResponse(200, DumpJson(*r), req.version(), req.keep_alive());
   };
@@ -262,13 +263,13 @@ HttpResponse GraphApi::Write(HttpRequest& req, const Route& route, bool& databas
   Snapshot s = view_.snapshot();
   if (Leads(s)) {
     if (route.kind == RouteKind::kCreateEntity) {
-      graphdb::StatusOr<int64_t> id = batcher_
-                                          ? batcher_->Create(route.type, attributes, s.term)
-                                          : service_.CreateEntity(route.type, attributes, s.term);
+      common::StatusOr<int64_t> id = batcher_
+                                         ? batcher_->Create(route.type, attributes, s.term)
+                                         : service_.CreateEntity(route.type, attributes, s.term);
       if (!id.ok()) return FromStatus(id.status(), req, database_error);
       return JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive());
     }
-    graphdb::Status st =
+    common::Status st =
         service_.CreateAssociation(route.type, route.from, route.to, attributes, s.term);
     if (!st.ok()) return FromStatus(st, req, database_error);
     return JsonResponse(200, "{}", req.version(), req.keep_alive());
@@ -375,7 +376,7 @@ HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
 
 HttpResponse GraphApi::Ready(const HttpRequest& req) {
   Snapshot s = view_.snapshot();
-  graphdb::Status db = service_.CheckDatabase();
+  common::Status db = service_.CheckDatabase();
   json answer = {{"database", db.ok() ? "ok" : db.ToString()},
                  {"leader", s.leader_id},
                  {"term", s.term},

@@ -8,6 +8,8 @@
 namespace instaface::graphdb {
 namespace {
 
+using common::StatusCode;
+
 TEST(ConnectionStringTest, ParsesTheSeedForm) {
   auto config = ParseConnectionString(
       "server=192.168.1.170;port=3307;database=instaface1;user=root;password=notverysecret123");

@@ -13,6 +13,7 @@
 #include "instaface/graphdb/connection.h"
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/fence.h"
+#include "instaface/graphdb/mysql_error.h"
 #include "instaface/graphdb/pool.h"
 #include "instaface/graphdb/schema.h"
 #include "support/mariadb_server.h"
@@ -20,6 +21,8 @@
 namespace instaface::graphdb {
 namespace {
 
+using common::Status;
+using common::StatusCode;
 using ::instaface::testing::MariaDbEnvironment;
 using ::instaface::testing::MariaDbServer;
 
@@ -140,7 +143,7 @@ TEST(SchemaTest, LeastPrivilegeUserOnAMissingSchemaGetsAPlainError) {
 TEST(ConnectionTest, WrongPasswordIsAnErrorWithTheServerErrno) {
   auto conn = Connection::Open(ConfigFor("mysql", "root", "wrong"));
   ASSERT_FALSE(conn.ok());
-  EXPECT_EQ(conn.status().mysql_errno(), 1045u) << conn.status().ToString();
+  EXPECT_EQ(graphdb::MysqlErrno(conn.status()), 1045u) << conn.status().ToString();
 }
 
 TEST(ConnectionTest, NothingListeningIsUnavailable) {
@@ -216,7 +219,7 @@ TEST_F(DbTest, DuplicateKeyIsConflict) {
   ASSERT_TRUE(insert().ok());
   Status second = insert();
   EXPECT_EQ(second.code(), StatusCode::kConflict) << second.ToString();
-  EXPECT_EQ(second.mysql_errno(), 1062u);
+  EXPECT_EQ(graphdb::MysqlErrno(second), 1062u);
 }
 
 // A write body that inserts one entity and remembers that it ran.

@@ -26,6 +26,9 @@
 namespace instaface::graphdb {
 namespace {
 
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
 using ::instaface::testing::MariaDbEnvironment;
 
 ::testing::Environment* const kMariaDb =

@@ -245,7 +245,7 @@ TEST_F(GraphE2eTest, StoppedLeaderIsFencedAfterANewLeaderWrites) {
   graph::GraphService stale(std::make_shared<graphdb::Pool>(*config), nullptr);
   auto refused = stale.CreateEntity("user", {{"by", "old term"}}, old_term);
   ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), graphdb::StatusCode::kFenceLost);
+  EXPECT_EQ(refused.status().code(), common::StatusCode::kFenceLost);
   EXPECT_EQ(Count("attributes LIKE '%old term%'"), 0);
 
   // The old node rejoins as a follower and forwards again.

@@ -12,6 +12,7 @@
 namespace instaface::graph {
 namespace {
 
+using common::Status;
 using json = nlohmann::json;
 using ::instaface::testing::MariaDbServer;
 using ::instaface::testing::MariaDbServerOptions;

@@ -20,7 +20,8 @@
 namespace instaface::graph {
 namespace {
 
-using graphdb::StatusCode;
+using common::Status;
+using common::StatusCode;
 using json = nlohmann::json;
 using ::instaface::testing::MariaDbEnvironment;
 
@@ -348,14 +349,14 @@ TEST_F(GraphServiceTest, CachesCountHitsAndWritesInvalidateAssociations) {
 class FakeLeader : public MissFiller {
  public:
   bool ShouldUse() const override { return use; }
-  graphdb::StatusOr<json> FetchEntities(const std::vector<int64_t>& ids) override {
+  common::StatusOr<json> FetchEntities(const std::vector<int64_t>& ids) override {
     ++entity_calls;
     last_ids = ids;
     if (fail) return Status::Unavailable("leader unreachable");
     return entities;
   }
-  graphdb::StatusOr<json> FetchAssociations(const std::string&,
-                                            const std::vector<int64_t>&) override {
+  common::StatusOr<json> FetchAssociations(const std::string&,
+                                           const std::vector<int64_t>&) override {
     ++association_calls;
     if (fail) return Status::Unavailable("leader unreachable");
     return associations;

@@ -36,10 +36,10 @@
 namespace instaface::graphserver {
 namespace {
 
+using common::Status;
+using common::StatusCode;
+using common::StatusOr;
 using graphdb::Connection;
-using graphdb::Status;
-using graphdb::StatusCode;
-using graphdb::StatusOr;
 using ::instaface::testing::MariaDbEnvironment;
 using json = nlohmann::json;
 

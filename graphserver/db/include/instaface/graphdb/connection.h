@@ -5,8 +5,8 @@
 // Connections are opened with connect/read/write timeouts, utf8mb4, session time zone UTC
 // (+00:00, so DATETIME values are UTC) and CLIENT_FOUND_ROWS (an UPDATE reports the rows it
 // matched, not only those it changed: the fence relies on that). Automatic reconnection is off:
-// a lost connection is reported (Status::connection_lost()) and the Pool replaces it, because a
-// silent reconnect would lose the open transaction and the prepared statements.
+// a lost connection is reported (ConnectionLost() in mysql_error.h) and the Pool replaces it,
+// because a silent reconnect would lose the open transaction and the prepared statements.
 //
 // Thread safety: a Connection and its statements belong to one thread at a time (the Pool hands
 // them out exclusively). Different Connections may be used concurrently.
@@ -22,8 +22,8 @@
 #include <variant>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/graphdb/connection_string.h"
-#include "instaface/graphdb/status.h"
 
 struct st_mysql;
 struct st_mysql_stmt;
@@ -50,16 +50,16 @@ class PreparedStatement {
   PreparedStatement& operator=(const PreparedStatement&) = delete;
 
   // Runs a statement that returns no rows (INSERT, UPDATE, DELETE).
-  StatusOr<ExecResult> Execute(const std::vector<Value>& params);
+  common::StatusOr<ExecResult> Execute(const std::vector<Value>& params);
   // Runs a SELECT and returns all rows (buffered on the client).
-  StatusOr<std::vector<Row>> Query(const std::vector<Value>& params);
+  common::StatusOr<std::vector<Row>> Query(const std::vector<Value>& params);
 
   unsigned int param_count() const;
 
  private:
   friend class Connection;
   PreparedStatement(Connection* owner, st_mysql_stmt* stmt) : owner_(owner), stmt_(stmt) {}
-  Status Error(std::string_view what);
+  common::Status Error(std::string_view what);
 
   Connection* owner_;
   st_mysql_stmt* stmt_;
@@ -69,23 +69,23 @@ class Connection {
  public:
   // Connects to config.server:port as config.user. With use_database false no default database
   // is selected (schema setup uses that to create an absent database).
-  static StatusOr<std::unique_ptr<Connection>> Open(const ConnectionConfig& config,
-                                                    bool use_database = true);
+  static common::StatusOr<std::unique_ptr<Connection>> Open(const ConnectionConfig& config,
+                                                            bool use_database = true);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // Runs fixed SQL text (DDL, BEGIN, SET ...). Never pass text that contains input.
-  Status ExecuteFixed(std::string_view sql);
+  common::Status ExecuteFixed(std::string_view sql);
   // Prepares `sql` once per connection and caches it; the pointer stays valid as long as the
   // Connection does.
-  StatusOr<PreparedStatement*> Prepare(const std::string& sql);
+  common::StatusOr<PreparedStatement*> Prepare(const std::string& sql);
 
-  Status Begin();
+  common::Status Begin();
   // After Commit() was sent the outcome of a lost connection is unknown (the server may have
   // committed): commit_sent() tells the Pool not to retry such a transaction.
-  Status Commit();
-  Status Rollback();
+  common::Status Commit();
+  common::Status Rollback();
   bool commit_sent() const { return commit_sent_; }
 
   // Round trip to the server; false (and the connection marked broken) when it is gone.
@@ -101,8 +101,8 @@ class Connection {
   friend class Pool;
   explicit Connection(st_mysql* mysql) : mysql_(mysql) {}
   // Builds a Status from the connection's last error and marks it broken if it was lost.
-  Status Error(std::string_view what);
-  void NoteError(const Status& status);
+  common::Status Error(std::string_view what);
+  void NoteError(const common::Status& status);
   void Touch() { last_used_ = std::chrono::steady_clock::now(); }
 
   st_mysql* mysql_;

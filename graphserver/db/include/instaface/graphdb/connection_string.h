@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "instaface/graphdb/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::graphdb {
 
@@ -41,7 +41,7 @@ struct ConnectionConfig {
 // The keys ParseConnectionString accepts, for error messages: "server, port, database, ...".
 const char* ValidConnectionStringKeys();
 
-StatusOr<ConnectionConfig> ParseConnectionString(std::string_view text);
+common::StatusOr<ConnectionConfig> ParseConnectionString(std::string_view text);
 
 // Reads ConnectionStrings__<name> or, if unset, the literal ConnectionStrings:<name> from the
 // environment (`getenv` replaceable for tests). nullopt when neither is set.
@@ -51,7 +51,7 @@ std::optional<std::string> LookupConnectionString(std::string_view name,
                                                   const GetEnvFunction& getenv_fn = nullptr);
 
 // LookupConnectionString + ParseConnectionString. NotFound when the variable is not set.
-StatusOr<ConnectionConfig> ConnectionConfigFromEnvironment(
+common::StatusOr<ConnectionConfig> ConnectionConfigFromEnvironment(
     std::string_view name, const GetEnvFunction& getenv_fn = nullptr);
 
 }  // namespace instaface::graphdb

@@ -26,14 +26,14 @@
 #include <string>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/graphdb/connection.h"
 #include "instaface/graphdb/pool.h"
-#include "instaface/graphdb/status.h"
 
 namespace instaface::graphdb {
 
-Status RunFencedTransaction(Pool& pool, uint64_t term,
-                            const std::function<Status(Connection&)>& body);
+common::Status RunFencedTransaction(Pool& pool, uint64_t term,
+                                    const std::function<common::Status(Connection&)>& body);
 
 // A multi-row INSERT whose first value passes through the fence row, so that one autocommitted
 // statement is a whole fenced write (one round trip):
@@ -60,11 +60,11 @@ struct FencedInsert {
 // fence is not at `term` it is redone inside RunFencedTransaction, which raises the fence for a
 // new term's first write, or returns FenceLost when a newer term has written. Not retried on a
 // lost connection (the statement may have committed).
-StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
-                                     const std::vector<Value>& params);
+common::StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
+                                             const std::vector<Value>& params);
 
 // The term in the fence row (0 on a fresh database).
-StatusOr<uint64_t> ReadFenceTerm(Pool& pool);
+common::StatusOr<uint64_t> ReadFenceTerm(Pool& pool);
 
 }  // namespace instaface::graphdb
 

@@ -23,9 +23,9 @@
 #include <mutex>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/graphdb/connection.h"
 #include "instaface/graphdb/connection_string.h"
-#include "instaface/graphdb/status.h"
 
 namespace instaface::graphdb {
 
@@ -66,17 +66,17 @@ class Pool {
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  StatusOr<Lease> Acquire();
+  common::StatusOr<Lease> Acquire();
 
   // Runs `body` on a pooled connection; retried once on a lost connection.
-  Status Read(const std::function<Status(Connection&)>& body);
+  common::Status Read(const std::function<common::Status(Connection&)>& body);
   // BEGIN, body, COMMIT on one pooled connection; ROLLBACK when body fails. Retried once on a
   // lost connection if COMMIT was not sent. body must not commit or roll back itself.
-  Status Transact(const std::function<Status(Connection&)>& body);
+  common::Status Transact(const std::function<common::Status(Connection&)>& body);
   // Runs body, which executes ONE write statement that commits itself (autocommit), on a pooled
   // connection: a transaction in one round trip. Not retried on a lost connection, since the
   // statement may have committed.
-  Status Write(const std::function<Status(Connection&)>& body);
+  common::Status Write(const std::function<common::Status(Connection&)>& body);
 
   const ConnectionConfig& config() const { return config_; }
   PoolStats stats() const;
@@ -84,8 +84,9 @@ class Pool {
  private:
   void Return(std::unique_ptr<Connection> conn);
   enum class Mode { kRead, kTransaction, kWrite };
-  Status RunOnce(const std::function<Status(Connection&)>& body, Mode mode, bool* may_retry);
-  Status RunWithRetry(const std::function<Status(Connection&)>& body, Mode mode);
+  common::Status RunOnce(const std::function<common::Status(Connection&)>& body, Mode mode,
+                         bool* may_retry);
+  common::Status RunWithRetry(const std::function<common::Status(Connection&)>& body, Mode mode);
 
   const ConnectionConfig config_;
   PoolOptions options_;

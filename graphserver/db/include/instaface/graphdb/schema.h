@@ -14,14 +14,14 @@
 #ifndef INSTAFACE_GRAPHDB_SCHEMA_H_
 #define INSTAFACE_GRAPHDB_SCHEMA_H_
 
+#include "instaface/common/status.h"
 #include "instaface/graphdb/connection_string.h"
-#include "instaface/graphdb/status.h"
 
 namespace instaface::graphdb {
 
 // Database names are limited to [A-Za-z0-9_$] (1..64 chars) because CREATE DATABASE cannot take
 // a bound parameter; anything else is InvalidArgument.
-Status EnsureSchema(const ConnectionConfig& config);
+common::Status EnsureSchema(const ConnectionConfig& config);
 
 }  // namespace instaface::graphdb
 

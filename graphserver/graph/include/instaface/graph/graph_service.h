@@ -35,14 +35,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/common/status.h"
 #include "instaface/graph/miss_filler.h"
 #include "instaface/graphdb/pool.h"
-#include "instaface/graphdb/status.h"
 
 namespace instaface::graph {
-
-using graphdb::Status;
-using graphdb::StatusOr;
 
 struct GraphOptions {
   size_t entity_cache_capacity = 100000;
@@ -82,28 +79,29 @@ class GraphService {
   void set_miss_filler(std::shared_ptr<MissFiller> filler);
 
   // POST /entities, body [ids] -> [entity...] for the ids that exist, in request order.
-  StatusOr<nlohmann::json> GetEntities(const nlohmann::json& ids);
+  common::StatusOr<nlohmann::json> GetEntities(const nlohmann::json& ids);
   // POST /entities/{type}, body [from ids] -> [association...] ordered by from (request order),
   // then to.
-  StatusOr<nlohmann::json> GetAssociations(const std::string& type, const nlohmann::json& from_ids);
+  common::StatusOr<nlohmann::json> GetAssociations(const std::string& type,
+                                                   const nlohmann::json& from_ids);
   // POST /query -> [entity tree...] for the root ids that exist.
-  StatusOr<nlohmann::json> Query(const nlohmann::json& request);
+  common::StatusOr<nlohmann::json> Query(const nlohmann::json& request);
   // POST /random/{type}/{count} -> [ids], at most min(count, max_random_count), no repeats.
-  StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);
+  common::StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);
 
   // POST /entities/{type}/create -> the new entity's id.
-  StatusOr<int64_t> CreateEntity(const std::string& type, const nlohmann::json& attributes,
-                                 uint64_t fence_term);
+  common::StatusOr<int64_t> CreateEntity(const std::string& type, const nlohmann::json& attributes,
+                                         uint64_t fence_term);
   // POST /associations/{type}/from/{from}/to/{to}.
-  Status CreateAssociation(const std::string& type, int64_t from, int64_t to,
-                           const nlohmann::json& attributes, uint64_t fence_term);
+  common::Status CreateAssociation(const std::string& type, int64_t from, int64_t to,
+                                   const nlohmann::json& attributes, uint64_t fence_term);
 
   // For a follower that forwarded a write: forget what the write made stale here.
   void InvalidateAssociations(const std::string& type, int64_t from);
   void ClearCaches();
 
   // A round trip to the primary database (for /readyz).
-  Status CheckDatabase();
+  common::Status CheckDatabase();
 
   GraphStats stats() const;
 

@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/graphdb/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::graph {
 
@@ -26,10 +26,10 @@ class MissFiller {
   virtual ~MissFiller() = default;
   virtual bool ShouldUse() const = 0;
   // The leader's answer to POST /entities with `ids`: [{id, type, created, attributes}, ...].
-  virtual graphdb::StatusOr<nlohmann::json> FetchEntities(const std::vector<int64_t>& ids) = 0;
+  virtual common::StatusOr<nlohmann::json> FetchEntities(const std::vector<int64_t>& ids) = 0;
   // The leader's answer to POST /entities/{type} with `from_ids`:
   // [{type, from, to, created, attributes}, ...].
-  virtual graphdb::StatusOr<nlohmann::json> FetchAssociations(
+  virtual common::StatusOr<nlohmann::json> FetchAssociations(
       const std::string& type, const std::vector<int64_t>& from_ids) = 0;
 };
 

@@ -12,27 +12,27 @@
 
 #include <nlohmann/json.hpp>
 
-#include "instaface/graphdb/status.h"
+#include "instaface/common/status.h"
 
 namespace instaface::graph {
 
 // Entity and association types: 1..10 characters of [A-Za-z0-9_-] (they are also URL path
 // segments, and the column is VARCHAR(10)).
-graphdb::Status ValidateType(std::string_view type);
+common::Status ValidateType(std::string_view type);
 
 // An id is an integer in [1, 2^63 - 1]. From decimal text (a URL path segment): no sign, no
 // spaces, no leading '+', at most 19 digits.
-graphdb::StatusOr<int64_t> ParseId(std::string_view text);
+common::StatusOr<int64_t> ParseId(std::string_view text);
 // A non-negative decimal count (the {count} of /random), at most 10 digits.
-graphdb::StatusOr<int64_t> ParseCount(std::string_view text);
+common::StatusOr<int64_t> ParseCount(std::string_view text);
 
 // A JSON array of ids (unsigned or positive integers, no floats, no strings), at most max_ids
 // long. Duplicates are kept in order; callers dedupe when they need to.
-graphdb::StatusOr<std::vector<int64_t>> IdsFromJson(const nlohmann::json& ids, size_t max_ids,
-                                                    std::string_view what = "ids");
+common::StatusOr<std::vector<int64_t>> IdsFromJson(const nlohmann::json& ids, size_t max_ids,
+                                                   std::string_view what = "ids");
 
 // Attributes must be a JSON object (null is taken as {}).
-graphdb::Status ValidateAttributes(const nlohmann::json& attributes);
+common::Status ValidateAttributes(const nlohmann::json& attributes);
 
 }  // namespace instaface::graph
 

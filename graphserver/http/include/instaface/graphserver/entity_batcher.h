@@ -42,8 +42,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/common/status.h"
 #include "instaface/graphdb/pool.h"
-#include "instaface/graphdb/status.h"
 
 namespace instaface::graphserver {
 
@@ -56,7 +56,7 @@ struct EntityBatcherOptions {
 
 class EntityBatcher {
  public:
-  using Done = std::function<void(graphdb::StatusOr<int64_t>)>;
+  using Done = std::function<void(common::StatusOr<int64_t>)>;
 
   // Starts the flusher threads.
   EntityBatcher(std::shared_ptr<graphdb::Pool> primary, EntityBatcherOptions options = {});
@@ -69,8 +69,8 @@ class EntityBatcher {
   void CreateAsync(const std::string& type, const nlohmann::json& attributes, uint64_t fence_term,
                    Done done);
   // The same, waiting for the outcome.
-  graphdb::StatusOr<int64_t> Create(const std::string& type, const nlohmann::json& attributes,
-                                    uint64_t fence_term);
+  common::StatusOr<int64_t> Create(const std::string& type, const nlohmann::json& attributes,
+                                   uint64_t fence_term);
 
   // Finishes the batches in flight, answers what is still queued with Unavailable, and joins the
   // flushers; no callback runs after it returns. Idempotent, and safe from any thread.
@@ -90,8 +90,8 @@ class EntityBatcher {
 
   void FlushLoop();
   // Writes one batch (same term) and returns each create's outcome; holds no lock.
-  std::vector<graphdb::StatusOr<int64_t>> Flush(const std::vector<Pending>& batch);
-  graphdb::Status LearnIdMode();
+  std::vector<common::StatusOr<int64_t>> Flush(const std::vector<Pending>& batch);
+  common::Status LearnIdMode();
 
   std::shared_ptr<graphdb::Pool> primary_;
   EntityBatcherOptions options_;

@@ -171,8 +171,8 @@ int Run(const Flags& flags) {
       Log("--secret-file '" + flags.secret_file + "' is missing or empty");
       return 2;
     }
-    if (std::string bad = runtime::ValidateNodeOptions(o); !bad.empty()) {
-      Log("embedded election: " + bad);
+    if (auto valid = runtime::ValidateNodeOptions(o); !valid.ok()) {
+      Log("embedded election: " + valid.message());
       return 2;
     }
     auto started = runtime::Node::Start(o);
@@ -235,9 +235,8 @@ int Run(const Flags& flags) {
       [&api](graphserver::HttpRequest& req, graphserver::HttpServer::Respond respond) {
         return api.HandleFast(req, std::move(respond));
       });
-  error = server.Start();
-  if (!error.empty()) {
-    Log(error);
+  if (common::Status started = server.Start(); !started.ok()) {
+    Log(started.message());
     return 1;
   }
   Log("serving on " + listen->host + ":" + std::to_string(server.port()) + " as " + app_address +

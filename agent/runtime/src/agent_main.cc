@@ -130,8 +130,8 @@ int main(int argc, char** argv) {
   auto secret = instaface::wire::LoadSecretFile(secret_file);
   if (!secret.ok()) return Fail(kConfigError, secret.status().message());
   o.secret = *secret;
-  if (std::string err = instaface::runtime::ValidateNodeOptions(o); !err.empty()) {
-    return Fail(kConfigError, err);
+  if (auto valid = instaface::runtime::ValidateNodeOptions(o); !valid.ok()) {
+    return Fail(kConfigError, valid.message());
   }
   if (o.advertise_url.empty() && o.listen_url.find("0.0.0.0") != std::string::npos) {
     return Fail(kConfigError,

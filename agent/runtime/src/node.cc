@@ -67,53 +67,56 @@ bool ValidId(const std::string& s) { return !s.empty() && s.size() <= election::
 
 }  // namespace
 
-std::string ValidateNodeOptions(const NodeOptions& o) {
+Status ValidateNodeOptions(const NodeOptions& o) {
   if (!ValidId(o.id)) {
-    return "node id must be 1 to " + std::to_string(election::kMaxNodeIdLength) + " bytes";
+    return Status::Error("node id must be 1 to " + std::to_string(election::kMaxNodeIdLength) +
+                         " bytes");
   }
-  if (std::string err = wire::ValidateCodecArguments(o.cluster, o.secret); !err.empty()) {
-    return err;
-  }
-  if (o.cluster_size < 1) return "cluster size must be at least 1";
-  if (o.heartbeat.count() <= 0) return "heartbeat must be positive";
+  if (Status st = wire::ValidateCodecArguments(o.cluster, o.secret); !st.ok()) return st;
+  if (o.cluster_size < 1) return Status::Error("cluster size must be at least 1");
+  if (o.heartbeat.count() <= 0) return Status::Error("heartbeat must be positive");
   if (o.election_min > o.election_max) {
-    return "election minimum (" + std::to_string(o.election_min.count()) +
-           " ms) is above the maximum (" + std::to_string(o.election_max.count()) + " ms)";
+    return Status::Error("election minimum (" + std::to_string(o.election_min.count()) +
+                         " ms) is above the maximum (" + std::to_string(o.election_max.count()) +
+                         " ms)");
   }
   if (o.heartbeat >= o.election_min) {
-    return "heartbeat (" + std::to_string(o.heartbeat.count()) +
-           " ms) must be below the election minimum (" + std::to_string(o.election_min.count()) +
-           " ms)";
+    return Status::Error("heartbeat (" + std::to_string(o.heartbeat.count()) +
+                         " ms) must be below the election minimum (" +
+                         std::to_string(o.election_min.count()) + " ms)");
   }
   if (o.max_clock_drift_ppm > kMaxClockDriftPpm) {
-    return "clock drift bound (" + std::to_string(o.max_clock_drift_ppm) +
-           " ppm) is above the most the lease can absorb (" + std::to_string(kMaxClockDriftPpm) +
-           " ppm)";
+    return Status::Error("clock drift bound (" + std::to_string(o.max_clock_drift_ppm) +
+                         " ppm) is above the most the lease can absorb (" +
+                         std::to_string(kMaxClockDriftPpm) + " ppm)");
   }
   // Each lease lasts election_min less the margin after the ack it rests on; shorter than a
   // heartbeat period, it would lapse between renewals.
   const auto lease = o.election_min - o.election_min * 2 * o.max_clock_drift_ppm / 1000000;
   if (o.heartbeat >= lease) {
-    return "heartbeat (" + std::to_string(o.heartbeat.count()) + " ms) must be below the lease (" +
-           std::to_string(lease.count()) + " ms: the election minimum less twice the " +
-           std::to_string(o.max_clock_drift_ppm) + " ppm clock drift bound)";
+    return Status::Error("heartbeat (" + std::to_string(o.heartbeat.count()) +
+                         " ms) must be below the lease (" + std::to_string(lease.count()) +
+                         " ms: the election minimum less twice the " +
+                         std::to_string(o.max_clock_drift_ppm) + " ppm clock drift bound)");
   }
-  if (o.listen_url.empty()) return "no listen URL given";
+  if (o.listen_url.empty()) return Status::Error("no listen URL given");
   for (const auto& [id, url] : o.static_peers) {
-    if (!ValidId(id)) return "peer id '" + id + "' must be 1 to 64 bytes";
-    if (url.empty()) return "peer " + id + " has no URL";
-    if (id == o.id) return "static peers must not include this node (" + id + ")";
+    if (!ValidId(id)) return Status::Error("peer id '" + id + "' must be 1 to 64 bytes");
+    if (url.empty()) return Status::Error("peer " + id + " has no URL");
+    if (id == o.id) return Status::Error("static peers must not include this node (" + id + ")");
   }
-  if (o.shm_mode != 0600 && o.shm_mode != 0660) return "shm mode must be 0600 or 0660";
+  if (o.shm_mode != 0600 && o.shm_mode != 0660) {
+    return Status::Error("shm mode must be 0600 or 0660");
+  }
   if (!o.redis_url.empty()) {
     auto url = discovery::ParseRedisUrl(o.redis_url);
-    if (!url.ok()) return "bad Redis URL: " + url.status().message();
+    if (!url.ok()) return Status::Error("bad Redis URL: " + url.status().message());
   }
   if (!o.metrics_address.empty()) {
     auto hp = metrics::ParseHostPort(o.metrics_address);
-    if (!hp.ok()) return "bad metrics address: " + hp.status().message();
+    if (!hp.ok()) return Status::Error("bad metrics address: " + hp.status().message());
   }
-  return {};
+  return Status::Ok();
 }
 
 class Node::Impl : public control::Handler, public StatusSink {
@@ -509,7 +512,7 @@ void Node::Impl::Stop(bool hand_over) {
 }
 
 common::StatusOr<std::unique_ptr<Node>> Node::Start(NodeOptions options) {
-  if (std::string err = ValidateNodeOptions(options); !err.empty()) return Status::Error(err);
+  if (Status st = ValidateNodeOptions(options); !st.ok()) return st;
   // spdlog creates its registry on first use; do it here, before any of our threads exist.
   spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>(std::move(options));

@@ -261,9 +261,8 @@ struct Transport::Impl {
 
 common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions options,
                                                               Deliver deliver) {
-  if (std::string err = wire::ValidateCodecArguments(options.cluster, options.secret);
-      !err.empty()) {
-    return Status::Error(err);
+  if (Status st = wire::ValidateCodecArguments(options.cluster, options.secret); !st.ok()) {
+    return st;
   }
   if (options.listen_url.empty()) return Status::Error("no listen URL given (--listen)");
   if (options.request_timeout.count() <= 0) return Status::Error("request timeout must be > 0");

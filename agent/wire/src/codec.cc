@@ -109,12 +109,13 @@ const char* RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
-std::string ValidateCodecArguments(const std::string& cluster, const std::string& secret) {
+common::Status ValidateCodecArguments(const std::string& cluster, const std::string& secret) {
   if (cluster.empty() || cluster.size() > kMaxClusterLength) {
-    return "cluster name must be 1 to " + std::to_string(kMaxClusterLength) + " bytes";
+    return common::Status::Error("cluster name must be 1 to " + std::to_string(kMaxClusterLength) +
+                                 " bytes");
   }
-  if (secret.empty()) return "cluster secret must not be empty";
-  return {};
+  if (secret.empty()) return common::Status::Error("cluster secret must not be empty");
+  return common::Status::Ok();
 }
 
 Codec::Codec(std::string cluster, std::string secret)

@@ -267,10 +267,13 @@ HttpServer::HttpServer(HttpServerOptions options, Handler handler, RejectObserve
 
 HttpServer::~HttpServer() { Stop(); }
 
-std::string HttpServer::Start() {
+common::Status HttpServer::Start() {
   beast::error_code ec;
   auto address = asio::ip::make_address(impl_->options.host, ec);
-  if (ec) return "invalid listen address '" + impl_->options.host + "': " + ec.message();
+  if (ec) {
+    return common::Status::Error("invalid listen address '" + impl_->options.host +
+                                 "': " + ec.message());
+  }
   tcp::endpoint endpoint(address, impl_->options.port);
   auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
@@ -278,8 +281,8 @@ std::string HttpServer::Start() {
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    return "cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) +
-           ": " + ec.message();
+    return common::Status::Error("cannot listen on " + impl_->options.host + ":" +
+                                 std::to_string(impl_->options.port) + ": " + ec.message());
   }
   impl_->bound_port = acceptor.local_endpoint().port();
   impl_->workers.emplace(std::max(1, impl_->options.worker_threads));  // idle when inline
@@ -287,7 +290,7 @@ std::string HttpServer::Start() {
   for (int i = 0; i < std::max(1, impl_->options.io_threads); ++i) {
     impl_->threads.emplace_back([this] { impl_->ioc.run(); });
   }
-  return "";
+  return common::Status::Ok();
 }
 
 void HttpServer::Stop() {

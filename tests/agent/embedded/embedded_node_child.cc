@@ -119,8 +119,8 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  if (std::string bad = instaface::runtime::ValidateNodeOptions(o); !bad.empty()) {
-    std::cerr << "embedded_node_test_child: " << bad << "\n";
+  if (auto valid = instaface::runtime::ValidateNodeOptions(o); !valid.ok()) {
+    std::cerr << "embedded_node_test_child: " << valid.message() << "\n";
     return 2;
   }
   auto started = instaface::runtime::Node::Start(o);

@@ -14,7 +14,10 @@ NodeOptions Valid() {
   return o;
 }
 
-TEST(NodeOptionsTest, DefaultsAreValid) { EXPECT_EQ(ValidateNodeOptions(Valid()), ""); }
+TEST(NodeOptionsTest, DefaultsAreValid) {
+  const common::Status valid = ValidateNodeOptions(Valid());
+  EXPECT_TRUE(valid.ok()) << valid.message();
+}
 
 TEST(NodeOptionsTest, EachBadSettingIsNamed) {
   struct Case {
@@ -39,8 +42,10 @@ TEST(NodeOptionsTest, EachBadSettingIsNamed) {
   for (const Case& c : cases) {
     NodeOptions o = Valid();
     c.change(o);
-    const std::string error = ValidateNodeOptions(o);
-    EXPECT_NE(error.find(c.mentions), std::string::npos) << "got '" << error << "'";
+    const common::Status valid = ValidateNodeOptions(o);
+    EXPECT_FALSE(valid.ok()) << c.mentions;
+    EXPECT_NE(valid.message().find(c.mentions), std::string::npos)
+        << "got '" << valid.message() << "'";
   }
 }
 

@@ -188,10 +188,10 @@ TEST(CodecTest, EveryReasonHasADistinctName) {
 }
 
 TEST(CodecTest, ValidatesArguments) {
-  EXPECT_EQ(ValidateCodecArguments("graph", "k"), "");
-  EXPECT_NE(ValidateCodecArguments("", "k"), "");
-  EXPECT_NE(ValidateCodecArguments(std::string(kMaxClusterLength + 1, 'c'), "k"), "");
-  EXPECT_NE(ValidateCodecArguments("graph", ""), "");
+  EXPECT_TRUE(ValidateCodecArguments("graph", "k").ok());
+  EXPECT_EQ(ValidateCodecArguments("", "k").message(), "cluster name must be 1 to 64 bytes");
+  EXPECT_FALSE(ValidateCodecArguments(std::string(kMaxClusterLength + 1, 'c'), "k").ok());
+  EXPECT_EQ(ValidateCodecArguments("graph", "").message(), "cluster secret must not be empty");
 }
 
 }  // namespace

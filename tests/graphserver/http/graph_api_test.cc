@@ -50,7 +50,8 @@ struct Node {
     options.request_timeout = 5s;
     server = std::make_unique<HttpServer>(
         options, [this](HttpRequest&& r) { return api->Handle(std::move(r)); });
-    EXPECT_EQ(server->Start(), "");
+    const common::Status started = server->Start();
+    EXPECT_TRUE(started.ok()) << started.message();
     address = "http://127.0.0.1:" + std::to_string(server->port());
     GraphApiOptions api_options;
     api_options.self_app_address = address;

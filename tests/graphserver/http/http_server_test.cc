@@ -50,7 +50,8 @@ class HttpServerTest : public ::testing::Test {
           rejected_.push_back(status);
         },
         std::move(fast_path));
-    ASSERT_EQ(server_->Start(), "");
+    const common::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.message();
   }
 
   tcp::socket Connect() {

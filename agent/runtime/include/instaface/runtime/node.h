@@ -80,8 +80,8 @@ struct NodeOptions {
   std::string version = "0.1.0";
 };
 
-// Empty when `options` is usable, else one line naming the first problem.
-std::string ValidateNodeOptions(const NodeOptions& options);
+// OK when `options` is usable, else an error whose message names the first problem.
+common::Status ValidateNodeOptions(const NodeOptions& options);
 
 // One peer as this node sees it.
 struct PeerReachability {

@@ -25,6 +25,7 @@
 #include <variant>
 #include <vector>
 
+#include "instaface/common/status.h"
 #include "instaface/election/message.h"
 
 namespace instaface::wire {
@@ -98,8 +99,8 @@ class Codec {
   std::string secret_;
 };
 
-// Empty when the pair is usable, else one line saying what is wrong.
-std::string ValidateCodecArguments(const std::string& cluster, const std::string& secret);
+// OK when the pair is usable, else an error whose message says what is wrong.
+common::Status ValidateCodecArguments(const std::string& cluster, const std::string& secret);
 
 }  // namespace instaface::wire
 

@@ -22,6 +22,8 @@
 
 #include <boost/beast/http.hpp>
 
+#include "instaface/common/status.h"
+
 namespace instaface::graphserver {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
@@ -60,9 +62,8 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds and starts the threads. An error (for example the port is taken) is returned as a
-  // message; empty means success.
-  std::string Start();
+  // Binds and starts the threads; an error says why not (for example the port is taken).
+  common::Status Start();
   // Stops accepting, closes connections, joins all threads. Idempotent.
   void Stop();
   uint16_t port() const;

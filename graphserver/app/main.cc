@@ -65,17 +65,16 @@ struct Flags {
   int cluster_size = 3, heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;
 };
 
-// Retries `attempt` until it succeeds or the deadline passes, logging the first failure and
-// then every few seconds; returns the last error, empty on success.
+// Retries `attempt`, which returns a common::Status, until it succeeds or the deadline passes,
+// logging the first failure and then every few seconds; returns the last Status.
 template <typename F>
-std::string RetryUntil(Clock::time_point deadline, const std::string& what, F attempt) {
+common::Status RetryUntil(Clock::time_point deadline, const std::string& what, F attempt) {
   auto last_log = Clock::now() - std::chrono::hours(1);
   for (;;) {
-    std::string error = attempt();
-    if (error.empty()) return error;
-    if (Clock::now() >= deadline) return error;
+    common::Status status = attempt();
+    if (status.ok() || Clock::now() >= deadline) return status;
     if (Clock::now() - last_log > std::chrono::seconds(5)) {
-      Log(what + ": " + error + " (retrying)");
+      Log(what + ": " + status.ToString() + " (retrying)");
       last_log = Clock::now();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -123,14 +122,10 @@ int Run(const Flags& flags) {
   }
 
   auto deadline = Clock::now() + std::chrono::milliseconds(flags.startup_wait_ms);
-  std::string error = RetryUntil(deadline, "database schema", [&] {
-    common::Status st = graphdb::EnsureSchema(*primary_config);
-    // Privilege and configuration problems do not fix themselves; only retry unreachable.
-    if (!st.ok() && st.code() != common::StatusCode::kUnavailable) return "!" + st.ToString();
-    return st.ok() ? std::string() : st.ToString();
-  });
-  if (!error.empty()) {
-    Log("cannot prepare the database: " + (error[0] == '!' ? error.substr(1) : error));
+  common::Status schema = RetryUntil(deadline, "database schema",
+                                     [&] { return graphdb::EnsureSchema(*primary_config); });
+  if (!schema.ok()) {
+    Log("cannot prepare the database: " + schema.ToString());
     return 1;
   }
 
@@ -186,12 +181,13 @@ int Run(const Flags& flags) {
   }
 #endif
   if (!view) {
-    error = RetryUntil(deadline, "agent shared memory '" + flags.shm + "'", [&] {
+    common::Status opened = RetryUntil(deadline, "agent shared memory '" + flags.shm + "'", [&] {
       view.emplace(View::Open(flags.shm));
-      return view->ok() ? std::string() : view->error();
+      return view->ok() ? common::Status::Ok() : common::Status::Error(view->error());
     });
-    if (!error.empty()) {
-      Log("cannot open the agent's shared memory: " + error + " (is instaface-agent running?)");
+    if (!opened.ok()) {
+      Log("cannot open the agent's shared memory: " + opened.message() +
+          " (is instaface-agent running?)");
       return 1;
     }
   }

@@ -1,6 +1,11 @@
 // Small value types for errors at libinstaface's boundary: Result<T> holds a value or an error
 // message; Status is a Result without a value.
 //
+// These are deliberately not the tree's internal instaface::common::Status and StatusOr: this
+// header is installed with the SDK and is part of its API and ABI, so it may include nothing
+// that is not installed too, and the internal types stay free to change (codes, causes) without
+// breaking apps built against an older libinstaface.
+//
 // Thread safety: plain values; a const object may be read from any number of threads.
 #ifndef INSTAFACE_RESULT_H_
 #define INSTAFACE_RESULT_H_

@@ -61,10 +61,14 @@ bool MariaDbServer::Install(std::string* error) {
   static bool pristine_ready = false;
   if (!pristine_ready) {
     SubprocessOptions options;
+    // A temporary directory of its own: install-db's bootstrap server names its temporary tables
+    // after its pid, and one of a concurrent run's in the shared /tmp broke the install once.
+    std::filesystem::create_directories(pristine->File("tmp"));
     options.argv = {"mariadb-install-db",
                     "--no-defaults",
                     "--user=" + CurrentUserName(),
                     "--datadir=" + pristine->File("data"),
+                    "--tmpdir=" + pristine->File("tmp"),
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db"};
     options.stdout_path = pristine->File("install.log");
@@ -107,11 +111,13 @@ bool MariaDbServer::Start(std::string* error) {
     if (!reuse_port) port_ = FreePort();
     if (port_ == 0) return fail("no free port");
     SubprocessOptions options;
+    std::filesystem::create_directories(dir_.File("tmp"));
     // --no-defaults must come first, or /etc/mysql's configuration applies.
     options.argv = {"mariadbd",
                     "--no-defaults",
                     "--user=" + CurrentUserName(),
                     "--datadir=" + dir_.File("data"),
+                    "--tmpdir=" + dir_.File("tmp"),
                     "--socket=" + socket_path(),
                     "--port=" + std::to_string(port_),
                     "--bind-address=127.0.0.1",

@@ -33,7 +33,8 @@ namespace instaface::runtime {
 
 using election::Nanos;
 
-// The clock that leases are measured on (CLOCK_BOOTTIME in the agent and the SDK: instaface/clock.h).
+// The clock that leases are measured on (CLOCK_BOOTTIME in the agent and the SDK:
+// instaface/clock.h).
 class Clock {
  public:
   virtual ~Clock() = default;

@@ -107,8 +107,8 @@ export class ClusterModel {
     if (n.connection === state) return;
     const was = n.connection;
     n.connection = state;
-    if (state === 'open') this.record('connection', url, `events from ${n.id} connected`);
-    else if (was === 'open') this.record('connection', url, `events from ${n.id} lost; reconnecting`);
+    if (state === 'open') this.record('connection', url, 'events connected');
+    else if (was === 'open') this.record('connection', url, 'events lost; reconnecting');
     this.deriveLeader();
     this.changed('node');
   }
@@ -140,26 +140,26 @@ export class ClusterModel {
 
   recordStatusChanges(n, before, after) {
     if (before.unplugged !== after.unplugged) {
-      this.record('unplug', n.url, after.unplugged ? `${n.id} is unplugged` : `${n.id} is plugged in again`);
+      this.record('unplug', n.url, after.unplugged ? 'is unplugged' : 'is plugged in again');
     }
     if (before.stale !== after.stale) {
-      this.record('stale', n.url, after.stale ? `${n.id}'s agent went stale` : `${n.id}'s agent is back`);
+      this.record('stale', n.url, after.stale ? 'agent went stale' : 'agent is back');
     }
     for (const p of after.peers || []) {
       const old = (before.peers || []).find((q) => q.url === p.url);
       if (old && old.reachable !== p.reachable) {
         const peer = this.nameOf(p.url);
         this.record('reachability', n.url,
-          p.reachable ? `${n.id} reaches ${peer} again` : `${n.id} cannot reach ${peer}`);
+          p.reachable ? `reaches ${peer} again` : `cannot reach ${peer}`);
       }
     }
     const droppedBefore = new Set(before.unplugged_peers || []);
     const droppedAfter = new Set(after.unplugged_peers || []);
     for (const url of droppedAfter) {
-      if (!droppedBefore.has(url) && url !== n.url) this.record('unplug', n.url, `${n.id} drops its link to ${this.nameOf(url)}`);
+      if (!droppedBefore.has(url) && url !== n.url) this.record('unplug', n.url, `drops its link to ${this.nameOf(url)}`);
     }
     for (const url of droppedBefore) {
-      if (!droppedAfter.has(url) && url !== n.url) this.record('unplug', n.url, `${n.id} restores its link to ${this.nameOf(url)}`);
+      if (!droppedAfter.has(url) && url !== n.url) this.record('unplug', n.url, `restores its link to ${this.nameOf(url)}`);
     }
   }
 
@@ -169,14 +169,14 @@ export class ClusterModel {
     const term = `term ${e.term}`;
     let text;
     switch (e.kind) {
-      case 'leader': text = `${n.id} became leader (${term})`; break;
+      case 'leader': text = `became leader (${term})`; break;
       case 'follower':
-        text = e.leader ? `${n.id} follows ${this.nameOf(e.leader)} (${term})`
-          : `${n.id} is a follower with no leader (${term})`;
+        text = e.leader ? `follows ${this.nameOf(e.leader)} (${term})`
+          : `follower, no leader known (${term})`;
         break;
-      case 'candidate': text = `${n.id} stands for election (${term})`; break;
-      case 'pre-candidate': text = `${n.id} asks whether it could win (pre-vote, ${term})`; break;
-      default: text = `${n.id}: ${e.kind} (${term})`;
+      case 'candidate': text = `stands for election (${term})`; break;
+      case 'pre-candidate': text = `asks whether it could win (pre-vote, ${term})`; break;
+      default: text = `${e.kind} (${term})`;
     }
     this.record(`election-${e.kind}`, e.node, text, at);
     // The status event that follows carries the whole state; until it comes, patch what this

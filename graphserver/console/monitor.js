@@ -63,19 +63,19 @@ export function createMonitor() {
     const name = model.nameOf(url);
     // As the original does: every node is told, so the others drop their links to it too.
     const targets = [...model.nodes.keys()];
-    model.record('action', url, `${unplugged ? 'unplugging' : 'plugging in'} ${name} (told ${targets.length} nodes)`);
+    model.record('action', null, `${unplugged ? 'unplugging' : 'plugging in'} ${name}: telling all ${targets.length} nodes`);
     const results = await Promise.allSettled(targets.map((t) => setUnplugged(t, url, unplugged)));
     results.forEach((r, i) => {
-      if (r.status === 'rejected') model.record('problem', targets[i], `${model.nameOf(targets[i])} refused: ${r.reason.message}`);
+      if (r.status === 'rejected') model.record('problem', targets[i], `refused: ${r.reason.message}`);
     });
   };
 
   view.onUnplugLink = async (from, to, unplugged) => {
-    model.record('action', from, `${unplugged ? 'cutting' : 'restoring'} the link ${model.nameOf(from)} → ${model.nameOf(to)}`);
+    model.record('action', from, `${unplugged ? 'cutting' : 'restoring'} its link to ${model.nameOf(to)}`);
     try {
       await setUnplugged(from, to, unplugged);
     } catch (e) {
-      model.record('problem', from, `${model.nameOf(from)} refused: ${e.message}`);
+      model.record('problem', from, `refused: ${e.message}`);
     }
   };
 
@@ -181,7 +181,7 @@ class MonitorView {
     refs.crown = h('span', {
       class: 'crown', 'data-testid': `leader-indicator-${n.id}`, hidden: true,
       title: 'the leader the cluster reports (the highest term any node names)',
-    }, '★ cluster leader');
+    }, '★ leader');
     refs.plug = h('button', {
       class: 'switch', role: 'switch', type: 'button', 'data-testid': `unplug-${n.id}`,
       title: 'Unplug the whole node: it leaves the election and every other node drops its link to it',
@@ -224,7 +224,7 @@ class MonitorView {
     setText(refs.role, n.connection === 'open' ? n.role : `${n.role} (${n.connection === 'closed' ? 'no events' : 'connecting'})`);
     refs.crown.hidden = !isLeader;
     refs.plug.setAttribute('aria-checked', String(!n.unplugged));
-    setText(refs.plug, n.unplugged ? 'unplugged' : 'plugged in');
+    setText(refs.plug, n.unplugged ? 'unplugged' : 'plugged');
 
     setText(refs.term, s ? s.term : '–');
     setText(refs.leader, s ? (s.leader ? this.model.nameOf(s.leader) : 'none known') : '–');

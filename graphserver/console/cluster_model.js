@@ -3,6 +3,7 @@
 // events in and draws what changed.
 
 const HISTORY_SECONDS = 60;
+const collator = new Intl.Collator(undefined, { numeric: true });
 const LOG_LIMIT = 300;
 
 // One node as it describes itself.
@@ -69,6 +70,11 @@ export class ClusterModel {
   }
 
   onChange(f) { this.listeners.add(f); }
+
+  // The nodes by id, n2 before n10.
+  ordered() {
+    return [...this.nodes.values()].sort((a, b) => collator.compare(a.id, b.id));
+  }
 
   changed(what) { for (const f of this.listeners) f(what); }
 

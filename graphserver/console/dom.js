@@ -47,7 +47,7 @@ export function clockTime(ms) {
   return `${clock.format(d)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
 export function dateAndTime(ms) {
   return Number.isFinite(ms) ? dateTime.format(new Date(ms)) : '';

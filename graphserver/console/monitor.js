@@ -139,12 +139,9 @@ class MonitorView {
 
   draw(dirty) {
     if (dirty.has('nodes')) {
-      for (const n of this.model.nodes.values()) {
-        if (!this.cards.has(n.url)) {
-          const card = this.makeCard(n);
-          this.cards.set(n.url, card);
-          this.cardsBox.append(card.root);
-        }
+      for (const n of this.model.ordered()) {
+        if (!this.cards.has(n.url)) this.cards.set(n.url, this.makeCard(n));
+        this.cardsBox.append(this.cards.get(n.url).root);  // moves it into id order
       }
       this.drawMatrixFrame();
     }
@@ -267,7 +264,7 @@ class MonitorView {
   }
 
   drawMatrixFrame() {
-    const nodes = [...this.model.nodes.values()];
+    const nodes = this.model.ordered();
     const head = h('tr', {}, h('th', {}, ''), nodes.map((n) => h('th', { scope: 'col' }, n.id)));
     const rows = nodes.map((from) => h('tr', {},
       h('th', { scope: 'row' }, from.id),

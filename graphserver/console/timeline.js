@@ -1,34 +1,9 @@
 // The Timeline page: one user's own posts and the posts they liked, newest first, with who liked
-// or wrote each, and what the query cost. A user with no posts has no "posted" key at all
-// (likewise "liked", "likedby", "postedby"), so every list below may be missing.
+// or wrote each, and what the query cost.
 
 import { getTimeline, home, randomUsers } from './api.js';
 import { dateAndTime, fill, h, millis } from './dom.js';
-
-export function displayName(user) {
-  if (!user) return 'someone';
-  const full = [user.firstName, user.lastName].filter(Boolean).join(' ');
-  return full || user.name || `user ${user.id}`;
-}
-
-// ISO 8601, or MySQL's "2026-12-02 18:04:05" read as UTC.
-export function parseTime(value) {
-  if (typeof value !== 'string') return NaN;
-  let t = Date.parse(value);
-  if (Number.isNaN(t)) t = Date.parse(`${value.replace(' ', 'T')}Z`);
-  return t;
-}
-
-// The owner's posts and likes as one list, newest first by when each was linked to the owner.
-export function unifiedTimeline(owner) {
-  const items = [
-    ...(owner.posted || []).filter(Boolean).map((post) => ({ kind: 'posted', post })),
-    ...(owner.liked || []).filter(Boolean).map((post) => ({ kind: 'liked', post })),
-  ];
-  for (const item of items) item.at = parseTime(item.post.linked);
-  items.sort((a, b) => (b.at || 0) - (a.at || 0) || (b.post.id || 0) - (a.post.id || 0));
-  return items;
-}
+import { displayName, unifiedTimeline } from './timeline_model.js';
 
 export function createTimeline() {
   const idInput = h('input', {
@@ -112,9 +87,7 @@ function userLink(user) {
 function renderItem(owner, { kind, post, at }) {
   const likers = post.likedby || [];
   const authors = post.postedby || [];
-  const action = kind === 'posted'
-    ? ['posted']
-    : ['liked a post by ', authors.length ? joinLinks(authors) : 'someone'];
+  const action = kind === 'posted' ? 'posted' : 'liked a post';
   return h('li', { class: `post ${kind}`, 'data-testid': 'timeline-item', dataset: { kind, postId: post.id } },
     h('div', { class: 'post-head' },
       h('time', { datetime: post.linked || '' }, dateAndTime(at)), ' ',

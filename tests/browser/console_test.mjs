@@ -1,5 +1,5 @@
 // Drives the graphserver's console in headless Chromium against a running cluster and checks,
-// in order:
+// in order, after the models' own checks (model_checks.mjs):
 //   (a) the Monitor shows every node and exactly one leader, the one the cluster API names;
 //   (b) clicking the leader's unplug switch moves leadership, and the page shows the new leader
 //       within 1 s of GET /api/timeline/cluster (polled from here, outside the browser) first
@@ -170,6 +170,15 @@ try {
     await page.goto(`${urls[0]}/#/monitor`);
   });
   if (!loaded) throw new Error('no console to test');
+
+  await step("the console's models pass their checks, run in the page on the served files", async () => {
+    const checks = fs.readFileSync(new URL('./model_checks.mjs', import.meta.url));
+    await page.route('**/__model_checks__.mjs', (route) =>
+      route.fulfill({ status: 200, contentType: 'text/javascript', body: checks }));
+    const { count, failed } = await page.evaluate(async () => (await import('/__model_checks__.mjs')).run());
+    assert(failed.length === 0, `${failed.length} of ${count} failed:\n  ${failed.join('\n  ')}`);
+    log(`${count} model checks passed`);
+  });
 
   await step('(a) the Monitor shows exactly one leader among the nodes', async () => {
     leaderUrl = await waitFor('all nodes agree on a leader (API)', 15000, agreedLeader);

@@ -163,11 +163,16 @@ int main(int argc, char** argv) {
   transfer->add_option("--to", to, "Node id to hand over to");
 
   std::string unplug_state;
+  std::string unplug_peer;
   auto* unplug = app.add_subcommand(
-      "unplug", "Fault injection: stop (on) or resume (off) sending and receiving heartbeats");
+      "unplug",
+      "Fault injection: stop (on) or resume (off) sending and receiving heartbeats; with --peer, "
+      "only on the link to that peer");
   unplug->add_option("state", unplug_state, "on or off")
       ->required()
       ->check(CLI::IsMember({"on", "off"}));
+  unplug->add_option("--peer", unplug_peer,
+                     "Node id of one peer: drop every message to and from it, and nothing else");
 
   try {
     app.parse(argc, argv);
@@ -199,6 +204,7 @@ int main(int argc, char** argv) {
   } else if (*unplug) {
     request.command = Command::kUnplug;
     request.unplug_on = unplug_state == "on";
+    if (!unplug_peer.empty()) request.unplug_peer = unplug_peer;
   }
   return Call(socket, request, timeout);
 }

@@ -35,6 +35,7 @@ json ToJson(const AgentStatus& s) {
   json peers = json::array();
   for (const PeerStatus& p : s.peers) {
     peers.push_back({{"id", p.id},
+                     {"app_address", p.app_address},
                      {"reachable", p.reachable},
                      {"last_heard_ms", p.last_heard_ms ? json(*p.last_heard_ms) : json(nullptr)}});
   }
@@ -47,6 +48,7 @@ json ToJson(const AgentStatus& s) {
           {"lease_valid", s.lease_valid},
           {"stale", s.stale},
           {"unplugged", s.unplugged},
+          {"unplugged_peers", s.unplugged_peers},
           {"transferring", s.transferring},
           {"peers", std::move(peers)},
           {"messages_rejected", s.messages_rejected}};
@@ -64,6 +66,14 @@ StatusOr<AgentStatus> ParseAgentStatus(const json& j) {
         Read(j, "messages_rejected", s.messages_rejected)}) {
     if (!st.ok()) return st;
   }
+  if (auto cut = j.find("unplugged_peers"); cut != j.end()) {
+    if (!cut->is_array()) return Status::Error("status \"unplugged_peers\" is not an array");
+    if (cut->size() > kMaxPeers) return Status::Error("status lists too many unplugged peers");
+    for (const json& id : *cut) {
+      if (!id.is_string()) return Status::Error("status \"unplugged_peers\" holds a non-string");
+      s.unplugged_peers.push_back(id.get<std::string>());
+    }
+  }
   auto peers = j.find("peers");
   if (peers == j.end() || !peers->is_array()) {
     return Status::Error("status \"peers\" is missing or not an array");
@@ -74,6 +84,9 @@ StatusOr<AgentStatus> ParseAgentStatus(const json& j) {
     PeerStatus peer;
     if (Status st = Read(p, "id", peer.id); !st.ok()) return st;
     if (Status st = Read(p, "reachable", peer.reachable); !st.ok()) return st;
+    if (p.contains("app_address")) {
+      if (Status st = Read(p, "app_address", peer.app_address); !st.ok()) return st;
+    }
     auto heard = p.find("last_heard_ms");
     if (heard == p.end()) return Status::Error("status peer has no \"last_heard_ms\"");
     if (heard->is_number_integer()) {

@@ -60,6 +60,13 @@ StatusOr<Request> ParseRequest(std::string_view line) {
       return Status::Error("unplug needs a boolean \"on\"");
     }
     request.unplug_on = on->get<bool>();
+    auto peer = json.find("peer");
+    if (peer != json.end() && !peer->is_null()) {
+      if (!peer->is_string() || peer->get_ref<const std::string&>().empty()) {
+        return Status::Error("unplug \"peer\" must be a non-empty string node id");
+      }
+      request.unplug_peer = peer->get<std::string>();
+    }
   } else {
     // Only a short prefix is echoed, so a huge or binary command name cannot bloat the reply.
     std::string shown = name.substr(0, 32);
@@ -74,7 +81,10 @@ std::string SerializeRequest(const Request& request) {
   if (request.command == Command::kTransfer && request.transfer_to) {
     json["to"] = *request.transfer_to;
   }
-  if (request.command == Command::kUnplug) json["on"] = request.unplug_on;
+  if (request.command == Command::kUnplug) {
+    json["on"] = request.unplug_on;
+    if (request.unplug_peer) json["peer"] = *request.unplug_peer;
+  }
   return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -188,7 +188,7 @@ struct ControlServer::Impl {
           reply = WithOk(handler.Transfer(request->transfer_to));
           break;
         case Command::kUnplug:
-          reply = WithOk(handler.Unplug(request->unplug_on));
+          reply = WithOk(handler.Unplug(request->unplug_on, request->unplug_peer));
           break;
       }
     } catch (const std::exception& e) {

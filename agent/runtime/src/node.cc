@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -45,13 +46,18 @@ class LeaseClock : public Clock {
   Nanos Now() override { return Nanos(LeaseClockNowNs()); }
 };
 
+// Sends through the transport, except to a peer whose link is cut by fault injection.
 class TransportOutbox : public Outbox {
  public:
-  explicit TransportOutbox(transport::Transport& transport) : transport_(transport) {}
-  void Send(const election::Message& message) override { transport_.Send(message); }
+  TransportOutbox(transport::Transport& transport, const std::set<std::string>& cut)
+      : transport_(transport), cut_(cut) {}
+  void Send(const election::Message& message) override {
+    if (cut_.count(message.to) == 0) transport_.Send(message);
+  }
 
  private:
   transport::Transport& transport_;
+  const std::set<std::string>& cut_;  // the driver thread's, as is every call here
 };
 
 class FileHardStateStore : public HardStateStore {
@@ -195,11 +201,13 @@ class Node::Impl : public control::Handler, public StatusSink {
     a.leader_peer_address = s.leader_peer_address;
     a.lease_valid = s.lease_valid;
     a.unplugged = s.election.unplugged;
+    a.unplugged_peers.assign(s.unplugged_peers.begin(), s.unplugged_peers.end());
     a.transferring = s.election.transferring;
     a.messages_rejected = s.messages_rejected;
     for (const PeerReachability& p : s.peers) {
       control::PeerStatus peer;
       peer.id = p.id;
+      peer.app_address = p.app_address;
       peer.reachable = p.reachable;
       if (p.last_heard_ago) {
         peer.last_heard_ms =
@@ -225,12 +233,29 @@ class Node::Impl : public control::Handler, public StatusSink {
     return Answer(Submit([target](Driver& d) { return d.TransferLeadership(target); }),
                   "not the leader, or no suitable peer is reachable");
   }
-  nlohmann::json Unplug(bool on) override {
+  nlohmann::json Unplug(bool on, const std::optional<std::string>& peer) override {
+    if (peer) {
+      return Answer(SubmitLinkUnplugged(*peer, on), "a node cannot cut its link to itself");
+    }
     return Answer(Submit([on](Driver& d) {
                     d.SetUnplugged(on);
                     return true;
                   }),
                   "refused");
+  }
+  std::future<bool> SubmitLinkUnplugged(std::string peer, bool on) {
+    return Submit([this, peer = std::move(peer), on](Driver&) {
+      if (peer == options.id || !ValidId(peer)) return false;
+      if (on) {
+        cut_links.insert(peer);
+      } else {
+        cut_links.erase(peer);
+      }
+      spdlog::info("link to {} {}", peer, on ? "unplugged" : "plugged in");
+      common::MutexLock lock(status_mu);
+      published.unplugged_peers = cut_links;
+      return true;
+    });
   }
 
   NodeOptions options;
@@ -243,6 +268,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   std::optional<FileHardStateStore> store_seam;
   std::unique_ptr<transport::Transport> transport;
   std::optional<TransportOutbox> outbox;
+  std::set<std::string> cut_links;  // peers whose link fault injection cut; driver thread only
   std::optional<shm::Writer> writer;
   std::unique_ptr<discovery::RedisDiscovery> discovery;
   std::unique_ptr<control::ControlServer> control;
@@ -298,7 +324,7 @@ common::Status Node::Impl::Init() {
   });
   if (!started.ok()) return started.status();
   transport = std::move(*started);
-  outbox.emplace(*transport);
+  outbox.emplace(*transport, cut_links);
   listen_url = transport->bound_url();
   if (options.advertise_url == options.listen_url) options.advertise_url = listen_url;
 
@@ -428,6 +454,7 @@ void Node::Impl::Run() {
     if (peers_changed) ApplyPeers();
     bool unknown_sender = false;
     for (const election::Message& m : messages) {
+      if (cut_links.count(m.from) != 0) continue;  // the link is cut: as if never received
       unknown_sender |= driver->peers().count(m.from) == 0;
       driver->Step(m);
     }
@@ -552,6 +579,10 @@ std::future<bool> Node::SetUnplugged(bool unplugged) {
     d.SetUnplugged(unplugged);
     return true;
   });
+}
+
+std::future<bool> Node::SetLinkUnplugged(std::string peer, bool unplugged) {
+  return impl_->SubmitLinkUnplugged(std::move(peer), unplugged);
 }
 
 void Node::SetStaticPeers(std::map<std::string, std::string> peers) {

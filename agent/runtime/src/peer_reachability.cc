@@ -14,6 +14,9 @@ std::vector<PeerReachability> Reachability(const Driver& driver,
     }
     PeerReachability peer;
     peer.id = p.id;
+    if (auto it = driver.peers().find(p.id); it != driver.peers().end()) {
+      peer.app_address = it->second.app;
+    }
     if (heard.count() > 0) {
       peer.last_heard_ago = std::max(Nanos(0), now - heard);
       peer.reachable = *peer.last_heard_ago < window;

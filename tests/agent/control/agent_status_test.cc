@@ -19,7 +19,8 @@ AgentStatus Sample() {
   s.leader_peer_address = "tcp://127.0.0.1:7401";
   s.lease_valid = true;
   s.transferring = true;
-  s.peers = {{"b", true, 3}, {"c", false, std::nullopt}};
+  s.unplugged_peers = {"c"};
+  s.peers = {{"b", "http://127.0.0.1:8082", true, 3}, {"c", "", false, std::nullopt}};
   s.messages_rejected = 5;
   return s;
 }
@@ -54,6 +55,9 @@ TEST(AgentStatusTest, MissingOrMistypedFieldsAreNamed) {
       {[](json& j) { j["peers"][0].erase("reachable"); }, "\"reachable\""},
       {[](json& j) { j["peers"][0]["last_heard_ms"] = -5; }, "negative"},
       {[](json& j) { j["peers"][0]["last_heard_ms"] = "5"; }, "\"last_heard_ms\""},
+      {[](json& j) { j["peers"][0]["app_address"] = 7; }, "\"app_address\""},
+      {[](json& j) { j["unplugged_peers"] = "c"; }, "\"unplugged_peers\""},
+      {[](json& j) { j["unplugged_peers"] = json::array({1}); }, "non-string"},
       {[](json& j) { j = json::array(); }, "not a JSON object"},
   };
   for (const Case& c : cases) {
@@ -64,6 +68,17 @@ TEST(AgentStatusTest, MissingOrMistypedFieldsAreNamed) {
     EXPECT_NE(parsed.status().message().find(c.mentions), std::string::npos)
         << parsed.status().message();
   }
+}
+
+// An agent from before link faults sends neither key; its status still reads.
+TEST(AgentStatusTest, LinkFaultKeysMayBeAbsent) {
+  json j = ToJson(Sample());
+  j.erase("unplugged_peers");
+  for (json& peer : j["peers"]) peer.erase("app_address");
+  auto parsed = ParseAgentStatus(j);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_TRUE(parsed->unplugged_peers.empty());
+  EXPECT_EQ(parsed->peers[0].app_address, "");
 }
 
 TEST(AgentStatusTest, TooManyPeersIsAnError) {

@@ -41,6 +41,12 @@ TEST(ControlRequestTest, ParsesEachCommand) {
   auto plug = ParseRequest(R"({"cmd":"unplug","on":false})");
   ASSERT_TRUE(plug.ok());
   EXPECT_FALSE(plug->unplug_on);
+  EXPECT_FALSE(plug->unplug_peer.has_value());
+  auto link = ParseRequest(R"({"cmd":"unplug","on":true,"peer":"n2"})");
+  ASSERT_TRUE(link.ok()) << link.status().message();
+  EXPECT_TRUE(link->unplug_on);
+  ASSERT_TRUE(link->unplug_peer.has_value());
+  EXPECT_EQ(*link->unplug_peer, "n2");
 }
 
 TEST(ControlRequestTest, ToleratesCarriageReturnAndUnknownFields) {
@@ -72,6 +78,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Bad{"{\"cmd\":\"reboot\"}", "unknown cmd 'reboot'"},
                       Bad{"{\"cmd\":\"unplug\"}", "boolean"},
                       Bad{"{\"cmd\":\"unplug\",\"on\":\"yes\"}", "boolean"},
+                      Bad{"{\"cmd\":\"unplug\",\"on\":true,\"peer\":7}", "non-empty string"},
+                      Bad{"{\"cmd\":\"unplug\",\"on\":true,\"peer\":\"\"}", "non-empty string"},
                       Bad{"{\"cmd\":\"transfer\",\"to\":3}", "non-empty string"},
                       Bad{"{\"cmd\":\"transfer\",\"to\":\"\"}", "non-empty string"},
                       Bad{std::string("{\"cmd\":\"st\0tus\"}", 16), "malformed"},
@@ -98,7 +106,7 @@ TEST(ControlRequestTest, UnknownCommandEchoIsBounded) {
 }
 
 TEST(ControlRequestTest, SerializeRoundTrips) {
-  Request requests[5];
+  Request requests[6];
   requests[0].command = Command::kStatus;
   requests[1].command = Command::kWatch;
   requests[2].command = Command::kStepDown;
@@ -106,6 +114,8 @@ TEST(ControlRequestTest, SerializeRoundTrips) {
   requests[3].transfer_to = "n\"3";
   requests[4].command = Command::kUnplug;
   requests[4].unplug_on = true;
+  requests[5].command = Command::kUnplug;
+  requests[5].unplug_peer = "n\"2";
   for (const Request& request : requests) {
     std::string line = SerializeRequest(request);
     EXPECT_EQ(line.find('\n'), std::string::npos);
@@ -114,6 +124,7 @@ TEST(ControlRequestTest, SerializeRoundTrips) {
     EXPECT_EQ(back->command, request.command);
     EXPECT_EQ(back->transfer_to, request.transfer_to);
     EXPECT_EQ(back->unplug_on, request.unplug_on);
+    EXPECT_EQ(back->unplug_peer, request.unplug_peer);
   }
 }
 

@@ -47,7 +47,7 @@ class FakeHandler : public Handler {
     s.leader_id = "n1";
     s.leader_app_address = "http://127.0.0.1:8081";
     s.lease_valid = true;
-    s.peers = {{"n2", true, 12}, {"n3", false, std::nullopt}};
+    s.peers = {{"n2", "http://127.0.0.1:8082", true, 12}, {"n3", "", false, std::nullopt}};
     return s;
   }
   json StepDown() override {
@@ -62,9 +62,9 @@ class FakeHandler : public Handler {
     if (to == std::string("boom")) throw std::runtime_error("driver gone");
     return {{"to", to.value_or("n2")}};
   }
-  json Unplug(bool on) override {
+  json Unplug(bool on, const std::optional<std::string>& peer) override {
     std::lock_guard<std::mutex> lock(mu);
-    calls.push_back(on ? "unplug:on" : "unplug:off");
+    calls.push_back(std::string(on ? "unplug:on" : "unplug:off") + (peer ? ":" + *peer : ""));
     return {{"unplugged", on}};
   }
   std::vector<std::string> Calls() {
@@ -137,9 +137,10 @@ TEST_F(ControlServerTest, AdminCommandsReachTheHandlerWithTheirArguments) {
   EXPECT_EQ(Raw(client, R"({"cmd":"transfer"})")["to"], "n2");
   EXPECT_EQ(Raw(client, R"({"cmd":"unplug","on":true})")["unplugged"], true);
   EXPECT_EQ(Raw(client, R"({"cmd":"unplug","on":false})")["unplugged"], false);
+  EXPECT_EQ(Raw(client, R"({"cmd":"unplug","on":true,"peer":"n2"})")["ok"], true);
   EXPECT_EQ(handler_.Calls(),
             (std::vector<std::string>{"step-down", "transfer:n3", "transfer:<any>", "unplug:on",
-                                      "unplug:off"}));
+                                      "unplug:off", "unplug:on:n2"}));
 }
 
 TEST_F(ControlServerTest, HandlerRefusalAndExceptionBecomeErrorReplies) {

@@ -48,8 +48,8 @@ class FakeHandler : public Handler {
     Record("transfer:" + to.value_or("<any>"));
     return {{"to", to.value_or("n3")}};
   }
-  json Unplug(bool on) override {
-    Record(on ? "unplug:on" : "unplug:off");
+  json Unplug(bool on, const std::optional<std::string>& peer) override {
+    Record(std::string(on ? "unplug:on" : "unplug:off") + (peer ? ":" + *peer : ""));
     return {{"unplugged", on}};
   }
   std::vector<std::string> Calls() {
@@ -188,11 +188,13 @@ TEST_F(InstafacectlTest, AdminCommandsReachTheAgentAndRefusalsExitNonZero) {
   EXPECT_EQ(Ctl({"--socket", Socket(), "transfer"}).code, 0);
   EXPECT_EQ(Ctl({"--socket", Socket(), "unplug", "on"}).code, 0);
   EXPECT_EQ(Ctl({"--socket", Socket(), "unplug", "off"}).code, 0);
+  EXPECT_EQ(Ctl({"--socket", Socket(), "unplug", "on", "--peer", "n2"}).code, 0);
   CtlRun step_down = Ctl({"--socket", Socket(), "step-down"});
   EXPECT_EQ(step_down.code, 1);
   EXPECT_NE(step_down.err.find("not the leader"), std::string::npos) << step_down.err;
-  EXPECT_EQ(handler_.Calls(), (std::vector<std::string>{"transfer:n3", "transfer:<any>",
-                                                        "unplug:on", "unplug:off", "step-down"}));
+  EXPECT_EQ(handler_.Calls(),
+            (std::vector<std::string>{"transfer:n3", "transfer:<any>", "unplug:on", "unplug:off",
+                                      "unplug:on:n2", "step-down"}));
 }
 
 TEST_F(InstafacectlTest, WatchPrintsTheStateThenEachChange) {

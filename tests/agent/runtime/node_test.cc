@@ -173,6 +173,41 @@ TEST_F(NodeTest, UnpluggedLeaderIsReplacedAndRejoinsAsFollower) {
   WaitForAgreement();
 }
 
+// Cutting the leader's links to both followers, on the leader alone, silences it both ways:
+// the followers elect one of themselves, and the cut-off leader stops leading.
+TEST_F(NodeTest, LeaderWhoseLinksAreCutIsReplaced) {
+  StartAll();
+  const std::string leader = WaitForAgreement();
+  ASSERT_FALSE(leader.empty());
+  EXPECT_FALSE(nodes_[leader]->SetLinkUnplugged(leader, true).get());
+  std::set<std::string> followers;
+  for (const auto& id : ids_) {
+    if (id != leader) followers.insert(id);
+  }
+  for (const auto& id : followers) ASSERT_TRUE(nodes_[leader]->SetLinkUnplugged(id, true).get());
+  EXPECT_EQ(nodes_[leader]->status().unplugged_peers, followers);
+  EXPECT_FALSE(nodes_[leader]->status().election.unplugged);
+
+  std::unique_ptr<Node> cut = std::move(nodes_[leader]);
+  nodes_.erase(leader);
+  const std::string next = WaitForAgreement();
+  EXPECT_NE(next, leader);
+  const NodeStatus alone = cut->WaitForStatus(
+      [](const NodeStatus& s) {
+        bool none_reachable = !s.peers.empty();
+        for (const PeerReachability& p : s.peers) none_reachable &= !p.reachable;
+        return s.election.role != Role::kLeader && none_reachable;
+      },
+      kLiveness);
+  EXPECT_NE(alone.election.role, Role::kLeader);
+  for (const PeerReachability& p : alone.peers) EXPECT_FALSE(p.reachable) << p.id;
+
+  for (const auto& id : followers) ASSERT_TRUE(cut->SetLinkUnplugged(id, false).get());
+  EXPECT_TRUE(cut->status().unplugged_peers.empty());
+  nodes_[leader] = std::move(cut);
+  WaitForAgreement();
+}
+
 TEST_F(NodeTest, RestartedNodeResumesFromItsDurableTerm) {
   StartAll();
   const std::string leader = WaitForAgreement();

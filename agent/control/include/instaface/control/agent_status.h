@@ -21,12 +21,14 @@ namespace instaface::control {
 // One peer as the agent sees it.
 struct PeerStatus {
   std::string id;
+  std::string app_address;  // the peer's app (http://host:port), as it registered; may be empty
   // Heard from (or acked by) within the election timeout: the link carries heartbeats now.
   bool reachable = false;
   // How long ago, in ms, this agent last heard from the peer; empty when it never has.
   std::optional<int64_t> last_heard_ms;
   friend bool operator==(const PeerStatus& a, const PeerStatus& b) {
-    return a.id == b.id && a.reachable == b.reachable && a.last_heard_ms == b.last_heard_ms;
+    return a.id == b.id && a.app_address == b.app_address && a.reachable == b.reachable &&
+           a.last_heard_ms == b.last_heard_ms;
   }
 };
 
@@ -39,7 +41,8 @@ struct AgentStatus {
   std::string leader_peer_address;
   bool lease_valid = false;
   bool stale = false;  // the agent answers, so false; kept for clients that read the SDK's field
-  bool unplugged = false;
+  bool unplugged = false;                    // the whole node (fault injection)
+  std::vector<std::string> unplugged_peers;  // links cut by fault injection, by peer id
   bool transferring = false;
   std::vector<PeerStatus> peers;  // every peer the agent knows, by id
   uint64_t messages_rejected = 0;
@@ -47,17 +50,21 @@ struct AgentStatus {
     return a.role == b.role && a.term == b.term && a.self_id == b.self_id &&
            a.leader_id == b.leader_id && a.leader_app_address == b.leader_app_address &&
            a.leader_peer_address == b.leader_peer_address && a.lease_valid == b.lease_valid &&
-           a.stale == b.stale && a.unplugged == b.unplugged && a.transferring == b.transferring &&
+           a.stale == b.stale && a.unplugged == b.unplugged &&
+           a.unplugged_peers == b.unplugged_peers && a.transferring == b.transferring &&
            a.peers == b.peers && a.messages_rejected == b.messages_rejected;
   }
 };
 
 // {"role":..., "term":..., "self_id":..., "leader_id":..., "leader_app_address":...,
-//  "leader_peer_address":..., "lease_valid":..., "stale":..., "unplugged":..., "transferring":...,
-//  "peers":[{"id":..., "reachable":..., "last_heard_ms":...|null}], "messages_rejected":...}
+//  "leader_peer_address":..., "lease_valid":..., "stale":..., "unplugged":...,
+//  "unplugged_peers":[ids], "transferring":...,
+//  "peers":[{"id":..., "app_address":..., "reachable":..., "last_heard_ms":...|null}],
+//  "messages_rejected":...}
 nlohmann::json ToJson(const AgentStatus& status);
 // The inverse of ToJson. Unknown keys are ignored (a newer agent may add some); a missing or
-// mistyped key, or more than kMaxPeers peers, is an error naming the key.
+// mistyped key, or more than kMaxPeers peers, is an error naming the key. "unplugged_peers" and
+// a peer's "app_address" may be absent (an agent from before link faults), never mistyped.
 common::StatusOr<AgentStatus> ParseAgentStatus(const nlohmann::json& json);
 
 inline constexpr size_t kMaxPeers = 1024;

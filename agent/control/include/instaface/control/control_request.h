@@ -5,6 +5,9 @@
 //   {"cmd":"step-down"}              a leader steps down (a follower answers an error)
 //   {"cmd":"transfer","to":"id"}     a leader hands over, to "to" or to the best peer
 //   {"cmd":"unplug","on":true}       fault injection: stop (true) or resume (false) heartbeats
+//   {"cmd":"unplug","on":true,"peer":"id"}
+//                                    fault injection on one link: drop every message to and
+//                                    from that peer (true), or carry them again (false)
 //
 // ParseRequest is a pure function of the line (fuzzed by fuzz_control_request): malformed JSON,
 // an unknown command, a missing or mistyped field, or a line over kMaxRequestBytes is an error
@@ -34,6 +37,7 @@ struct Request {
   Command command = Command::kStatus;
   std::optional<std::string> transfer_to;  // kTransfer: the chosen peer, if any
   bool unplug_on = false;                  // kUnplug
+  std::optional<std::string> unplug_peer;  // kUnplug: one link, not the whole node
 };
 
 // `line` without its trailing newline (a trailing '\r' is tolerated).

@@ -42,7 +42,8 @@ class Handler {
   virtual AgentStatus Status() = 0;
   virtual nlohmann::json StepDown() = 0;
   virtual nlohmann::json Transfer(std::optional<std::string> to) = 0;
-  virtual nlohmann::json Unplug(bool on) = 0;
+  // `peer` empty: the whole node; otherwise the link to that peer only.
+  virtual nlohmann::json Unplug(bool on, const std::optional<std::string>& peer) = 0;
 };
 
 struct ControlServerOptions {

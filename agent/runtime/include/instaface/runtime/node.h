@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -86,7 +87,8 @@ common::Status ValidateNodeOptions(const NodeOptions& options);
 // One peer as this node sees it.
 struct PeerReachability {
   std::string id;
-  bool reachable = false;  // heard from, or acked by, within election_max
+  std::string app_address;  // as the peer registered it; empty for a static peer
+  bool reachable = false;   // heard from, or acked by, within election_max
   std::optional<std::chrono::nanoseconds> last_heard_ago;  // empty: never heard from
 };
 
@@ -98,7 +100,8 @@ struct NodeStatus {
   std::string leader_app_address;
   bool lease_valid = false;
   size_t peers_known = 0;
-  std::vector<PeerReachability> peers;  // refreshed every heartbeat/2
+  std::vector<PeerReachability> peers;    // refreshed every heartbeat/2
+  std::set<std::string> unplugged_peers;  // links cut by SetLinkUnplugged
   uint64_t messages_rejected = 0;
 };
 
@@ -130,6 +133,10 @@ class Node {
   std::future<bool> StepDown();
   std::future<bool> TransferLeadership(std::string target);  // empty: the best peer
   std::future<bool> SetUnplugged(bool unplugged);
+  // Fault injection on one link: while unplugged, every message to `peer` is dropped before it
+  // is sent and every message from it is dropped as it arrives, as a firewall between the two
+  // would. The election sees only the silence. False for this node's own id.
+  std::future<bool> SetLinkUnplugged(std::string peer, bool unplugged);
 
   // Replaces the static peers (tests; discovery adds its own).
   void SetStaticPeers(std::map<std::string, std::string> peers);

@@ -23,6 +23,8 @@
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/pool.h"
 #include "instaface/graphdb/schema.h"
+#include "instaface/graphserver/console_assets.h"
+#include "instaface/graphserver/console_events.h"
 #include "instaface/graphserver/graph_api.h"
 #include "instaface/graphserver/graph_metrics.h"
 #include "instaface/graphserver/http_client.h"
@@ -48,6 +50,7 @@ struct Flags {
   std::string app_address;
   std::string shm = "instaface";               // the agent's default segment
   std::string socket = "/tmp/instaface.sock";  // the agent's default socket
+  std::string cors_origin = "*";
   int threads = 2;
   int workers = 16;
   int db_pool = 16;
@@ -204,7 +207,13 @@ int Run(const Flags& flags) {
   api_options.self_app_address = app_address;
   api_options.control_socket = flags.socket;
   api_options.forward_timeout = std::chrono::milliseconds(flags.forward_timeout_ms);
+  api_options.console_assets = &graphserver::ConsoleAssets();
   graphserver::GraphApi api(service, view->value(), metrics, api_options);
+  graphserver::ConsoleEventsOptions events_options;
+  events_options.self_app_address = app_address;
+  events_options.control_socket = flags.socket;
+  graphserver::ConsoleEvents events(view->value(), service, events_options);
+  api.set_console_events(&events);
   // Without a replica, a follower's cache misses come from the leader, whose caches are warm.
   if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
   std::shared_ptr<graphserver::EntityBatcher> batcher;
@@ -225,12 +234,18 @@ int Run(const Flags& flags) {
   server_options.body_limit = flags.body_limit;
   server_options.request_timeout = std::chrono::milliseconds(flags.request_timeout_ms);
   server_options.max_connections = flags.max_connections;
+  server_options.allow_origin = flags.cors_origin;
   graphserver::HttpServer server(
       server_options, [&api](graphserver::HttpRequest&& req) { return api.Handle(std::move(req)); },
       [&metrics](int status) { metrics.ObserveRequest("rejected", status, 0); },
       [&api](graphserver::HttpRequest& req, graphserver::HttpServer::Respond respond) {
         return api.HandleFast(req, std::move(respond));
+      },
+      [&api](const graphserver::HttpRequest& req,
+             std::shared_ptr<graphserver::EventStream> stream) {
+        return api.HandleStream(req, std::move(stream));
       });
+  events.Start();
   if (common::Status started = server.Start(); !started.ok()) {
     Log(started.message());
     return 1;
@@ -251,6 +266,7 @@ int Run(const Flags& flags) {
   // serves; a create arriving after that is refused with a 503. The batcher's callbacks must
   // not outlive the server.
   if (batcher) batcher->Stop();
+  events.Stop();
   server.Stop();
 #ifdef INSTAFACE_GRAPH_EMBEDDED
   if (node) node->Stop(/*hand_over=*/true);
@@ -283,8 +299,14 @@ int main(int argc, char** argv) {
   app.add_option("--shm", flags.shm, "the agent's shared-memory segment")
       ->envname(env("SHM"))
       ->capture_default_str();
-  app.add_option("--socket", flags.socket, "the agent's control socket (/unplugged, /unreachable)")
+  app.add_option("--socket", flags.socket,
+                 "the agent's control socket (/unplugged, /unreachable, the console's peers)")
       ->envname(env("SOCKET"))
+      ->capture_default_str();
+  app.add_option("--cors-origin", flags.cors_origin,
+                 "Access-Control-Allow-Origin on every answer (\"*\": any page, as the original "
+                 "allows; empty: no CORS)")
+      ->envname(env("CORS_ORIGIN"))
       ->capture_default_str();
   app.add_option("--threads", flags.threads, "network I/O threads")
       ->envname(env("THREADS"))
@@ -371,6 +393,19 @@ int main(int argc, char** argv) {
   embedded->add_option("--election-max-ms", flags.election_max_ms, "longest election timeout")
       ->envname(env("ELECTION_MAX_MS"))
       ->capture_default_str();
+  app.footer(std::string(R"(
+The database comes from the environment, as in the original service (no flag):
+  ConnectionStrings__DefaultConnection  the primary, which the leader writes (required)
+  ConnectionStrings__ReadReplica        a read replica for cache misses (optional)
+The seed's literal names "ConnectionStrings:DefaultConnection" and "ConnectionStrings:ReadReplica"
+are read too, when set ("__" is how a shell spells ":"). The value is a connection string:
+  server=127.0.0.1;port=3306;database=instaface1;user=bob;password=secret
+Keys are case-insensitive: )") +
+             graphdb::ValidConnectionStringKeys() + R"(.
+Required: server, database, user. A value holding ';' is quoted with " or '.
+
+The console is at http://<listen>/ (GET /api/graph/events streams what it shows).
+Every flag can also come from the environment as INSTAFACE_GRAPH_<FLAG>.)");
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

@@ -1,5 +1,6 @@
 // Fuzzes the graph service's input checks with request bodies and path segments: whatever the
-// bytes, the checks return a value or an InvalidArgument, and what they accept is in range.
+// bytes, the checks return a value or an InvalidArgument, and what they accept is in range
+// (the query's keys included).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,5 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   (void)ValidateAttributes(body);
+  if (auto parts = SplitQuery(body); parts.ok() && parts->entities == nullptr) std::abort();
   return 0;
 }

@@ -847,29 +847,33 @@ def check_one_leader(ps, checks):
     # from no other follower, so what followers say of each other is shown, not checked.
     between_followers = {}
     for pod in ps.pods:
-        status, body = http("GET", pod.url + "/api/graph/unreachable")
+        # The cluster as this graphserver's agent sees it (nodes by URL and id), over the socket.
+        status, body = http("GET", pod.url + "/api/timeline/cluster")
         views[pod.name] = body
-        if status != 200 or not isinstance(body, dict):
-            problems.append(f"{pod.name} /unreachable answered {status}")
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("nodes"), list):
+            problems.append(f"{pod.name} /api/timeline/cluster answered {status}")
             continue
-        if body.get("self") != pod.name:
-            problems.append(f"{pod.name} says it is {body.get('self')!r}")
-        if body.get("source") != "agent":
-            problems.append(f"{pod.name} did not ask its agent's socket ({body.get('source')})")
-        unreachable = body.get("unreachable") or []
+        ids = {n.get("url"): n.get("id") for n in body["nodes"] if isinstance(n, dict)}
+        me = [n.get("id") for n in body["nodes"] if isinstance(n, dict) and n.get("self")]
+        if me != [pod.name]:
+            problems.append(f"{pod.name} says it is {me!r}")
+        if len(body["nodes"]) != len(ps.pods):
+            problems.append(f"{pod.name} knows {len(body['nodes'])} nodes (its agent's peers)")
+        unreachable = [ids.get(u, u) for u in body.get("unreachable") or []]
         if agreed and pod.name == agreed[0] and unreachable:
             problems.append(f"the leader {pod.name} cannot reach {unreachable}")
         elif agreed and agreed[0] in unreachable:
             problems.append(f"{pod.name} cannot reach the leader {agreed[0]}")
         elif unreachable:
             between_followers[pod.name] = unreachable
-        if agreed and (body.get("leader"), body.get("term")) != agreed:
-            problems.append(f"{pod.name} names {body.get('leader')} in term {body.get('term')}")
+        leader = ids.get(body.get("leader"), body.get("leader"))
+        if agreed and (leader, body.get("term")) != agreed:
+            problems.append(f"{pod.name} names {leader} in term {body.get('term')}")
     if not agreed:
         problems.append(f"no agreed leader: {cluster_view(ps.pods)}")
     text = (
         f"one leader among {len(ps.pods)} pods: {agreed[0]} in term {agreed[1]}, on every "
-        "graphserver's /readyz (shared memory) and /api/graph/unreachable (control socket); the "
+        "graphserver's /readyz (shared memory) and /api/timeline/cluster (control socket); the "
         "leader reaches every peer and every follower the leader"
         + (
             "; followers list as unreachable "

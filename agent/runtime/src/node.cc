@@ -46,18 +46,13 @@ class LeaseClock : public Clock {
   Nanos Now() override { return Nanos(LeaseClockNowNs()); }
 };
 
-// Sends through the transport, except to a peer whose link is cut by fault injection.
 class TransportOutbox : public Outbox {
  public:
-  TransportOutbox(transport::Transport& transport, const std::set<std::string>& cut)
-      : transport_(transport), cut_(cut) {}
-  void Send(const election::Message& message) override {
-    if (cut_.count(message.to) == 0) transport_.Send(message);
-  }
+  explicit TransportOutbox(transport::Transport& transport) : transport_(transport) {}
+  void Send(const election::Message& message) override { transport_.Send(message); }
 
  private:
   transport::Transport& transport_;
-  const std::set<std::string>& cut_;  // the driver thread's, as is every call here
 };
 
 class FileHardStateStore : public HardStateStore {
@@ -251,6 +246,9 @@ class Node::Impl : public control::Handler, public StatusSink {
       } else {
         cut_links.erase(peer);
       }
+      // The transport drops both directions, below the acknowledgements, so the peer sees this
+      // node fall silent exactly as behind a firewall.
+      transport->SetBlocked(cut_links);
       spdlog::info("link to {} {}", peer, on ? "unplugged" : "plugged in");
       common::MutexLock lock(status_mu);
       published.unplugged_peers = cut_links;
@@ -268,7 +266,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   std::optional<FileHardStateStore> store_seam;
   std::unique_ptr<transport::Transport> transport;
   std::optional<TransportOutbox> outbox;
-  std::set<std::string> cut_links;  // peers whose link fault injection cut; driver thread only
+  std::set<std::string> cut_links;  // links cut by fault injection; driver thread only
   std::optional<shm::Writer> writer;
   std::unique_ptr<discovery::RedisDiscovery> discovery;
   std::unique_ptr<control::ControlServer> control;
@@ -324,7 +322,7 @@ common::Status Node::Impl::Init() {
   });
   if (!started.ok()) return started.status();
   transport = std::move(*started);
-  outbox.emplace(*transport, cut_links);
+  outbox.emplace(*transport);
   listen_url = transport->bound_url();
   if (options.advertise_url == options.listen_url) options.advertise_url = listen_url;
 
@@ -454,7 +452,6 @@ void Node::Impl::Run() {
     if (peers_changed) ApplyPeers();
     bool unknown_sender = false;
     for (const election::Message& m : messages) {
-      if (cut_links.count(m.from) != 0) continue;  // the link is cut: as if never received
       unknown_sender |= driver->peers().count(m.from) == 0;
       driver->Step(m);
     }

@@ -9,6 +9,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "instaface/clock.h"
@@ -92,6 +93,8 @@ struct Transport::Impl {
   std::atomic<bool> stopping{false};
 
   mutable std::mutex peers_mu;
+  mutable std::mutex blocked_mu;
+  std::set<std::string> blocked;                       // guarded by blocked_mu
   std::map<std::string, std::shared_ptr<Peer>> peers;  // guarded by peers_mu
 
   std::mutex random_mu;
@@ -107,20 +110,28 @@ struct Transport::Impl {
         replay(options.replay),
         random(std::random_device{}()) {}
 
-  // Runs on nng threads: must not block.
-  void HandleBytes(const void* data, size_t size) {
+  bool Blocked(const std::string& id) const {
+    std::lock_guard<std::mutex> lock(blocked_mu);
+    return blocked.count(id) != 0;
+  }
+
+  // Runs on nng threads: must not block. False when the sender is blocked: then the request
+  // must go unanswered, as one a firewall dropped.
+  bool HandleBytes(const void* data, size_t size) {
     wire::Decoded decoded = codec.Decode(static_cast<const uint8_t*>(data), size);
     if (!decoded.ok()) {
       rejected[static_cast<size_t>(decoded.reason())]++;
-      return;
+      return true;
     }
     const wire::Envelope& e = decoded.envelope();
+    if (Blocked(e.message.from)) return false;
     if (auto reason = replay.Check(e.message.from, e.timestamp_ns, e.nonce, RealtimeNs())) {
       rejected[static_cast<size_t>(*reason)]++;
-      return;
+      return true;
     }
     delivered++;
     deliver(std::move(decoded.envelope().message));
+    return true;
   }
 
   static void OnReply(void* arg) {
@@ -134,7 +145,12 @@ struct Transport::Impl {
         return;
       }
       nng_msg* msg = nng_aio_get_msg(slot->aio);
-      impl->HandleBytes(nng_msg_body(msg), nng_msg_len(msg));
+      if (!impl->HandleBytes(nng_msg_body(msg), nng_msg_len(msg))) {
+        // A blocked sender: no answer. Receiving again abandons its request.
+        nng_msg_free(msg);
+        impl->StartReceive(slot);
+        return;
+      }
       nng_msg_clear(msg);  // the acknowledgement is empty
       nng_aio_set_msg(slot->aio, msg);
       nng_aio_set_timeout(slot->aio,
@@ -335,8 +351,14 @@ void Transport::SetPeers(const std::map<std::string, std::string>& wanted) {
   }
 }
 
+void Transport::SetBlocked(std::set<std::string> peers) {
+  std::lock_guard<std::mutex> lock(impl_->blocked_mu);
+  impl_->blocked = std::move(peers);
+}
+
 bool Transport::Send(const election::Message& message) {
   std::shared_ptr<Impl::Peer> peer;
+  if (impl_->Blocked(message.to)) return false;
   {
     std::lock_guard<std::mutex> lock(impl_->peers_mu);
     auto it = impl_->peers.find(message.to);

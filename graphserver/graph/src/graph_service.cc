@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <set>
@@ -46,6 +48,35 @@ std::string Placeholders(size_t n) {
   s.reserve(n * 2);
   for (size_t k = 0; k < n; ++k) s += k == 0 ? "?" : ",?";
   return s;
+}
+
+// What one query spent filling cache misses, for the answer's "stats" (the original service
+// reports the same): how many fetches (one per batch of misses: an entity batch, or one
+// association type's) and the time they took.
+struct FetchStats {
+  int64_t calls = 0;
+  std::chrono::steady_clock::duration fetching{0};
+};
+
+// Counts one fetch and adds its duration to `stats` (if any) when the scope ends.
+class FetchTimer {
+ public:
+  explicit FetchTimer(FetchStats* stats) : stats_(stats), start_(std::chrono::steady_clock::now()) {
+    if (stats_) ++stats_->calls;
+  }
+  ~FetchTimer() {
+    if (stats_) stats_->fetching += std::chrono::steady_clock::now() - start_;
+  }
+  FetchTimer(const FetchTimer&) = delete;
+  FetchTimer& operator=(const FetchTimer&) = delete;
+
+ private:
+  FetchStats* stats_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+double Millis(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
 }
 
 constexpr const char* kCreatedIso = "DATE_FORMAT(created, '%Y-%m-%dT%H:%i:%s.%fZ')";
@@ -137,8 +168,8 @@ class GraphService::Impl {
   // ---- entities ----
 
   // Fills `out` with the entities among `ids` that exist (cache, then filler or database).
-  Status LoadEntities(const std::vector<int64_t>& ids,
-                      std::unordered_map<int64_t, EntityPtr>& out) {
+  Status LoadEntities(const std::vector<int64_t>& ids, std::unordered_map<int64_t, EntityPtr>& out,
+                      FetchStats* stats = nullptr) {
     std::vector<int64_t> misses;
     for (int64_t id : ids) {
       if (out.count(id)) continue;
@@ -150,6 +181,7 @@ class GraphService::Impl {
     }
     misses = Dedupe(misses);
     if (misses.empty()) return Status();
+    FetchTimer timer(stats);
 
     if (filler_ && filler_->ShouldUse()) {
       filler_fetches_.fetch_add(1, std::memory_order_relaxed);
@@ -203,7 +235,8 @@ class GraphService::Impl {
   // ---- associations ----
 
   Status LoadAssociations(const std::string& type, const std::vector<int64_t>& from_ids,
-                          std::unordered_map<int64_t, AssocListPtr>& out) {
+                          std::unordered_map<int64_t, AssocListPtr>& out,
+                          FetchStats* stats = nullptr) {
     std::vector<int64_t> misses;
     for (int64_t from : from_ids) {
       if (out.count(from)) continue;
@@ -215,6 +248,7 @@ class GraphService::Impl {
     }
     misses = Dedupe(misses);
     if (misses.empty()) return Status();
+    FetchTimer timer(stats);
 
     std::map<int64_t, json> grouped;  // from -> array, for every miss (empty when none)
     for (int64_t from : misses) grouped[from] = json::array();
@@ -321,21 +355,21 @@ class GraphService::Impl {
     if (via != nullptr) obj["linked"] = (*via)["created"];
     if (tmpl.is_object()) {
       for (const auto& [type, nested] : tmpl.items()) {
-        json children = json::array();
+        // As in the original service, an entity with no associations of a type has no key for
+        // it at all (not an empty list): its clients test `"posted" in user`.
         auto by_type = assocs.find(type);
-        if (by_type != assocs.end()) {
-          auto list = by_type->second.find(id);
-          if (list != by_type->second.end()) {
-            for (const json& a : *list->second) {
-              json child;
-              static const json kEmpty = json::object();
-              if (!Build(a["to"].get<int64_t>(), nested.is_null() ? kEmpty : nested, &a, entities,
-                         assocs, nodes, &child)) {
-                return false;
-              }
-              children.push_back(std::move(child));
-            }
+        if (by_type == assocs.end()) continue;
+        auto list = by_type->second.find(id);
+        if (list == by_type->second.end() || list->second->empty()) continue;
+        json children = json::array();
+        for (const json& a : *list->second) {
+          json child;
+          static const json kEmpty = json::object();
+          if (!Build(a["to"].get<int64_t>(), nested.is_null() ? kEmpty : nested, &a, entities,
+                     assocs, nodes, &child)) {
+            return false;
           }
+          children.push_back(std::move(child));
         }
         obj[type] = std::move(children);
       }
@@ -345,24 +379,23 @@ class GraphService::Impl {
   }
 
   StatusOr<json> Query(const json& request) {
-    if (!request.is_object()) {
-      return Status::InvalidArgument("query must be a JSON object {entities, template}");
-    }
-    static const json kEmptyArray = json::array();
+    const auto started = std::chrono::steady_clock::now();
     static const json kEmptyObject = json::object();
-    const json& ids_json = request.contains("entities") ? request["entities"] : kEmptyArray;
+    StatusOr<QueryParts> parts = SplitQuery(request);
+    if (!parts.ok()) return parts.status();
     StatusOr<std::vector<int64_t>> roots =
-        IdsFromJson(ids_json, options_.max_ids_per_request, "entities");
+        IdsFromJson(*parts->entities, options_.max_ids_per_request, "entities");
     if (!roots.ok()) return roots.status();
-    const json& tmpl = request.contains("template") && !request["template"].is_null()
-                           ? request["template"]
-                           : kEmptyObject;
+    const json& tmpl =
+        parts->tmpl != nullptr && !parts->tmpl->is_null() ? *parts->tmpl : kEmptyObject;
     if (Status s = ValidateTemplate(tmpl, 1); !s.ok()) return s;
+    queries_answered_.fetch_add(1, std::memory_order_relaxed);
 
+    FetchStats fetch;
     std::unordered_map<int64_t, EntityPtr> entities;
     std::map<std::string, std::unordered_map<int64_t, AssocListPtr>> assocs;
     std::vector<int64_t> root_ids = Dedupe(*roots);
-    if (Status s = LoadEntities(root_ids, entities); !s.ok()) return s;
+    if (Status s = LoadEntities(root_ids, entities, &fetch); !s.ok()) return s;
 
     // Breadth-first over the template: each level loads the associations of every type it
     // names in one batch per type, then every entity those associations reach in one batch.
@@ -377,7 +410,9 @@ class GraphService::Impl {
         }
       }
       for (auto& [type, ids] : wanted) {
-        if (Status s = LoadAssociations(type, Dedupe(ids), assocs[type]); !s.ok()) return s;
+        if (Status s = LoadAssociations(type, Dedupe(ids), assocs[type], &fetch); !s.ok()) {
+          return s;
+        }
       }
       std::vector<Frontier> next;
       std::vector<int64_t> reached;
@@ -401,7 +436,7 @@ class GraphService::Impl {
           next.push_back(std::move(child));
         }
       }
-      if (Status s = LoadEntities(reached, entities); !s.ok()) return s;
+      if (Status s = LoadEntities(reached, entities, &fetch); !s.ok()) return s;
       frontier = std::move(next);
     }
 
@@ -417,7 +452,11 @@ class GraphService::Impl {
       }
       answer.push_back(std::move(tree));
     }
-    return answer;
+    return json{{"stats",
+                 {{"timeRunning", Millis(std::chrono::steady_clock::now() - started)},
+                  {"calls", fetch.calls},
+                  {"timeFetching", Millis(fetch.fetching)}}},
+                {"entities", std::move(answer)}};
   }
 
   std::shared_ptr<graphdb::Pool> primary_;
@@ -430,6 +469,7 @@ class GraphService::Impl {
   std::atomic<uint64_t> filler_failures_{0};
   std::atomic<uint64_t> database_errors_{0};
   std::atomic<uint64_t> queries_{0};
+  std::atomic<uint64_t> queries_answered_{0};
   std::atomic<uint64_t> replica_failures_{0};
 };
 
@@ -566,6 +606,7 @@ GraphStats GraphService::stats() const {
   s.filler_failures = impl_->filler_failures_.load(std::memory_order_relaxed);
   s.database_errors = impl_->database_errors_.load(std::memory_order_relaxed);
   s.database_queries = impl_->queries_.load(std::memory_order_relaxed);
+  s.queries_answered = impl_->queries_answered_.load(std::memory_order_relaxed);
   s.replica_failures = impl_->replica_failures_.load(std::memory_order_relaxed);
   return s;
 }

@@ -1,5 +1,6 @@
 #include "instaface/graph/validation.h"
 
+#include <cctype>
 #include <limits>
 #include <string>
 
@@ -7,6 +8,7 @@ namespace instaface::graph {
 
 using common::Status;
 using common::StatusOr;
+using json = nlohmann::json;
 
 Status ValidateType(std::string_view type) {
   if (type.empty() || type.size() > 10) {
@@ -88,6 +90,31 @@ Status ValidateAttributes(const nlohmann::json& attributes) {
   if (attributes.is_null() || attributes.is_object()) return Status();
   return Status::InvalidArgument(std::string("attributes must be a JSON object, got ") +
                                  attributes.type_name());
+}
+
+StatusOr<QueryParts> SplitQuery(const json& request) {
+  if (!request.is_object()) {
+    return Status::InvalidArgument(
+        "query must be a JSON object {\"entities\": [ids], \"template\": {...}}");
+  }
+  QueryParts parts;
+  for (auto it = request.begin(); it != request.end(); ++it) {
+    std::string key = it.key();
+    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const json** slot = key == "entities"   ? &parts.entities
+                        : key == "template" ? &parts.tmpl
+                                            : nullptr;
+    if (slot == nullptr) {
+      return Status::InvalidArgument("query has an unknown key '" + it.key().substr(0, 32) +
+                                     "' (expected entities and template)");
+    }
+    if (*slot != nullptr) return Status::InvalidArgument("query names '" + key + "' twice");
+    *slot = &it.value();
+  }
+  if (parts.entities == nullptr) {
+    return Status::InvalidArgument("query needs \"entities\", an array of entity ids");
+  }
+  return parts;
 }
 
 }  // namespace instaface::graph

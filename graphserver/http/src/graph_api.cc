@@ -1,5 +1,6 @@
 #include "instaface/graphserver/graph_api.h"
 
+#include <cctype>
 #include <chrono>
 
 #include <nlohmann/json.hpp>
@@ -199,6 +200,7 @@ bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
       [this, respond = std::move(respond), version, keep_alive, route_label,
        start](common::StatusOr<int64_t> id) {
         bool database_error = false;
+        if (id.ok() && events_) events_->CountWrite();
         HttpResponse res = id.ok() ? JsonResponse(200, std::to_string(*id), version, keep_alive)
                                    : FromStatus(id.status(), version, keep_alive, database_error);
         if (database_error) metrics_.CountDatabaseError();
@@ -225,8 +227,7 @@ HttpResponse GraphApi::Dispatch(HttpRequest& req, Route& route, bool& database_e
       if (!ParseBody(req, json::array(), body, error)) return JsonError(400, error);
       return answer(service_.GetAssociations(route.type, body));
     case RouteKind::kQuery:
-      if (!ParseBody(req, json::object(), body, error)) return JsonError(400, error);
-      return answer(service_.Query(body));
+      return Query(req, database_error);
     case RouteKind::kRandom:
       return answer(service_.Random(route.type, route.from));
     case RouteKind::kCreateEntity:
@@ -244,6 +245,15 @@ HttpResponse GraphApi::Dispatch(HttpRequest& req, Route& route, bool& database_e
       return JsonResponse(200, R"({"status":"ok"})", req.version(), req.keep_alive());
     case RouteKind::kReady:
       return Ready(req);
+    case RouteKind::kEvents:
+      return JsonError(503, "this server does not stream console events", req.version(),
+                       req.keep_alive());
+    case RouteKind::kTimelineCluster:
+      return TimelineCluster(req);
+    case RouteKind::kTimeline:
+      return Timeline(req, route.from, database_error);
+    case RouteKind::kConsole:
+      return Console(req, route.type);
   }
   return JsonError(404, "no route");
 }
@@ -267,11 +277,13 @@ HttpResponse GraphApi::Write(HttpRequest& req, const Route& route, bool& databas
                                          ? batcher_->Create(route.type, attributes, s.term)
                                          : service_.CreateEntity(route.type, attributes, s.term);
       if (!id.ok()) return FromStatus(id.status(), req, database_error);
+      if (events_) events_->CountWrite();
       return JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive());
     }
     common::Status st =
         service_.CreateAssociation(route.type, route.from, route.to, attributes, s.term);
     if (!st.ok()) return FromStatus(st, req, database_error);
+    if (events_) events_->CountWrite();
     return JsonResponse(200, "{}", req.version(), req.keep_alive());
   }
   if (handling_forwarded) {
@@ -305,6 +317,7 @@ HttpResponse GraphApi::Forward(HttpRequest& req, const std::string& leader_addre
     return Unavailable("could not reach the leader at " + leader_address + ": " + r.error, req);
   }
   metrics_.CountForward("ok");
+  if (events_) events_->CountForward();
   HttpResponse res{r.response.result(), req.version()};
   res.set(http::field::content_type, "application/json");
   auto retry = r.response.find(http::field::retry_after);
@@ -314,64 +327,163 @@ HttpResponse GraphApi::Forward(HttpRequest& req, const std::string& leader_addre
   return res;
 }
 
-HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
-  if (options_.control_socket.empty()) {
-    return JsonError(503, "no agent control socket configured (--socket)", req.version(),
-                     req.keep_alive());
+common::StatusOr<ClusterView> GraphApi::Cluster() {
+  Snapshot s = view_.snapshot();
+  if (options_.control_socket.empty()) return ClusterFromSnapshot(s, options_.self_app_address);
+  auto status = control::QueryStatusOnce(options_.control_socket, options_.control_timeout);
+  if (!status.ok()) {
+    return common::Status::Unavailable("agent control socket: " + status.status().message());
   }
-  control::Request creq;
-  creq.command = control::Command::kStatus;
-  bool on = false;
+  return ClusterFromAgent(s, *status, options_.self_app_address);
+}
+
+// GET answers the nodes this server treats as unplugged. PUT {"node": <url or id>,
+// "unplugged": bool} (keys in any case, as the original's model binder reads them) switches
+// one: this node itself leaves the election (the agent stops sending and receiving), a peer
+// has its link from this node cut both ways. The original Monitor sends the same PUT to every
+// node, which isolates that node from all; sent to one node, it cuts one link. A bare `true` or
+// `false`, or {"unplugged": bool} without "node", switches this node.
+HttpResponse GraphApi::Unplugged(const HttpRequest& req, bool put) {
   if (put) {
+    if (options_.control_socket.empty()) {
+      return JsonError(503, "no agent control socket configured (--socket)", req.version(),
+                       req.keep_alive());
+    }
     json body;
     std::string error;
     if (!ParseBody(req, json(), body, error)) return JsonError(400, error);
+    std::optional<bool> on;
+    std::optional<std::string> node;
     if (body.is_boolean()) {
       on = body.get<bool>();
-    } else if (body.is_object() && body.contains("unplugged") && body["unplugged"].is_boolean()) {
-      on = body["unplugged"].get<bool>();
-    } else {
-      return JsonError(400, "body must be true, false or {\"unplugged\": true|false}",
+    } else if (body.is_object()) {
+      for (auto it = body.begin(); it != body.end(); ++it) {
+        std::string key = it.key();
+        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (key == "unplugged" && it->is_boolean()) {
+          on = it->get<bool>();
+        } else if (key == "node" && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+          node = it->get<std::string>();
+        } else {
+          return JsonError(400,
+                           "unplugged body: unexpected or mistyped key '" + it.key().substr(0, 32) +
+                               "' (expected \"node\": string and \"unplugged\": boolean)",
+                           req.version(), req.keep_alive());
+        }
+      }
+    }
+    if (!on) {
+      return JsonError(400,
+                       "body must be {\"node\": <node url>, \"unplugged\": true|false}, or true "
+                       "or false for this node",
                        req.version(), req.keep_alive());
     }
+    control::Request creq;
     creq.command = control::Command::kUnplug;
-    creq.unplug_on = on;
+    creq.unplug_on = *on;
+    if (node) {
+      auto cluster = Cluster();
+      if (!cluster.ok()) return Unavailable(cluster.status().message(), req);
+      if (!cluster->IsSelf(*node)) {
+        const PeerView* peer = cluster->FindPeer(*node);
+        if (peer == nullptr) {
+          return JsonError(404, "no node '" + node->substr(0, 128) + "' in this cluster",
+                           req.version(), req.keep_alive());
+        }
+        creq.unplug_peer = peer->id;
+      }
+    }
+    auto reply = control::CallOnce(options_.control_socket, creq, options_.control_timeout);
+    if (!reply.ok()) return Unavailable("agent control socket: " + reply.status().message(), req);
+    const json& r = *reply;
+    if (r.contains("ok") && r["ok"].is_boolean() && !r["ok"].get<bool>()) {
+      return JsonError(502, "agent refused: " + r.value("error", std::string("unknown error")),
+                       req.version(), req.keep_alive());
+    }
   }
-  auto reply = control::CallOnce(options_.control_socket, creq, options_.control_timeout);
-  if (!reply.ok()) return Unavailable("agent control socket: " + reply.status().message(), req);
-  const json& r = *reply;
-  if (r.contains("ok") && r["ok"].is_boolean() && !r["ok"].get<bool>()) {
-    return JsonError(502, "agent refused: " + r.value("error", std::string("unknown error")),
-                     req.version(), req.keep_alive());
-  }
-  bool unplugged = on;
-  if (r.contains("unplugged") && r["unplugged"].is_boolean())
-    unplugged = r["unplugged"].get<bool>();
-  return JsonResponse(200, json{{"unplugged", unplugged}}.dump(), req.version(), req.keep_alive());
+  auto cluster = Cluster();
+  if (!cluster.ok()) return Unavailable(cluster.status().message(), req);
+  json list = cluster->UnpluggedUrls();
+  return JsonResponse(200, DumpJson(put ? json{{"unplugged", list}} : list), req.version(),
+                      req.keep_alive());
 }
 
+// The original's clients read a list of node names: the peers this node's agent has not heard
+// from within the election timeout, by their app URLs.
 HttpResponse GraphApi::Unreachable(const HttpRequest& req) {
-  Snapshot s = view_.snapshot();
-  json answer = {{"self", s.self_id},
-                 {"leader", s.leader_id},
-                 {"term", s.term},
-                 {"stale", s.stale},
-                 {"unreachable", json::array()}};
-  if (options_.control_socket.empty()) {
-    answer["source"] = "none";
-    return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
+  auto cluster = Cluster();
+  if (!cluster.ok()) return Unavailable(cluster.status().message(), req);
+  return JsonResponse(200, DumpJson(cluster->UnreachableUrls()), req.version(), req.keep_alive());
+}
+
+HttpResponse GraphApi::TimelineCluster(const HttpRequest& req) {
+  auto cluster = Cluster();
+  if (!cluster.ok()) return Unavailable(cluster.status().message(), req);
+  return JsonResponse(200, DumpJson(ClusterStateJson(*cluster)), req.version(), req.keep_alive());
+}
+
+HttpResponse GraphApi::Query(const HttpRequest& req, bool& database_error) {
+  json body;
+  std::string error;
+  if (!ParseBody(req, json(), body, error)) return JsonError(400, error);
+  if (body.is_null()) {
+    return JsonError(400, "query needs a body {\"entities\": [ids], \"template\": {...}}",
+                     req.version(), req.keep_alive());
   }
-  auto status = control::QueryStatusOnce(options_.control_socket, options_.control_timeout);
-  if (!status.ok()) return Unavailable("agent control socket: " + status.status().message(), req);
-  answer["source"] = "agent";
-  // The agent lists its peers with whether it heard from them recently; report the silent ones.
-  const json described = control::ToJson(*status);
-  for (const control::PeerStatus& peer : status->peers) {
-    if (!peer.reachable) answer["unreachable"].push_back(peer.id);
+  common::StatusOr<json> answer = service_.Query(body);
+  if (!answer.ok()) return FromStatus(answer.status(), req, database_error);
+  if (events_) {
+    const json& stats = (*answer)["stats"];
+    events_->OnQuery((*answer)["entities"].size(), stats["calls"].get<int64_t>(),
+                     stats["timeRunning"].get<double>(), stats["timeFetching"].get<double>());
   }
-  answer["peers"] = described["peers"];
-  answer["unplugged"] = status->unplugged;
-  return JsonResponse(200, DumpJson(answer), req.version(), req.keep_alive());
+  return JsonResponse(200, DumpJson(*answer), req.version(), req.keep_alive());
+}
+
+// The original TimelineWebServer's GET /api/timeline/{id}: the user with what they posted (and
+// who liked it) and what they liked (and who posted it), in the query envelope, plus the time
+// the whole request took. Served here, from the same caches and the same view of the leader as
+// every other read, rather than by a second binary that would only call this one.
+HttpResponse GraphApi::Timeline(const HttpRequest& req, int64_t user, bool& database_error) {
+  const auto started = std::chrono::steady_clock::now();
+  const json request = {
+      {"entities", {user}},
+      {"template", {{"posted", {{"likedby", nullptr}}}, {"liked", {{"postedby", nullptr}}}}}};
+  common::StatusOr<json> answer = service_.Query(request);
+  if (!answer.ok()) return FromStatus(answer.status(), req, database_error);
+  if ((*answer)["entities"].empty()) {
+    return JsonError(404, "no entity " + std::to_string(user), req.version(), req.keep_alive());
+  }
+  (*answer)["overallTime"] =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  return JsonResponse(200, DumpJson(*answer), req.version(), req.keep_alive());
+}
+
+HttpResponse GraphApi::Console(const HttpRequest& req, const std::string& file) {
+  const ConsoleAsset* asset =
+      options_.console_assets ? FindConsoleAsset(*options_.console_assets, file) : nullptr;
+  if (asset == nullptr) {
+    return JsonError(404, "no console file '" + file + "' in this build", req.version(),
+                     req.keep_alive());
+  }
+  HttpResponse res{http::status::ok, req.version()};
+  res.set(http::field::content_type, std::string(asset->content_type));
+  // The files are part of the binary: a new build is a new server, so a short cache is safe.
+  res.set(http::field::cache_control, "max-age=60");
+  res.keep_alive(req.keep_alive());
+  res.body().assign(asset->body.data(), asset->body.size());
+  return res;
+}
+
+bool GraphApi::HandleStream(const HttpRequest& req, std::shared_ptr<EventStream> stream) {
+  if (events_ == nullptr) return false;
+  RouteMatch match =
+      MatchRoute(std::string_view(req.method_string().data(), req.method_string().size()),
+                 std::string_view(req.target().data(), req.target().size()));
+  if (!match.route || match.route->kind != RouteKind::kEvents) return false;
+  metrics_.ObserveRequest(match.route->path_template, 200, 0);
+  events_->Subscribe(std::move(stream));
+  return true;
 }
 
 HttpResponse GraphApi::Ready(const HttpRequest& req) {

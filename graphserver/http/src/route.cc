@@ -7,6 +7,19 @@ namespace instaface::graphserver {
 namespace {
 
 constexpr std::string_view kApiPrefix = "/api/graph";
+constexpr std::string_view kTimelinePrefix = "/api/timeline/";
+constexpr std::string_view kConsolePrefix = "/console/";
+
+// A console file name: [A-Za-z0-9_.-], not starting with a dot, so no path can escape.
+bool IsConsoleFileName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxConsoleFileName || name[0] == '.') return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 std::vector<std::string_view> SplitPath(std::string_view path) {
   std::vector<std::string_view> parts;
@@ -98,6 +111,34 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
     return Ok(MakeRoute(kind, tmpl));
   }
 
+  if (path == "/" || path == "/index.html" ||
+      path.substr(0, kConsolePrefix.size()) == kConsolePrefix) {
+    constexpr const char* t = "/console/{file}";
+    if (!get) return WrongMethod(method, t, "GET");
+    std::string_view name = path.size() <= 1 || path == "/index.html"
+                                ? std::string_view("index.html")
+                                : path.substr(kConsolePrefix.size());
+    if (!IsConsoleFileName(name)) {
+      return Fail(404, "no console file " + std::string(name.substr(0, 64)), t);
+    }
+    return Ok(MakeRoute(RouteKind::kConsole, t, std::string(name)));
+  }
+  if (path.substr(0, kTimelinePrefix.size()) == kTimelinePrefix) {
+    std::string_view rest = path.substr(kTimelinePrefix.size());
+    if (rest == "cluster") {
+      constexpr const char* t = "/api/timeline/cluster";
+      if (!get) return WrongMethod(method, t, "GET");
+      return Ok(MakeRoute(RouteKind::kTimelineCluster, t));
+    }
+    constexpr const char* t = "/api/timeline/{id}";
+    if (!get) return WrongMethod(method, t, "GET");
+    std::optional<int64_t> user = ParseId(rest);
+    if (!user) return BadId("user id", rest, t);
+    Route r = MakeRoute(RouteKind::kTimeline, t);
+    r.from = *user;
+    return Ok(std::move(r));
+  }
+
   if (path.substr(0, kApiPrefix.size()) != kApiPrefix ||
       (path.size() > kApiPrefix.size() && path[kApiPrefix.size()] != '/')) {
     return Fail(404, "no route for " + std::string(path.substr(0, 128)));
@@ -163,6 +204,11 @@ RouteMatch MatchRoute(std::string_view method, std::string_view target) {
     constexpr const char* t = "/api/graph/unreachable";
     if (!get) return WrongMethod(method, t, "GET");
     return Ok(MakeRoute(RouteKind::kUnreachable, t));
+  }
+  if (p[0] == "events" && p.size() == 1) {
+    constexpr const char* t = "/api/graph/events";
+    if (!get) return WrongMethod(method, t, "GET");
+    return Ok(MakeRoute(RouteKind::kEvents, t));
   }
   if (p[0] == "unplugged" && p.size() == 1) {
     constexpr const char* t = "/api/graph/unplugged";

@@ -125,6 +125,36 @@ TEST_F(TransportTest, DeliversBothWays) {
   EXPECT_EQ(b->delivered(), 1u);
 }
 
+// A blocked peer is behind a firewall: nothing goes to it, and its requests are neither
+// delivered nor acknowledged, so it sees them time out. Unblocked, traffic flows again.
+TEST_F(TransportTest, BlockedPeerIsCutBothWaysBelowTheAcknowledgement) {
+  Inbox inbox_a, inbox_b;
+  auto a = Make("a", inbox_a);
+  auto b = Make("b", inbox_b);
+  ASSERT_TRUE(a && b);
+  a->SetPeers({{"b", Url("b")}});
+  b->SetPeers({{"a", Url("a")}});
+  a->SetBlocked({"b"});
+
+  EXPECT_FALSE(a->Send(Heartbeat("a", "b", 1)));
+  ASSERT_TRUE(b->Send(Heartbeat("b", "a", 1)));
+  EXPECT_TRUE(Eventually([&] { return b->peer_counters().at(0).failed == 1; }));
+  EXPECT_EQ(b->peer_counters().at(0).sent, 0u);
+  EXPECT_EQ(b->peer_counters().at(0).last_ack_ns, 0);
+  EXPECT_EQ(inbox_a.size(), 0u);
+  EXPECT_EQ(a->delivered(), 0u);
+  EXPECT_EQ(inbox_b.size(), 0u);
+
+  a->SetBlocked({});
+  ASSERT_TRUE(b->Send(Heartbeat("b", "a", 2)));
+  auto got = inbox_a.Pop();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->term, 2u);
+  EXPECT_TRUE(Eventually([&] { return b->peer_counters().at(0).sent == 1; }));
+  ASSERT_TRUE(a->Send(Heartbeat("a", "b", 3)));
+  EXPECT_TRUE(inbox_b.Pop().has_value());
+}
+
 TEST_F(TransportTest, UnknownPeerIsNotSent) {
   Inbox inbox;
   auto a = Make("a", inbox);

@@ -132,7 +132,7 @@ TEST_F(GraphE2eTest, QueryTemplateTwoLevelsDeep) {
   ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), 10s));
   json q = {{"entities", {ann}}, {"template", {{"friend", {{"posted", json::object()}}}}}};
   for (int i = 0; i < cluster->size(); ++i) {
-    json tree = Post(i, "/api/graph/query", q.dump());
+    json tree = Post(i, "/api/graph/query", q.dump())["entities"];
     ASSERT_EQ(tree.size(), 1u) << tree;
     ASSERT_EQ(tree[0]["friend"].size(), 1u) << "node " << i << ": " << tree;
     const json& f = tree[0]["friend"][0];
@@ -186,6 +186,7 @@ TEST_F(GraphE2eTest, BadInputIsRefusedOnEveryNodeAndStoredNothing) {
 }
 
 TEST_F(GraphE2eTest, UnpluggedAndUnreachableTalkToTheAgent) {
+  const std::string self = cluster->app_address(follower_);
   auto put = [&](const std::string& body) {
     auto r = cluster->Send(follower_, http::verb::put, "/api/graph/unplugged", body);
     EXPECT_TRUE(r.ok) << r.error;
@@ -196,18 +197,19 @@ TEST_F(GraphE2eTest, UnpluggedAndUnreachableTalkToTheAgent) {
     auto r = cluster->Send(follower_, http::verb::get, "/api/graph/unplugged");
     return json::parse(r.response.body(), nullptr, false);
   };
-  EXPECT_EQ(put("true")["unplugged"], true);
-  EXPECT_EQ(get()["unplugged"], true);
-  EXPECT_EQ(put(R"({"unplugged": false})")["unplugged"], false);
-  EXPECT_EQ(get()["unplugged"], false);
+  // Our own short form: the node itself.
+  EXPECT_EQ(put("true")["unplugged"], json::array({self}));
+  EXPECT_EQ(get(), json::array({self}));
+  EXPECT_EQ(put(R"({"unplugged": false})")["unplugged"], json::array());
+  EXPECT_EQ(get(), json::array());
   auto bad = cluster->Send(follower_, http::verb::put, "/api/graph/unplugged", R"("yes")");
   EXPECT_EQ(bad.response.result_int(), 400);
+  auto unknown = cluster->Send(follower_, http::verb::put, "/api/graph/unplugged",
+                               R"({"node": "http://nowhere:1", "unplugged": true})");
+  EXPECT_EQ(unknown.response.result_int(), 404) << unknown.response.body();
   auto r = cluster->Send(follower_, http::verb::get, "/api/graph/unreachable");
   ASSERT_EQ(r.response.result_int(), 200) << r.response.body();
-  json view = json::parse(r.response.body());
-  EXPECT_EQ(view["source"], "agent");
-  EXPECT_TRUE(view["unreachable"].is_array());
-  EXPECT_FALSE(view["leader"].get<std::string>().empty());
+  EXPECT_TRUE(json::parse(r.response.body()).is_array()) << r.response.body();
   // Plugged back in, the follower still forwards writes.
   PostRetrying(follower_, "/api/graph/entities/user/create", "{}");
 }

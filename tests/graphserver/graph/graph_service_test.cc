@@ -261,16 +261,47 @@ TEST_F(GraphServiceTest, QueryTemplateTwoLevelsDeepHasTheOriginalShape) {
                    {"created", e_bob["created"]},
                    {"name", "Bob"},
                    {"posted", json::array({post_item})}};
-  json cat_item = {{"id", cat},      {"linked", f_cat["created"]},
-                   {"type", "user"}, {"created", e_cat["created"]},
-                   {"name", "Cat"},  {"posted", json::array()}};
+  // Cat posted nothing: as in the original service, no "posted" key at all.
+  json cat_item = {{"id", cat},
+                   {"linked", f_cat["created"]},
+                   {"type", "user"},
+                   {"created", e_cat["created"]},
+                   {"name", "Cat"}};
   json expected = json::array({json{{"id", ann},
                                     {"type", "user"},
                                     {"created", e_ann["created"]},
                                     {"name", "Ann"},
                                     {"friend", json::array({bob_item, cat_item})}}});
-  EXPECT_EQ(*answer, expected) << "got:      " << answer->dump(1)
-                               << "\nexpected: " << expected.dump(1);
+  EXPECT_EQ((*answer)["entities"], expected)
+      << "got:      " << answer->dump(1) << "\nexpected: " << expected.dump(1);
+  const json& stats = (*answer)["stats"];
+  ASSERT_TRUE(stats.is_object()) << answer->dump();
+  EXPECT_TRUE(stats["timeRunning"].is_number());
+  EXPECT_TRUE(stats["timeFetching"].is_number());
+  EXPECT_LE(stats["timeFetching"].get<double>(), stats["timeRunning"].get<double>());
+  // Everything but the roots was cached by the creates; at least the friend and posted
+  // association lists, and the entities they reach, were fetched.
+  EXPECT_GE(stats["calls"].get<int64_t>(), 1);
+}
+
+// The original service's .NET clients send "Entities" and "Template"; a key it cannot use is a
+// 400 naming it, never an empty answer.
+TEST_F(GraphServiceTest, QueryKeysAreCaseInsensitiveAndUnknownOnesAreRefused) {
+  const int64_t a = Create("user", {{"name", "a"}});
+  const int64_t b = Create("user", {{"name", "b"}});
+  Link("friend", a, b);
+  auto pascal = service_->Query({{"Entities", {a}}, {"Template", {{"friend", nullptr}}}});
+  ASSERT_TRUE(pascal.ok()) << pascal.status().ToString();
+  ASSERT_EQ((*pascal)["entities"].size(), 1u);
+  EXPECT_EQ((*pascal)["entities"][0]["friend"][0]["id"], b);
+
+  auto expect_invalid = [](const common::Status& st, const std::string& needle) {
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << st.ToString();
+    EXPECT_NE(st.message().find(needle), std::string::npos) << st.message();
+  };
+  expect_invalid(service_->Query({{"ids", {a}}}).status(), "unknown key 'ids'");
+  expect_invalid(service_->Query(json::object()).status(), "needs \"entities\"");
+  expect_invalid(service_->Query({{"entities", {a}}, {"ENTITIES", {b}}}).status(), "twice");
 }
 
 TEST_F(GraphServiceTest, QueryBatchesEachLevelInsteadOfQueryingPerEntity) {
@@ -285,8 +316,9 @@ TEST_F(GraphServiceTest, QueryBatchesEachLevelInsteadOfQueryingPerEntity) {
   auto answer = service_->Query(
       {{"entities", {root}}, {"template", {{"friend", {{"posted", json::object()}}}}}});
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
-  ASSERT_EQ((*answer)[0]["friend"].size(), 12u);
-  for (const json& f : (*answer)[0]["friend"]) EXPECT_EQ(f["posted"].size(), 3u);
+  ASSERT_EQ((*answer)["entities"][0]["friend"].size(), 12u);
+  for (const json& f : (*answer)["entities"][0]["friend"]) EXPECT_EQ(f["posted"].size(), 3u);
+  EXPECT_EQ((*answer)["stats"]["calls"], 5);
   // roots; friend associations; friends; posted associations; posts.
   EXPECT_EQ(service_->stats().database_queries - before, 5u);
 
@@ -301,9 +333,9 @@ TEST_F(GraphServiceTest, QueryWithoutTemplateReturnsTheEntities) {
   const int64_t a = Create("user", {{"name", "a"}});
   auto answer = service_->Query({{"entities", {a}}});
   ASSERT_TRUE(answer.ok()) << answer.status().ToString();
-  ASSERT_EQ(answer->size(), 1u);
-  EXPECT_EQ((*answer)[0]["name"], "a");
-  EXPECT_EQ((*answer)[0]["id"], a);
+  ASSERT_EQ((*answer)["entities"].size(), 1u);
+  EXPECT_EQ((*answer)["entities"][0]["name"], "a");
+  EXPECT_EQ((*answer)["entities"][0]["id"], a);
 }
 
 TEST_F(GraphServiceTest, WritesOfAnOlderTermAreFencedOffAndWriteNothing) {

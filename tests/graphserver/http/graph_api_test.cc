@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -100,6 +103,15 @@ class GraphApiTest : public ::testing::Test {
     b_->Publish(Role::kFollower, 5, "a", a_->address);
   }
 
+  // GET; expects `status` and returns the JSON body.
+  json Get(Node& node, const std::string& target, int status = 200) {
+    ClientResult r = Send(node, http::verb::get, target);
+    EXPECT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.response.result_int(), status) << target << " -> " << r.response.body();
+    json parsed = json::parse(r.response.body(), nullptr, false);
+    EXPECT_FALSE(parsed.is_discarded()) << r.response.body();
+    return parsed;
+  }
   ClientResult Send(Node& node, http::verb method, const std::string& target,
                     const std::string& body = "",
                     std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -221,7 +233,7 @@ TEST_F(GraphApiTest, QueryTemplateTwoLevelsDeep) {
   Post(*a_, "/api/graph/associations/posted/from/" + bob.dump() + "/to/" + post.dump(), "{}");
   json q = {{"entities", {ann}}, {"template", {{"friend", {{"posted", json::object()}}}}}};
   for (Node* n : {a_.get(), b_.get()}) {
-    json tree = Post(*n, "/api/graph/query", q.dump());
+    json tree = Post(*n, "/api/graph/query", q.dump())["entities"];
     ASSERT_EQ(tree.size(), 1u) << tree;
     EXPECT_EQ(tree[0]["name"], "ann");
     ASSERT_EQ(tree[0]["friend"].size(), 1u) << tree;
@@ -239,6 +251,8 @@ TEST_F(GraphApiTest, MalformedJsonAndWrongTypesAre400) {
   Post(*a_, "/api/graph/entities", "[-4]", 400);
   Post(*a_, "/api/graph/entities", "[1.5]", 400);
   Post(*a_, "/api/graph/query", R"({"entities":"x","template":{}})", 400);
+  Post(*a_, "/api/graph/query", R"({"ids":[1]})", 400);
+  Post(*a_, "/api/graph/query", "", 400);
   Post(*b_, "/api/graph/entities/user/create", "{\"name\":", 400);
   Post(*b_, "/api/graph/entities/user/create", "[1,2]", 400);
   EXPECT_EQ(CountRows("entities"), 0);
@@ -317,6 +331,195 @@ TEST_F(GraphApiTest, KeepAliveServesManyRequestsOnOneConnection) {
     ASSERT_EQ(r.response.result_int(), 200);
     EXPECT_TRUE(r.response.keep_alive());
   }
+}
+
+// The original TimelineWebServer's route: a user's own posts with who liked them, and what
+// they liked with who posted it, in the query envelope with the timings; the same from the
+// follower, which fills its misses from the leader.
+TEST_F(GraphApiTest, TimelineIsTheOriginalsShapeOnEveryNode) {
+  auto create = [&](const std::string& type, const json& attributes) {
+    return Post(*a_, "/api/graph/entities/" + type + "/create", attributes.dump()).get<int64_t>();
+  };
+  auto link = [&](const std::string& type, int64_t from, int64_t to) {
+    Post(*a_,
+         "/api/graph/associations/" + type + "/from/" + std::to_string(from) + "/to/" +
+             std::to_string(to),
+         "{}");
+  };
+  const int64_t ann = create("user", {{"firstName", "Ann"}, {"lastName", "Lee"}});
+  const int64_t bob = create("user", {{"firstName", "Bob"}, {"lastName", "Ray"}});
+  const int64_t quiet = create("user", {{"firstName", "Cy"}, {"lastName", "Oh"}});
+  const int64_t mine = create("status", {{"text", "mine"}});
+  const int64_t his = create("status", {{"text", "his"}});
+  link("posted", ann, mine);
+  link("postedby", mine, ann);
+  link("posted", bob, his);
+  link("postedby", his, bob);
+  link("liked", bob, mine);
+  link("likedby", mine, bob);
+  link("liked", ann, his);
+  link("likedby", his, ann);
+
+  for (Node* n : {a_.get(), b_.get()}) {
+    json t = Get(*n, "/api/timeline/" + std::to_string(ann));
+    ASSERT_TRUE(t["stats"].is_object()) << t;
+    EXPECT_TRUE(t["stats"]["timeRunning"].is_number());
+    EXPECT_TRUE(t["stats"]["calls"].is_number_integer());
+    EXPECT_TRUE(t["stats"]["timeFetching"].is_number());
+    EXPECT_TRUE(t["overallTime"].is_number());
+    ASSERT_EQ(t["entities"].size(), 1u) << t;
+    const json& owner = t["entities"][0];
+    EXPECT_EQ(owner["firstName"], "Ann");
+    ASSERT_EQ(owner["posted"].size(), 1u) << t;
+    EXPECT_EQ(owner["posted"][0]["text"], "mine");
+    EXPECT_TRUE(owner["posted"][0]["linked"].is_string());
+    ASSERT_EQ(owner["posted"][0]["likedby"].size(), 1u) << t;
+    EXPECT_EQ(owner["posted"][0]["likedby"][0]["firstName"], "Bob");
+    ASSERT_EQ(owner["liked"].size(), 1u) << t;
+    EXPECT_EQ(owner["liked"][0]["text"], "his");
+    EXPECT_EQ(owner["liked"][0]["postedby"][0]["lastName"], "Ray");
+
+    // Nothing posted or liked: the keys are absent, as the original answers.
+    json none = Get(*n, "/api/timeline/" + std::to_string(quiet));
+    ASSERT_EQ(none["entities"].size(), 1u) << none;
+    EXPECT_FALSE(none["entities"][0].contains("posted")) << none;
+    EXPECT_FALSE(none["entities"][0].contains("liked")) << none;
+
+    json missing = Get(*n, "/api/timeline/987654321", 404);
+    EXPECT_TRUE(missing["error"].is_string());
+  }
+}
+
+// The query body as the original's .NET clients send it, and bodies it cannot use.
+TEST_F(GraphApiTest, QueryTakesTheOriginalsPascalCaseAndRefusesWhatItCannotUse) {
+  json ann = Post(*a_, "/api/graph/entities/user/create", R"({"firstName":"Ann"})");
+  json q = {{"Entities", {ann}}, {"Template", {{"friend", nullptr}}}};
+  for (Node* n : {a_.get(), b_.get()}) {
+    json answer = Post(*n, "/api/graph/query", q.dump());
+    ASSERT_EQ(answer["entities"].size(), 1u) << answer;
+    EXPECT_EQ(answer["entities"][0]["firstName"], "Ann");
+    EXPECT_FALSE(answer["entities"][0].contains("friend"));
+    EXPECT_TRUE(answer["stats"].is_object());
+    json refused = Post(*n, "/api/graph/query", R"({"ids":[1]})", 400);
+    EXPECT_NE(refused["error"].get<std::string>().find("ids"), std::string::npos) << refused;
+    Post(*n, "/api/graph/query", "", 400);
+    Post(*n, "/api/graph/query", "[1]", 400);
+  }
+}
+
+// Without an agent socket there are no peers to speak of; the lists are empty, not errors, and
+// the cluster names the leader the shared memory names.
+TEST_F(GraphApiTest, ClusterRoutesWithoutAnAgentSocket) {
+  EXPECT_EQ(Get(*b_, "/api/graph/unreachable"), json::array());
+  EXPECT_EQ(Get(*b_, "/api/graph/unplugged"), json::array());
+  json cluster = Get(*b_, "/api/timeline/cluster");
+  EXPECT_EQ(cluster["leader"], a_->address);
+  EXPECT_EQ(cluster["followers"], json::array({b_->address}));
+  EXPECT_EQ(cluster["unreachable"], json::array());
+  EXPECT_EQ(cluster["unplugged"], json::array());
+  ClientResult r = Send(*b_, http::verb::put, "/api/graph/unplugged",
+                        json{{"node", a_->address}, {"unplugged", true}}.dump());
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.response.result_int(), 503) << r.response.body();
+}
+
+TEST_F(GraphApiTest, ConsoleFilesAreServedByNameAndNothingElse) {
+  const std::vector<ConsoleAsset> assets = {
+      {"app.js", "text/javascript; charset=utf-8", "export const x = 1;\n"},
+      {"index.html", "text/html; charset=utf-8", "<!doctype html><title>t</title>"}};
+  GraphApiOptions options;
+  options.self_app_address = a_->address;
+  options.console_assets = &assets;
+  GraphApi api(a_->service, a_->view, a_->metrics, options);
+  auto get = [&](const std::string& target) {
+    return api.Handle(HttpRequest{http::verb::get, target, 11});
+  };
+  HttpResponse index = get("/");
+  EXPECT_EQ(index.result_int(), 200);
+  EXPECT_EQ(index[http::field::content_type], "text/html; charset=utf-8");
+  EXPECT_EQ(index.body(), "<!doctype html><title>t</title>");
+  HttpResponse js = get("/console/app.js");
+  EXPECT_EQ(js.result_int(), 200);
+  EXPECT_EQ(js[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(get("/console/nope.css").result_int(), 404);
+  EXPECT_EQ(get("/console/..%2fsecret").result_int(), 404);
+  // The server built without a console answers 404, not a crash.
+  GraphApi bare(a_->service, a_->view, a_->metrics, GraphApiOptions{});
+  EXPECT_EQ(bare.Handle(HttpRequest{http::verb::get, "/", 11}).result_int(), 404);
+}
+
+// Collects what a ConsoleEvents sends, as the HTTP server's stream would carry it.
+class RecordingStream : public EventStream {
+ public:
+  bool Send(std::string_view name, std::string_view data) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.emplace_back(std::string(name), json::parse(data));
+    cv_.notify_all();
+    return true;
+  }
+  bool open() const override { return true; }
+  // Waits for an event named `name` that satisfies `pred`; null json when none comes.
+  json WaitFor(const std::string& name, const std::function<bool(const json&)>& pred) {
+    std::unique_lock<std::mutex> lock(mu_);
+    json found;
+    cv_.wait_for(lock, 10s, [&] {
+      for (const auto& [n, data] : events_) {
+        if (n == name && pred(data)) {
+          found = data;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, json>> events_;
+};
+
+TEST_F(GraphApiTest, ConsoleEventsFollowTheElectionAndCountTheTraffic) {
+  ConsoleEventsOptions options;
+  options.self_app_address = b_->address;
+  options.stats_interval = 100ms;
+  ConsoleEvents events(b_->view, b_->service, options);
+  b_->api->set_console_events(&events);
+  events.Start();
+  auto stream = std::make_shared<RecordingStream>();
+  events.Subscribe(stream);
+
+  json first = stream->WaitFor("status", [](const json&) { return true; });
+  EXPECT_EQ(first["node"], b_->address);
+  EXPECT_EQ(first["role"], "follower");
+  EXPECT_EQ(first["leader"], a_->address);
+
+  // Leadership moves to b: an election event and a new status, at once.
+  b_->Publish(Role::kLeader, 6, "b", b_->address);
+  json election = stream->WaitFor("election", [](const json& e) { return e["term"] == 6; });
+  ASSERT_FALSE(election.is_null()) << "no election event";
+  EXPECT_EQ(election["kind"], "leader");
+  EXPECT_EQ(election["leader"], b_->address);
+  json status = stream->WaitFor("status", [](const json& e) { return e["term"] == 6; });
+  ASSERT_FALSE(status.is_null());
+  EXPECT_EQ(status["role"], "leader");
+  EXPECT_EQ(status["lease_valid"], true);
+  EXPECT_TRUE(status["lease_remaining_ms"].is_number_integer());
+
+  // b now leads: its writes and queries show in its stats.
+  a_->Publish(Role::kFollower, 6, "b", b_->address);
+  json id = Post(*b_, "/api/graph/entities/user/create", "{}");
+  Post(*b_, "/api/graph/query", json{{"entities", {id}}}.dump());
+  json stats = stream->WaitFor("stats", [](const json& e) { return e["writes"] == 1; });
+  ASSERT_FALSE(stats.is_null()) << "no stats event counted the write";
+  EXPECT_EQ(stats["node"], b_->address);
+  EXPECT_TRUE(stats["entity_cache"]["hits"].is_number_integer());
+  EXPECT_FALSE(stream->WaitFor("stats", [](const json& e) { return e["queries"] == 1; }).is_null());
+  EXPECT_FALSE(
+      stream->WaitFor("query", [](const json& e) { return e["entities"] == 1; }).is_null());
+  b_->api->set_console_events(nullptr);
+  events.Stop();
 }
 
 }  // namespace

@@ -29,7 +29,9 @@ using namespace std::chrono_literals;
 class HttpServerTest : public ::testing::Test {
  protected:
   void StartServer(std::chrono::milliseconds request_timeout = 5s,
-                   HttpServer::FastPath fast_path = nullptr, int max_connections = 4096) {
+                   HttpServer::FastPath fast_path = nullptr, int max_connections = 4096,
+                   HttpServer::StreamPath stream_path = nullptr, std::string allow_origin = "",
+                   size_t stream_backlog_limit = 1 << 20) {
     HttpServerOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
@@ -38,6 +40,8 @@ class HttpServerTest : public ::testing::Test {
     options.body_limit = 4096;
     options.request_timeout = request_timeout;
     options.max_connections = max_connections;
+    options.allow_origin = std::move(allow_origin);
+    options.stream_backlog_limit = stream_backlog_limit;
     server_ = std::make_unique<HttpServer>(
         options,
         [this](HttpRequest&& r) {
@@ -49,7 +53,7 @@ class HttpServerTest : public ::testing::Test {
           std::lock_guard<std::mutex> lock(mu_);
           rejected_.push_back(status);
         },
-        std::move(fast_path));
+        std::move(fast_path), std::move(stream_path));
     const common::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
   }
@@ -235,6 +239,143 @@ TEST_F(HttpServerTest, ConnectionsOverTheLimitGet503AndCapacityComesBack) {
     if (!served) std::this_thread::sleep_for(10ms);
   }
   EXPECT_TRUE(served) << "no connection was served after one closed";
+}
+
+}  // namespace
+}  // namespace instaface::graphserver
+
+namespace instaface::graphserver {
+namespace {
+
+// Reads from `socket` until `needle` has arrived (or the peer closes); returns what came.
+std::string ReadUntil(tcp::socket& socket, const std::string& needle, std::string seen = "") {
+  char chunk[4096];
+  while (seen.find(needle) == std::string::npos) {
+    boost::system::error_code ec;
+    size_t n = socket.read_some(asio::buffer(chunk), ec);
+    if (ec) break;
+    seen.append(chunk, n);
+  }
+  return seen;
+}
+
+TEST_F(HttpServerTest, CorsHeadersOnEveryAnswerAndPreflightIsAnswered) {
+  StartServer(5s, nullptr, 4096, nullptr, "*");
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /x HTTP/1.1\r\nHost: t\r\n\r\n")));
+  HttpResponse res;
+  ASSERT_FALSE(ReadResponse(socket, res));
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_EQ(res[http::field::access_control_allow_origin], "*");
+
+  asio::write(socket, asio::buffer(std::string(
+                          "OPTIONS /api/graph/unplugged HTTP/1.1\r\nHost: t\r\nOrigin: "
+                          "http://elsewhere\r\nAccess-Control-Request-Method: PUT\r\n\r\n")));
+  HttpResponse pre;
+  ASSERT_FALSE(ReadResponse(socket, pre));
+  EXPECT_EQ(pre.result_int(), 204);
+  EXPECT_EQ(pre[http::field::access_control_allow_origin], "*");
+  EXPECT_NE(std::string(pre[http::field::access_control_allow_methods]).find("PUT"),
+            std::string::npos);
+  EXPECT_NE(std::string(pre[http::field::access_control_allow_headers]).find("Content-Type"),
+            std::string::npos);
+  EXPECT_EQ(handled_, 1) << "the preflight never reaches the handler";
+}
+
+TEST_F(HttpServerTest, WithoutAnOriginThereAreNoCorsHeaders) {
+  StartServer();
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /x HTTP/1.1\r\nHost: t\r\n\r\n")));
+  HttpResponse res;
+  ASSERT_FALSE(ReadResponse(socket, res));
+  EXPECT_EQ(res.count(http::field::access_control_allow_origin), 0u);
+}
+
+// An event stream: the header goes out at once, then every event in order, as chunks, from a
+// thread that is not the server's; when the client hangs up, Send says so.
+TEST_F(HttpServerTest, EventStreamCarriesEventsUntilTheClientLeaves) {
+  std::mutex mu;
+  std::shared_ptr<EventStream> held;
+  StartServer(
+      200ms, nullptr, 4096,
+      [&](const HttpRequest& req, std::shared_ptr<EventStream> stream) {
+        if (req.target() != "/events") return false;
+        stream->Send("hello", R"({"n":0})");  // before the header: queued, sent after it
+        std::lock_guard<std::mutex> lock(mu);
+        held = std::move(stream);
+        return true;
+      },
+      "*");
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /events HTTP/1.1\r\nHost: t\r\n\r\n")));
+  std::string got = ReadUntil(socket, "data: {\"n\":0}\n\n");
+  EXPECT_NE(got.find("HTTP/1.1 200"), std::string::npos) << got;
+  EXPECT_NE(got.find("text/event-stream"), std::string::npos) << got;
+  EXPECT_NE(got.find("Transfer-Encoding: chunked"), std::string::npos) << got;
+  EXPECT_NE(got.find("Access-Control-Allow-Origin: *"), std::string::npos) << got;
+  EXPECT_NE(got.find("event: hello\ndata: {\"n\":0}\n\n"), std::string::npos) << got;
+
+  std::shared_ptr<EventStream> stream;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stream = held;
+  }
+  ASSERT_NE(stream, nullptr);
+  // Longer than the request timeout: a stream is not cut by it.
+  std::this_thread::sleep_for(400ms);
+  std::thread producer([&] {
+    for (int i = 1; i <= 50; ++i) EXPECT_TRUE(stream->Send("tick", std::to_string(i)));
+  });
+  producer.join();
+  got = ReadUntil(socket, "data: 50\n\n");
+  size_t at = 0;
+  for (int i = 1; i <= 50; ++i) {
+    const std::string frame = "event: tick\ndata: " + std::to_string(i) + "\n\n";
+    const size_t found = got.find(frame, at);
+    ASSERT_NE(found, std::string::npos) << "event " << i << " missing or out of order";
+    at = found + frame.size();
+  }
+  EXPECT_EQ(handled_, 0);
+
+  socket.close();
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    gone = !stream->Send("tick", "after");
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(gone) << "the stream still accepts events after the client hung up";
+  EXPECT_FALSE(stream->open());
+}
+
+// A client that never reads is cut off once its backlog passes the limit, instead of growing
+// the server's memory without bound.
+TEST_F(HttpServerTest, EventStreamThatFallsTooFarBehindIsClosed) {
+  std::shared_ptr<EventStream> held;
+  std::mutex mu;
+  StartServer(
+      5s, nullptr, 4096,
+      [&](const HttpRequest&, std::shared_ptr<EventStream> stream) {
+        std::lock_guard<std::mutex> lock(mu);
+        held = std::move(stream);
+        return true;
+      },
+      "", 64 * 1024);
+  tcp::socket socket = Connect();
+  asio::write(socket, asio::buffer(std::string("GET /events HTTP/1.1\r\nHost: t\r\n\r\n")));
+  ReadUntil(socket, "\r\n\r\n");
+  std::shared_ptr<EventStream> stream;
+  for (int i = 0; i < 100 && !stream; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::lock_guard<std::mutex> lock(mu);
+    stream = held;
+  }
+  ASSERT_NE(stream, nullptr);
+  const std::string big(8 * 1024, 'x');
+  bool refused = false;
+  // The socket buffers take some megabytes first; then the backlog fills and the stream closes.
+  for (int i = 0; i < 100000 && !refused; ++i) refused = !stream->Send("big", big);
+  EXPECT_TRUE(refused);
+  EXPECT_FALSE(stream->open());
 }
 
 }  // namespace

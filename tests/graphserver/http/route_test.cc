@@ -49,6 +49,11 @@ TEST(MatchRoute, MapsEveryApiRouteToItsTemplate) {
       {"GET", "/metrics", RouteKind::kMetrics, "/metrics"},
       {"GET", "/healthz?x=1", RouteKind::kHealth, "/healthz"},
       {"GET", "/readyz", RouteKind::kReady, "/readyz"},
+      {"GET", "/api/graph/events", RouteKind::kEvents, "/api/graph/events"},
+      {"GET", "/api/timeline/cluster", RouteKind::kTimelineCluster, "/api/timeline/cluster"},
+      {"GET", "/api/timeline/42", RouteKind::kTimeline, "/api/timeline/{id}"},
+      {"GET", "/", RouteKind::kConsole, "/console/{file}"},
+      {"GET", "/console/app.js", RouteKind::kConsole, "/console/{file}"},
   };
   for (const Case& c : cases) {
     RouteMatch m = MatchRoute(c.method, c.target);
@@ -71,8 +76,35 @@ TEST(MatchRoute, ExtractsParameters) {
   EXPECT_FALSE(m.route->is_write());
 }
 
+TEST(MatchRoute, ConsoleFilesAndTimelineUsersAreParsedStrictly) {
+  RouteMatch m = MatchRoute("GET", "/");
+  ASSERT_TRUE(m.route.has_value());
+  EXPECT_EQ(m.route->type, "index.html");
+  m = MatchRoute("GET", "/console/app.css?v=2");
+  ASSERT_TRUE(m.route.has_value());
+  EXPECT_EQ(m.route->type, "app.css");
+  for (const char* bad : {"/console/../etc/passwd", "/console/.hidden", "/console/", "/console/a/b",
+                          "/console/%2e%2e"}) {
+    m = MatchRoute("GET", bad);
+    ASSERT_TRUE(m.error.has_value()) << bad;
+    EXPECT_EQ(m.error->status, 404) << bad;
+  }
+  m = MatchRoute("GET", "/api/timeline/77");
+  ASSERT_TRUE(m.route.has_value());
+  EXPECT_EQ(m.route->from, 77);
+  m = MatchRoute("GET", "/api/timeline/0");
+  ASSERT_TRUE(m.error.has_value());
+  EXPECT_EQ(m.error->status, 400);
+  m = MatchRoute("POST", "/api/timeline/7");
+  ASSERT_TRUE(m.error.has_value());
+  EXPECT_EQ(m.error->status, 405);
+  m = MatchRoute("POST", "/");
+  ASSERT_TRUE(m.error.has_value());
+  EXPECT_EQ(m.error->status, 405);
+}
+
 TEST(MatchRoute, UnknownPathsAre404) {
-  for (const char* t : {"/", "/api", "/api/graphs", "/api/graph", "/api/graph/nope",
+  for (const char* t : {"/api", "/api/graphs", "/api/graph", "/api/graph/nope",
                         "/api/graph/entities/a/b", "/api/graph/associations/a/from/1/to"}) {
     RouteMatch m = MatchRoute("POST", t);
     ASSERT_TRUE(m.error) << t;

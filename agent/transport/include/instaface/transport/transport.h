@@ -29,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,9 +74,14 @@ class Transport {
   // retries in the background), removed ones closed, and a peer whose URL changed redialed.
   void SetPeers(const std::map<std::string, std::string>& peers);
 
-  // Sends `message` to message.to. Returns false when that peer is unknown or every one of its
-  // request contexts is busy (counted as failed).
+  // Sends `message` to message.to. Returns false when that peer is unknown, blocked, or every
+  // one of its request contexts is busy (counted as failed).
   bool Send(const election::Message& message);
+
+  // Fault injection, as a firewall between this node and each of `peers` would act: nothing is
+  // sent to them, and their requests are neither delivered nor answered, so they time out on
+  // their side. Replaces the previous set; empty unblocks everyone.
+  void SetBlocked(std::set<std::string> peers);
 
   std::vector<PeerCounters> peer_counters() const;
   std::array<uint64_t, wire::kRejectReasonCount> rejected() const;

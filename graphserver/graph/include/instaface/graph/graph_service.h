@@ -9,15 +9,21 @@
 //   entity       {"id": 7, "type": "user", "created": "2026-11-28T01:02:03.456789Z",
 //                 "attributes": {...}}
 //   association  {"type": "friend", "from": 7, "to": 9, "created": "...Z", "attributes": {...}}
-//   query        request  {"entities": [7], "template": {"friend": {"likes": {}}}}
-//                answer   [{"id": 7, "type": "user", "created": "...", <attributes of 7>,
+//   query        request  {"entities": [7], "template": {"friend": {"likes": {}}}}; the two
+//                         keys are matched case-insensitively ("Entities", "Template"), any
+//                         other key is refused, and "entities" is required.
+//                answer   {"stats": {"timeRunning": ms, "calls": fetches, "timeFetching": ms},
+//                          "entities": [{"id": 7, "type": "user", "created": "...",
+//                           <attributes of 7>,
 //                           "friend": [{"id": 9, "linked": <association created>,
 //                                       <association attributes>, "type": "user",
 //                                       "created": <entity 9 created>, <attributes of 9>,
-//                                       "likes": [...]}]}]
-//                Reserved keys (id, type, created, linked and the template's keys) win over
-//                attributes of the same name. Each template level costs one IN (...) query per
-//                association type for the cache misses, plus one for the entities it reaches.
+//                                       "likes": [...]}]}]}
+//                An entity with no associations of a template's type has no key for that type
+//                (the original's shape). Reserved keys (id, type, created, linked and the
+//                template's keys) win over attributes of the same name. Each template level
+//                costs one IN (...) query per association type for the cache misses, plus one
+//                for the entities it reaches.
 //
 // Errors: InvalidArgument (bad input, with a message naming the field), Conflict (association
 // exists), NotFound (an association's from/to entity does not exist), FenceLost (a newer leader
@@ -64,6 +70,7 @@ struct GraphStats {
   uint64_t database_errors = 0;
   uint64_t replica_failures = 0;  // reads that fell back to the primary (replica unreachable)
   uint64_t database_queries = 0;  // SELECTs sent to a database (to check batching)
+  uint64_t queries_answered = 0;  // POST /query requests that passed validation
 };
 
 class GraphService {
@@ -84,7 +91,7 @@ class GraphService {
   // then to.
   common::StatusOr<nlohmann::json> GetAssociations(const std::string& type,
                                                    const nlohmann::json& from_ids);
-  // POST /query -> [entity tree...] for the root ids that exist.
+  // POST /query -> {"stats", "entities": [entity tree...]} for the root ids that exist.
   common::StatusOr<nlohmann::json> Query(const nlohmann::json& request);
   // POST /random/{type}/{count} -> [ids], at most min(count, max_random_count), no repeats.
   common::StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);

@@ -34,6 +34,16 @@ common::StatusOr<std::vector<int64_t>> IdsFromJson(const nlohmann::json& ids, si
 // Attributes must be a JSON object (null is taken as {}).
 common::Status ValidateAttributes(const nlohmann::json& attributes);
 
+// The two keys of a query request, found as the original service's .NET model binder finds
+// them: case-insensitively ("Entities" and "Template" are what its clients send). Any other
+// key, or one key twice under different cases, is refused rather than ignored, so a misspelt
+// request gets a 400 that names the key instead of an empty answer. Pointers into `request`.
+struct QueryParts {
+  const nlohmann::json* entities = nullptr;  // never null on success
+  const nlohmann::json* tmpl = nullptr;      // null when the request has no template
+};
+common::StatusOr<QueryParts> SplitQuery(const nlohmann::json& request);
+
 }  // namespace instaface::graph
 
 #endif  // INSTAFACE_GRAPH_VALIDATION_H_

@@ -1,6 +1,7 @@
 // GraphApi: the graphserver's request handler. It maps each route to the GraphService, sends
-// writes through the elected leader, and answers the operational routes (/metrics, /healthz,
-// /readyz, /api/graph/unreachable, /api/graph/unplugged).
+// writes through the elected leader, serves the original's timeline routes (/api/timeline/...)
+// and the console page, and answers the operational routes (/metrics, /healthz, /readyz,
+// /api/graph/unreachable, /api/graph/unplugged, /api/graph/events).
 //
 // Writes: when this node leads (the View says leader, lease valid, agent alive) the write runs
 // here, fenced by the snapshot's term; otherwise it is forwarded once, with the same method,
@@ -22,6 +23,9 @@
 
 #include "instaface/graph/graph_service.h"
 #include "instaface/graph/miss_filler.h"
+#include "instaface/graphserver/cluster_view.h"
+#include "instaface/graphserver/console_assets.h"
+#include "instaface/graphserver/console_events.h"
 #include "instaface/graphserver/entity_batcher.h"
 #include "instaface/graphserver/graph_metrics.h"
 #include "instaface/graphserver/http_client.h"
@@ -40,6 +44,8 @@ struct GraphApiOptions {
   std::chrono::milliseconds forward_timeout{5000};
   std::chrono::milliseconds fill_timeout{1000};
   std::chrono::milliseconds control_timeout{2000};
+  // The console page's files (ConsoleAssets() in the server); null: `/` answers 404.
+  const std::vector<ConsoleAsset>* console_assets = nullptr;
 };
 
 class GraphApi {
@@ -66,16 +72,27 @@ class GraphApi {
   // with GraphService::set_miss_filler before serving.
   std::shared_ptr<graph::MissFiller> MakeLeaderMissFiller();
 
+  // The HttpServer stream path: takes GET /api/graph/events as a console event stream.
+  bool HandleStream(const HttpRequest& request, std::shared_ptr<EventStream> stream);
+
   // Routes this leader's entity creates through group commit (set before serving).
   void set_entity_batcher(std::shared_ptr<EntityBatcher> batcher) { batcher_ = std::move(batcher); }
+  // Feeds the console's events and serves /api/graph/events (set before serving).
+  void set_console_events(ConsoleEvents* events) { events_ = events; }
 
  private:
   class LeaderFiller;
   HttpResponse Dispatch(HttpRequest& request, Route& route, bool& database_error);
   HttpResponse Write(HttpRequest& request, const Route& route, bool& database_error);
   HttpResponse Forward(HttpRequest& request, const std::string& leader_address);
+  HttpResponse Query(const HttpRequest& request, bool& database_error);
+  HttpResponse Timeline(const HttpRequest& request, int64_t user, bool& database_error);
+  HttpResponse TimelineCluster(const HttpRequest& request);
+  HttpResponse Console(const HttpRequest& request, const std::string& file);
   HttpResponse Unplugged(const HttpRequest& request, bool put);
   HttpResponse Unreachable(const HttpRequest& request);
+  // This node's view of the cluster, with the agent's peers when its socket answers.
+  common::StatusOr<ClusterView> Cluster();
   HttpResponse Ready(const HttpRequest& request);
   HttpResponse Metrics(const HttpRequest& request);
 
@@ -85,6 +102,7 @@ class GraphApi {
   GraphApiOptions options_;
   ClientPool forward_clients_;
   std::shared_ptr<EntityBatcher> batcher_;
+  ConsoleEvents* events_ = nullptr;
 };
 
 }  // namespace instaface::graphserver

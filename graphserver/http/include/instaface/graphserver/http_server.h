@@ -7,7 +7,10 @@
 // stalls accepting or reading. A request whose body exceeds the limit, or that does not parse,
 // is answered by the server itself with a JSON error and the connection is closed. An optional
 // fast path sees each request first on its I/O thread and may take it to answer later, from any
-// thread, without a worker waiting on it (the leader's group-committed creates use it).
+// thread, without a worker waiting on it (the leader's group-committed creates use it). A
+// stream path may keep a GET open as a Server-Sent Events stream (text/event-stream), fed from
+// any thread. With `allow_origin` set, every answer carries Access-Control-Allow-Origin and the
+// server answers CORS preflight (OPTIONS) itself.
 //
 // Thread safety: Start and Stop are called from one thread; the handler is called concurrently
 // from worker threads and must be thread-safe.
@@ -19,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <boost/beast/http.hpp>
 
@@ -39,6 +43,24 @@ struct HttpServerOptions {
   // Open connections at most; one more is answered 503 (Retry-After: 1) and closed, so a flood
   // of clients cannot exhaust file descriptors and memory.
   int max_connections = 4096;
+  // CORS: the value of Access-Control-Allow-Origin on every answer ("*": any page may call);
+  // empty: no CORS headers, and OPTIONS is an ordinary (unrouted) request.
+  std::string allow_origin;
+  // A Server-Sent Events stream holds at most this many bytes not yet written; a client that
+  // falls further behind is disconnected (its EventSource reconnects and starts afresh).
+  size_t stream_backlog_limit = 1 << 20;
+};
+
+// One Server-Sent Events answer held open. Send() may be called from any thread; it only
+// queues. Once the client has gone (or fell too far behind) Send() returns false and the
+// stream should be dropped.
+class EventStream {
+ public:
+  virtual ~EventStream() = default;
+  // Queues one event: "event: <name>\ndata: <data>\n\n". `data` must not hold a newline
+  // (compact JSON never does).
+  virtual bool Send(std::string_view name, std::string_view data) = 0;
+  virtual bool open() const = 0;
 };
 
 class HttpServer {
@@ -55,9 +77,14 @@ class HttpServer {
   // request, untouched, to the handler on the worker pool.
   using Respond = std::function<void(HttpResponse)>;
   using FastPath = std::function<bool(HttpRequest& request, Respond respond)>;
+  // Offered each GET first, on its I/O thread; returning true keeps the connection as an event
+  // stream (the server sends the header at once; events sent before it go after it). It must
+  // not block.
+  using StreamPath =
+      std::function<bool(const HttpRequest& request, std::shared_ptr<EventStream> stream)>;
 
   HttpServer(HttpServerOptions options, Handler handler, RejectObserver on_reject = nullptr,
-             FastPath fast_path = nullptr);
+             FastPath fast_path = nullptr, StreamPath stream_path = nullptr);
   ~HttpServer();  // stops
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -26,6 +26,10 @@ enum class RouteKind {
   kUnreachable,        // GET  /api/graph/unreachable
   kGetUnplugged,       // GET  /api/graph/unplugged
   kPutUnplugged,       // PUT  /api/graph/unplugged
+  kEvents,             // GET  /api/graph/events (Server-Sent Events; see console_events.h)
+  kTimelineCluster,    // GET  /api/timeline/cluster
+  kTimeline,           // GET  /api/timeline/{id}
+  kConsole,            // GET  / and /console/{file}: the console page's files
   kMetrics,            // GET  /metrics
   kHealth,             // GET  /healthz
   kReady,              // GET  /readyz
@@ -34,8 +38,8 @@ enum class RouteKind {
 struct Route {
   RouteKind kind = RouteKind::kHealth;
   const char* path_template = "";  // static string; a metrics label
-  std::string type;                // entity or association type, when the route has one
-  int64_t from = 0;                // association source, or the count of /random
+  std::string type;                // entity or association type, or the console file's name
+  int64_t from = 0;  // association source, the count of /random, or the timeline's user
   int64_t to = 0;
   bool is_write() const {
     return kind == RouteKind::kCreateEntity || kind == RouteKind::kCreateAssociation;
@@ -58,6 +62,7 @@ struct RouteMatch {
 
 inline constexpr int64_t kMaxRandomCount = 10000;
 inline constexpr size_t kMaxTypeLength = 10;
+inline constexpr size_t kMaxConsoleFileName = 64;
 
 RouteMatch MatchRoute(std::string_view method, std::string_view target);
 

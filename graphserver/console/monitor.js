@@ -146,7 +146,7 @@ class MonitorView {
       this.drawMatrixFrame();
     }
     this.drawSummary();
-    for (const n of this.model.nodes.values()) this.drawCard(n);
+    for (const n of this.model.nodes.values()) this.drawCard(n, dirty);
     this.drawMatrix();
     if (dirty.has('log') || dirty.has('nodes')) this.drawLog();
     this.drawLeases();
@@ -202,7 +202,7 @@ class MonitorView {
     return { root, refs, lastQueryAt: 0 };
   }
 
-  drawCard(n) {
+  drawCard(n, dirty) {
     const card = this.cards.get(n.url);
     if (!card) return;
     const { root, refs } = card;
@@ -236,7 +236,7 @@ class MonitorView {
     setText(refs.rates, r ? `${rate(r.writes)} writes/s · ${rate(r.queries)} queries/s · ${rate(r.forwards)} fwd/s` : '–');
     setText(refs['entity-cache'], r ? cacheText(r.entityCache) : '–');
     setText(refs['association-cache'], r ? cacheText(r.associationCache) : '–');
-    fill(refs.spark, sparkline(n.history));
+    if (dirty.has('stats') || dirty.has('nodes')) fill(refs.spark, sparkline(n.history));
 
     const q = n.lastQuery;
     if (q && q.at !== card.lastQueryAt) {
@@ -257,7 +257,12 @@ class MonitorView {
       const s = n.status;
       const left = n.leaseRemaining(now);
       let text = '–';
-      if (s) text = s.lease_valid ? `valid, ${left === null ? '?' : Math.round(left)} ms left` : 'none';
+      // A node reports the time left only along with some other change, and reports at once
+      // when the lease stops being valid; so a count-down that ran out means it was renewed.
+      if (s) {
+        text = !s.lease_valid ? 'none'
+          : left > 0 ? `valid, ~${Math.round(left)} ms left` : 'valid, renewed';
+      }
       setText(card.refs.lease, text);
       card.refs.lease.dataset.valid = String(!!(s && s.lease_valid));
     }

@@ -155,7 +155,7 @@ export class ClusterModel {
       const old = (before.peers || []).find((q) => q.url === p.url);
       if (old && old.reachable !== p.reachable) {
         const peer = this.nameOf(p.url);
-        this.record('reachability', n.url,
+        this.record(p.reachable ? 'reachability-up' : 'reachability-down', n.url,
           p.reachable ? `reaches ${peer} again` : `cannot reach ${peer}`);
       }
     }

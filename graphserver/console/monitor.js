@@ -241,7 +241,7 @@ class MonitorView {
     const q = n.lastQuery;
     if (q && q.at !== card.lastQueryAt) {
       card.lastQueryAt = q.at;
-      setText(refs.query, `query: ${q.entities} entities, ${q.calls} calls, ${millis(q.timeRunning)} (${n.queriesSeen} sampled)`);
+      setText(refs.query, `query: ${count(q.entities, 'entity', 'entities')}, ${count(q.calls, 'call', 'calls')}, ${millis(q.timeRunning)} (${n.queriesSeen} sampled)`);
       // Restart the fade, as the original's status lines faded over three seconds.
       refs.query.classList.remove('flash');
       void refs.query.offsetWidth;
@@ -309,6 +309,10 @@ class MonitorView {
     fill(this.logList, this.model.log.slice(0, 120).map((e) => h('li', { class: `log-${e.kind}`, dataset: { kind: e.kind } },
       h('time', {}, clockTime(e.at)), ' ', h('span', { class: 'who' }, e.node), ' ', e.text)));
   }
+}
+
+function count(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function rate(x) {

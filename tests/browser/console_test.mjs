@@ -10,7 +10,8 @@
 // Screenshots of each stage go to ARTIFACTS. tests/browser/run starts the cluster and calls this.
 //
 // Between (a) and (b) it checks that every node's stats reach the page (and, with LOAD_RATE > 0,
-// writes and sampled queries).
+// writes and sampled queries); between (b) and (c), that a cell of the links matrix cuts and
+// restores one link, at the row's node only.
 //
 //   INSTAFACE_URLS=http://127.0.0.1:A,http://127.0.0.1:B,... ARTIFACTS=dir node console_test.mjs
 
@@ -271,6 +272,24 @@ try {
     await waitFor('the old leader is plugged in again', 10000, async () =>
       (await cards()).find((c) => c.url === leaderUrl && !c.unplugged));
     leaderUrl = await waitFor('all nodes agree on a leader again', failoverLimitMs, agreedLeader);
+  });
+
+  await step("cutting one link in the matrix tells only the row's node, and the cell shows it", async () => {
+    const all = await cards();
+    const [from, to] = all.filter((c) => c.url !== leaderUrl);  // two followers: no election
+    assert(from && to, 'two followers to cut a link between');
+    const cell = `[data-testid="link-${from.id}-${to.id}"]`;
+    const unplugged = async (u) => (await api(u, '/api/graph/unplugged')).json;
+    await page.click(cell);
+    await page.waitForSelector(`${cell}[data-state="cut"]`, { timeout: 5000 });
+    const atFrom = await unplugged(from.url);
+    const atTo = await unplugged(to.url);
+    assert(Array.isArray(atFrom) && atFrom.includes(to.url), `${from.id} treats as unplugged: ${JSON.stringify(atFrom)}`);
+    assert(Array.isArray(atTo) && atTo.length === 0, `${to.id} was told too: ${JSON.stringify(atTo)}`);
+    await page.click(cell);
+    await page.waitForSelector(`${cell}:not([data-state="cut"])`, { timeout: 5000 });
+    const after = await unplugged(from.url);
+    assert(Array.isArray(after) && after.length === 0, `${from.id} still drops: ${JSON.stringify(after)}`);
   });
 
   await step('(c) the Timeline renders a user made through the API', async () => {

@@ -1,13 +1,16 @@
-// instaface-bot: the original service's load generator, through the HTTP API. It creates
-// users, friendships, status posts and likes, reads with query templates from followers, and
-// writes through any node (followers forward to the leader) or only the leader.
+// instaface-bot: the original Instaface's load generator, through the HTTP API. New members
+// join as users {"firstName", "lastName"}, befriend existing users ("friend" both ways), post
+// statuses {"text"} ("posted" and "postedby") and like them ("liked" and "likedby"); timelines
+// are read with query templates from followers; writes go through any node (followers forward
+// to the leader) or only the leader. docs/graphserver.md ("The load bot") has the details.
 //
 //   instaface-bot --targets http://127.0.0.1:8081,http://127.0.0.1:8082 --rate 200 --duration 30
 //   instaface-bot --redis redis://127.0.0.1:6379 --cluster demo --concurrency 16 --rate 0
 //
-// Prints progress every --report-every seconds, then throughput, latency percentiles and the
-// non-200 answers by kind, and a last line "bot-summary {json}" for scripts. Exits 1 when not a
-// single request succeeded.
+// Prints progress every --report-every seconds, then throughput, conflicts (409: the
+// association already existed) and failures apart, latency percentiles, the outcomes other than
+// ok by kind, and a last line "bot-summary {json}" for scripts. Exits 1 when not a single request
+// succeeded.
 #include <iostream>
 #include <sstream>
 #include <string>

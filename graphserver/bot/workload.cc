@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "fake_data.h"
 #include "instaface/graphserver/http_client.h"
+#include "query_answer.h"
 
 namespace instaface::bot {
 namespace {
@@ -40,10 +43,6 @@ class KnownIds {
     out = ids_[std::uniform_int_distribution<size_t>(0, ids_.size() - 1)(rng)];
     return true;
   }
-  size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return ids_.size();
-  }
 
  private:
   static constexpr size_t kMax = 100000;
@@ -52,26 +51,54 @@ class KnownIds {
   size_t next_ = 0;           // under mu_
 };
 
+// How a request went; see WorkloadResult.
+enum class Outcome { kOk, kConflict, kFailed };
+
 struct Shared {
   WorkloadOptions options;
   std::mutex targets_mu;
   Targets targets;  // under targets_mu
-  KnownIds users;
-  KnownIds statuses;
+  KnownIds users;   // created or sampled; timelines are read from them
+  std::atomic<uint64_t> users_created{0};
+  std::atomic<uint64_t> statuses_posted{0};
   std::atomic<uint64_t> slot{0};
   Clock::time_point start;
   Clock::time_point end;
 
   std::mutex stats_mu;
-  uint64_t ok = 0, failed = 0;                    // under stats_mu
-  std::map<std::string, uint64_t> ok_by_op;       // under stats_mu
-  std::map<std::string, uint64_t> errors;         // under stats_mu
-  std::vector<double> read_ms, write_ms;          // under stats_mu
-  uint64_t interval_ok = 0, interval_failed = 0;  // under stats_mu
+  uint64_t ok = 0, conflicts = 0, failed = 0;  // under stats_mu
+  std::map<std::string, uint64_t> ok_by_op;    // under stats_mu
+  std::map<std::string, uint64_t> errors;      // under stats_mu
+  std::vector<double> read_ms, write_ms;       // under stats_mu
+  uint64_t interval_ok = 0;                    // under stats_mu
+  uint64_t interval_conflicts = 0;             // under stats_mu
+  uint64_t interval_failed = 0;                // under stats_mu
 
   Targets CurrentTargets() {
     std::lock_guard<std::mutex> lock(targets_mu);
     return targets;
+  }
+
+  // `kind` names any outcome but ok (see WorkloadResult::errors_by_kind).
+  void Record(const char* op, bool write, double ms, Outcome outcome, const std::string& kind) {
+    std::lock_guard<std::mutex> lock(stats_mu);
+    switch (outcome) {
+      case Outcome::kOk:
+        ++ok;
+        ++interval_ok;
+        ++ok_by_op[op];
+        (write ? write_ms : read_ms).push_back(ms);
+        return;
+      case Outcome::kConflict:
+        ++conflicts;
+        ++interval_conflicts;
+        break;
+      case Outcome::kFailed:
+        ++failed;
+        ++interval_failed;
+        break;
+    }
+    ++errors[kind];
   }
 };
 
@@ -90,14 +117,43 @@ class Clients {
   std::map<std::string, std::unique_ptr<HttpClient>> clients_;
 };
 
-std::string ErrorKind(const ClientResult& r) {
-  if (!r.ok) {
-    if (r.timed_out) return "timeout";
-    if (r.error.rfind("connect", 0) == 0) return "connect";
-    return "io";
-  }
-  return std::to_string(r.response.result_int());
+// What each route answers with 200; a body that is not is a "bad-answer".
+bool IsId(const json& body) { return body.is_number_integer() && body.get<int64_t>() > 0; }
+bool IsIdArray(const json& body) {
+  return body.is_array() && std::all_of(body.begin(), body.end(), IsId);
 }
+bool IsQueryAnswer(const json& body) { return QueryAnswerEntities(body) != nullptr; }
+bool IsObject(const json& body) { return body.is_object(); }
+
+std::string AssociationTarget(const std::string& type, int64_t from, int64_t to) {
+  return "/api/graph/associations/" + type + "/from/" + std::to_string(from) + "/to/" +
+         std::to_string(to);
+}
+
+// The original's reads, as query templates rooted at one user: their timeline (what they posted
+// and who liked it, what they liked and who posted it), and what their friends posted.
+const json& TimelineTemplate() {
+  static const json t = {{"posted", {{"likedby", json::object()}}},
+                         {"liked", {{"postedby", json::object()}}}};
+  return t;
+}
+const json& FriendsPostsTemplate() {
+  static const json t = {{"friend", {{"posted", json::object()}}}};
+  return t;
+}
+
+// One new member's visit, the original bot's loop: sample users to befriend, join, befriend
+// them, sample statuses, then act `actions_left` times.
+struct Visit {
+  enum class Step { kSampleFriends, kJoin, kBefriend, kSampleStatuses, kAct };
+  Step step = Step::kSampleFriends;
+  int64_t self = 0;
+  std::vector<int64_t> friends;
+  size_t next_friend = 0;
+  int actions_left = 0;
+  std::vector<int64_t> statuses;  // to like, in order
+  size_t next_status = 0;
+};
 
 class Worker {
  public:
@@ -119,63 +175,124 @@ class Worker {
   }
 
  private:
+  struct Reply {
+    Outcome outcome = Outcome::kFailed;
+    json body;  // the parsed body of an ok answer
+  };
+  using AnswerCheck = bool (*)(const json& body);
+
+  // One slot of the rate: a timeline read, or the visit's next step.
   void Step() {
     Targets t = s_.CurrentTargets();
     if (t.all.empty()) return;
-    int64_t a = 0, b = 0;
-    double dice = std::uniform_real_distribution<double>(0, 1)(rng_);
-    if (s_.users.size() < 2 || dice < 0.05) {
-      json attrs = {{"name", "user" + std::to_string(rng_() % 1000000)}};
-      ClientResult r = Write(t, "/api/graph/entities/user/create", attrs, "create_user");
-      if (Ok(r) && IsId(r)) s_.users.Add(std::stoll(r.response.body()));
-    } else if (dice < 0.20) {
-      s_.users.Pick(rng_, a);
-      s_.users.Pick(rng_, b);
-      if (a == b) return;
-      // A friendship is an association each way.
-      std::string tail = "/from/" + std::to_string(a) + "/to/" + std::to_string(b);
-      Write(t, "/api/graph/associations/friend" + tail, json::object(), "befriend");
-      tail = "/from/" + std::to_string(b) + "/to/" + std::to_string(a);
-      Write(t, "/api/graph/associations/friend" + tail, json::object(), "befriend");
-    } else if (dice < 0.35) {
-      s_.users.Pick(rng_, a);
-      json attrs = {{"text", "status " + std::to_string(rng_() % 1000000) + " it's <great>"}};
-      ClientResult r = Write(t, "/api/graph/entities/status/create", attrs, "post_status");
-      if (Ok(r) && IsId(r)) {
-        int64_t id = std::stoll(r.response.body());
-        s_.statuses.Add(id);
-        Write(t,
-              "/api/graph/associations/posted/from/" + std::to_string(a) + "/to/" +
-                  std::to_string(id),
-              json::object(), "post_status");
-      }
-    } else if (dice < 0.50) {
-      if (!s_.users.Pick(rng_, a) || !s_.statuses.Pick(rng_, b)) return;
-      Write(t,
-            "/api/graph/associations/likes/from/" + std::to_string(a) + "/to/" + std::to_string(b),
-            json::object(), "like");
-    } else if (dice < 0.90) {
-      s_.users.Pick(rng_, a);
-      json q = {{"entities", {a}}, {"template", {{"friend", {{"posted", json::object()}}}}}};
-      Read(t, "/api/graph/query", q.dump(), "query");
-    } else {
-      ClientResult r = Read(t, "/api/graph/random/user/10", "", "random");
-      if (Ok(r)) {
-        json ids = json::parse(r.response.body(), nullptr, false);
-        if (ids.is_array()) {
-          for (const json& id : ids) {
-            if (id.is_number_integer()) s_.users.Add(id.get<int64_t>());
-          }
-        }
-      }
+    int64_t user = 0;
+    if (Chance(kReadShare) && s_.users.Pick(rng_, user)) {
+      ReadTimeline(t, user);
+      return;
+    }
+    while (!Advance(t)) {
     }
   }
 
-  static bool Ok(const ClientResult& r) { return r.ok && r.response.result_int() == 200; }
-  static bool IsId(const ClientResult& r) {
-    const std::string& b = r.response.body();
-    return !b.empty() && b.size() < 20 && std::all_of(b.begin(), b.end(), ::isdigit);
+  // Takes the visit one step on. False when that step sent nothing, so that the slot goes to the
+  // next one; every chain of such steps ends at one that sends.
+  bool Advance(const Targets& t) {
+    Visit& v = visit_;
+    switch (v.step) {
+      case Visit::Step::kSampleFriends:
+        v = Visit{};
+        v.friends = Sample(t, "user", Between(5, 24), "sample_users");
+        for (int64_t id : v.friends) s_.users.Add(id);
+        v.step = Visit::Step::kJoin;
+        return true;
+      case Visit::Step::kJoin: {
+        json name = {{"firstName", FakeFirstName(rng_)}, {"lastName", FakeLastName(rng_)}};
+        std::optional<int64_t> self = Create(t, "user", name, "create_user");
+        if (!self) {
+          v.step = Visit::Step::kSampleFriends;  // start over as someone else
+          return true;
+        }
+        v.self = *self;
+        s_.users.Add(v.self);
+        ++s_.users_created;
+        v.step = Visit::Step::kBefriend;
+        return true;
+      }
+      case Visit::Step::kBefriend:
+        if (v.next_friend == v.friends.size()) {
+          v.step = Visit::Step::kSampleStatuses;
+          return false;
+        }
+        Associate(t, v.self, v.friends[v.next_friend++], "friend", "friend", "befriend");
+        return true;
+      case Visit::Step::kSampleStatuses:
+        v.actions_left = Between(5, 34);
+        v.statuses = Sample(t, "status", v.actions_left, "sample_statuses");
+        v.step = Visit::Step::kAct;
+        return true;
+      case Visit::Step::kAct:
+        if (v.actions_left == 0) {
+          v.step = Visit::Step::kSampleFriends;
+          return false;
+        }
+        --v.actions_left;
+        if (Chance(0.5)) {
+          // A like of the next sampled status; with none left the action is spent doing nothing.
+          if (v.next_status == v.statuses.size()) return false;
+          Associate(t, v.self, v.statuses[v.next_status++], "liked", "likedby", "like");
+          return true;
+        }
+        Post(t, v.self);
+        return true;
+    }
+    return true;
   }
+
+  void Post(const Targets& t, int64_t user) {
+    json status = {{"text", FakeStatusText(rng_)}};
+    std::optional<int64_t> id = Create(t, "status", status, "post_status");
+    if (!id) return;
+    ++s_.statuses_posted;
+    Associate(t, user, *id, "posted", "postedby", "post_status");
+  }
+
+  // An association and its reverse, as the original client makes them: `type` from -> to, then
+  // `reverse` to -> from. A 409 on the first means it was already there, so the reverse is still
+  // made; a failure of the first leaves both out.
+  void Associate(const Targets& t, int64_t from, int64_t to, const std::string& type,
+                 const std::string& reverse, const char* op) {
+    if (Write(t, AssociationTarget(type, from, to), json::object(), op, IsObject).outcome ==
+        Outcome::kFailed) {
+      return;
+    }
+    Write(t, AssociationTarget(reverse, to, from), json::object(), op, IsObject);
+  }
+
+  std::optional<int64_t> Create(const Targets& t, const std::string& type, const json& attributes,
+                                const char* op) {
+    Reply r = Write(t, "/api/graph/entities/" + type + "/create", attributes, op, IsId);
+    if (r.outcome != Outcome::kOk) return std::nullopt;
+    return r.body.get<int64_t>();
+  }
+
+  std::vector<int64_t> Sample(const Targets& t, const std::string& type, int count,
+                              const char* op) {
+    Reply r = Read(t, "/api/graph/random/" + type + "/" + std::to_string(count), "", op, IsIdArray);
+    std::vector<int64_t> ids;
+    if (r.outcome != Outcome::kOk) return ids;
+    for (const json& id : r.body) ids.push_back(id.get<int64_t>());
+    return ids;
+  }
+
+  void ReadTimeline(const Targets& t, int64_t user) {
+    bool own = Chance(0.5);
+    json query = {{"entities", json::array({user})},
+                  {"template", own ? TimelineTemplate() : FriendsPostsTemplate()}};
+    Read(t, "/api/graph/query", query.dump(), own ? "timeline" : "friends_posts", IsQueryAnswer);
+  }
+
+  bool Chance(double p) { return std::uniform_real_distribution<double>(0, 1)(rng_) < p; }
+  int Between(int low, int high) { return std::uniform_int_distribution<int>(low, high)(rng_); }
 
   std::string PickNode(const Targets& t, bool write) {
     if (write && s_.options.writes_to_leader_only && !t.leader.empty()) return t.leader;
@@ -192,40 +309,53 @@ class Worker {
     return t.all[std::uniform_int_distribution<size_t>(0, t.all.size() - 1)(rng_)];
   }
 
-  ClientResult Write(const Targets& t, const std::string& target, const json& body,
-                     const char* op) {
-    return Send(PickNode(t, true), target, body.dump(), op, true);
+  Reply Write(const Targets& t, const std::string& target, const json& body, const char* op,
+              AnswerCheck check) {
+    return Send(PickNode(t, true), target, body.dump(), op, true, check);
   }
-  ClientResult Read(const Targets& t, const std::string& target, const std::string& body,
-                    const char* op) {
-    return Send(PickNode(t, false), target, body, op, false);
+  Reply Read(const Targets& t, const std::string& target, const std::string& body, const char* op,
+             AnswerCheck check) {
+    return Send(PickNode(t, false), target, body, op, false, check);
   }
 
-  ClientResult Send(const std::string& node, const std::string& target, const std::string& body,
-                    const char* op, bool write) {
+  Reply Send(const std::string& node, const std::string& target, const std::string& body,
+             const char* op, bool write, AnswerCheck check) {
     auto t0 = Clock::now();
     ClientResult r =
         clients_.For(node).Send(http::verb::post, target, body, s_.options.request_timeout);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    std::lock_guard<std::mutex> lock(s_.stats_mu);
-    // A friendship or like that already exists is the workload's own collision, not a fault.
-    bool success = Ok(r) || (r.ok && r.response.result_int() == 409);
-    if (success) {
-      ++s_.ok;
-      ++s_.interval_ok;
-      ++s_.ok_by_op[op];
-      (write ? s_.write_ms : s_.read_ms).push_back(ms);
+    Reply reply;
+    std::string kind;  // empty while the request is ok
+    if (!r.ok) {
+      if (r.timed_out) {
+        kind = "timeout";
+      } else if (r.error.rfind("connect", 0) == 0) {
+        kind = "connect";
+      } else {
+        kind = "io";
+      }
+    } else if (r.response.result_int() != 200) {
+      kind = std::to_string(r.response.result_int());
     } else {
-      ++s_.failed;
-      ++s_.interval_failed;
+      reply.body = json::parse(r.response.body(), nullptr, false);
+      if (reply.body.is_discarded() || !check(reply.body)) kind = "bad-answer";
     }
-    if (!Ok(r)) ++s_.errors[ErrorKind(r)];
-    return r;
+    // A 409 is the server refusing a duplicate association: nothing was written, so it is not
+    // ok, and it is no fault of the server either.
+    reply.outcome = kind.empty()    ? Outcome::kOk
+                    : kind == "409" ? Outcome::kConflict
+                                    : Outcome::kFailed;
+    s_.Record(op, write, ms, reply.outcome, kind);
+    return reply;
   }
+
+  // Of the slots, when some user is known, the share that reads a timeline.
+  static constexpr double kReadShare = 0.5;
 
   Shared& s_;
   std::mt19937_64 rng_;
   Clients clients_;
+  Visit visit_;
 };
 
 LatencySummary Summarize(std::vector<double> v) {
@@ -274,18 +404,22 @@ WorkloadResult RunWorkload(const Targets& targets, const WorkloadOptions& option
       last_refresh = Clock::now();
     }
     if (Clock::now() >= next_report && options.report_every.count() > 0) {
-      uint64_t ok, failed;
+      uint64_t ok, conflicts, failed;
       {
         std::lock_guard<std::mutex> lock(shared.stats_mu);
         ok = shared.interval_ok;
+        conflicts = shared.interval_conflicts;
         failed = shared.interval_failed;
-        shared.interval_ok = shared.interval_failed = 0;
+        shared.interval_ok = shared.interval_conflicts = shared.interval_failed = 0;
       }
       double secs = static_cast<double>(options.report_every.count());
       char line[200];
-      snprintf(line, sizeof(line), "%5.0f s: %.0f ok/s, %.1f failed/s, users %zu, statuses %zu",
+      snprintf(line, sizeof(line),
+               "%5.0f s: %.0f ok/s, %.1f conflicts/s, %.1f failed/s, users %llu, statuses %llu",
                std::chrono::duration<double>(Clock::now() - shared.start).count(), ok / secs,
-               failed / secs, shared.users.size(), shared.statuses.size());
+               conflicts / secs, failed / secs,
+               static_cast<unsigned long long>(shared.users_created.load()),
+               static_cast<unsigned long long>(shared.statuses_posted.load()));
       if (report) report(line);
       next_report += options.report_every;
     }
@@ -296,6 +430,7 @@ WorkloadResult RunWorkload(const Targets& targets, const WorkloadOptions& option
   result.seconds = std::chrono::duration<double>(Clock::now() - shared.start).count();
   std::lock_guard<std::mutex> lock(shared.stats_mu);
   result.ok = shared.ok;
+  result.conflicts = shared.conflicts;
   result.failed = shared.failed;
   result.ok_by_operation = shared.ok_by_op;
   result.errors_by_kind = shared.errors;
@@ -307,9 +442,9 @@ WorkloadResult RunWorkload(const Targets& targets, const WorkloadOptions& option
 std::string FormatResult(const WorkloadResult& r) {
   std::ostringstream out;
   char buf[256];
-  snprintf(buf, sizeof(buf), "%.1f s: %llu ok (%.0f/s), %llu failed\n", r.seconds,
-           static_cast<unsigned long long>(r.ok), r.ok / std::max(r.seconds, 1e-9),
-           static_cast<unsigned long long>(r.failed));
+  snprintf(buf, sizeof(buf), "%.1f s: %llu ok (%.0f/s), %llu conflicts (409), %llu failed\n",
+           r.seconds, static_cast<unsigned long long>(r.ok), r.ok / std::max(r.seconds, 1e-9),
+           static_cast<unsigned long long>(r.conflicts), static_cast<unsigned long long>(r.failed));
   out << buf;
   for (const auto& [name, s] :
        {std::pair<const char*, LatencySummary>{"reads ", r.reads}, {"writes", r.writes}}) {
@@ -320,7 +455,7 @@ std::string FormatResult(const WorkloadResult& r) {
   }
   out << "  by operation:";
   for (const auto& [op, n] : r.ok_by_operation) out << " " << op << "=" << n;
-  out << "\n  not 200 by kind:";
+  out << "\n  not ok by kind:";
   if (r.errors_by_kind.empty()) out << " none";
   for (const auto& [kind, n] : r.errors_by_kind) out << " " << kind << "=" << n;
   out << "\n";
@@ -335,10 +470,10 @@ std::string ResultJson(const WorkloadResult& r) {
                 {"p99_ms", s.p99_ms},
                 {"max_ms", s.max_ms}};
   };
-  json j = {{"seconds", r.seconds},       {"ok", r.ok},
-            {"failed", r.failed},         {"ops", r.ok_by_operation},
-            {"errors", r.errors_by_kind}, {"reads", lat(r.reads)},
-            {"writes", lat(r.writes)}};
+  json j = {{"seconds", r.seconds},     {"ok", r.ok},
+            {"conflicts", r.conflicts}, {"failed", r.failed},
+            {"ops", r.ok_by_operation}, {"errors", r.errors_by_kind},
+            {"reads", lat(r.reads)},    {"writes", lat(r.writes)}};
   return j.dump();
 }
 

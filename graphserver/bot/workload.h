@@ -1,8 +1,12 @@
-// The load bot's workload: the original service's social traffic driven through the HTTP API.
-// Workers create users, make friendships (an association each way), post statuses and like
-// them; they read with query templates (a user's friends and what those friends posted) and
-// random samples. Reads go to followers, writes to any node (followers forward them) or only
-// to the leader, as configured.
+// The load bot's workload: the original Instaface's social traffic through the HTTP API. Each
+// worker plays one new member after another, the way the original's bot does: it samples some
+// existing users, joins as a user {"firstName", "lastName"}, befriends each of them ("friend"
+// both ways), samples some statuses, then acts a number of times, each time either liking the
+// next sampled status ("liked" user -> status and "likedby" status -> user) or posting a status
+// {"text"} ("posted" user -> status and "postedby" status -> user). Between those steps it reads
+// with the original's query templates: a user's timeline and what their friends posted. Reads go
+// to followers, writes to any node (followers forward them) or only to the leader, as
+// configured.
 //
 // Thread safety: Run() is called once; the report callback is called from Run()'s thread.
 #ifndef INSTAFACE_GRAPHSERVER_BOT_WORKLOAD_H_
@@ -39,20 +43,24 @@ struct LatencySummary {
   double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
 };
 
+// Every request has one outcome: ok, conflict or failed.
 struct WorkloadResult {
   double seconds = 0;
-  uint64_t ok = 0;
-  uint64_t failed = 0;
+  uint64_t ok = 0;         // a 200 whose body is what the route answers
+  uint64_t conflicts = 0;  // a 409: the association already existed, so nothing was written
+  uint64_t failed = 0;     // anything else
   std::map<std::string, uint64_t> ok_by_operation;
-  std::map<std::string, uint64_t> errors_by_kind;  // "503", "409", "timeout", "connect", ...
-  LatencySummary reads;
+  // Every outcome but ok, by kind: the HTTP status ("409", "503", ...), "bad-answer" (a 200
+  // whose body is not what the route answers), "timeout", "connect" or "io".
+  std::map<std::string, uint64_t> errors_by_kind;
+  LatencySummary reads;  // of the ok requests
   LatencySummary writes;
 };
 
 WorkloadResult RunWorkload(const Targets& targets, const WorkloadOptions& options,
                            const std::function<void(const std::string& line)>& report);
 
-// Text for people: throughput, percentiles, errors by kind.
+// Text for people: throughput, conflicts, failures, percentiles, outcomes other than ok by kind.
 std::string FormatResult(const WorkloadResult& result);
 // One JSON line, for scripts.
 std::string ResultJson(const WorkloadResult& result);

@@ -11,6 +11,7 @@
 #ifndef INSTAFACE_SDK_SRC_RECORD_ACCESS_H_
 #define INSTAFACE_SDK_SRC_RECORD_ACCESS_H_
 
+#include <linux/futex.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -24,6 +25,16 @@
 #include "instaface/shm_layout.h"
 
 namespace instaface::internal {
+
+// True once the agent that holds the record's life lock (shm_layout.h, "Life") has died or let
+// it go: its futex word has FUTEX_OWNER_DIED, or no owner. A plain load, no system call. An
+// in-process record has no lock, and its agent is never gone while its app runs.
+inline bool AgentGone(const shm::Record& record) {
+  if (record.agent_lock_kind != shm::kAgentLockRobustMutex) return false;
+  // The kernel updates this word with atomic operations on the futex; read it as one.
+  const int word = __atomic_load_n(&record.agent_lock.__data.__lock, __ATOMIC_ACQUIRE);
+  return (word & FUTEX_OWNER_DIED) != 0 || (word & FUTEX_TID_MASK) == 0;
+}
 
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)

@@ -194,6 +194,7 @@ inline bool ReadLeadership(const shm::Record& r, uint64_t stale_after_ns, Leader
   const uint64_t now = internal::LeaseNowNs();
   if (now >= f.lease_until) return false;
   if (internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns)) return false;
+  if (internal::AgentGone(r)) return false;
   out->term = f.term;
   out->lease_until_ns = f.lease_until;
   return true;
@@ -234,7 +235,8 @@ Snapshot View::snapshot() const {
     internal::LoadText(record_->leader_app_address, app);
   });
   const uint64_t now = internal::LeaseNowNs();
-  out.stale = internal::IsStale(now, record_->liveness_ns.load(kAcquire), stale_after_ns_);
+  out.stale = internal::IsStale(now, record_->liveness_ns.load(kAcquire), stale_after_ns_) ||
+              internal::AgentGone(*record_);
   if (!stable) {
     out.stale = true;  // a writer that died mid-update left nothing trustworthy
     return out;

@@ -1,6 +1,6 @@
-// Staleness with a real instaface-agent: after kill -9 or SIGSTOP, the state reads as stale and
-// never as leader within 3 heartbeat periods (the agent's stale_after), and a restarted agent
-// is seen through the mapping an app already holds.
+// Staleness with a real instaface-agent: after kill -9 the state reads as stale and never as
+// leader at once (the life lock), after SIGSTOP within 3 heartbeat periods (the agent's
+// stale_after), and a restarted agent is seen through the mapping an app already holds.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -132,6 +132,23 @@ TEST_F(AgentStalenessTest, KillNineIsStaleWithinThreeHeartbeats) {
   const uint64_t killed = LeaseNs();
   agent_.Kill();
   ExpectStaleWithinThreeHeartbeats(killed);
+}
+
+// The life lock (shm_layout.h): once kill -9 has taken the agent, its app reads it as gone on
+// the very next read, without waiting for the stamp to age (300 ms here) or the lease to end.
+TEST_F(AgentStalenessTest, KillNineIsSeenAtOnceNotWhenTheStampAges) {
+  StartAgent();
+  WaitUntilLeader();
+  const uint64_t killed = LeaseNs();
+  agent_.Kill();  // SIGKILL, then reaped: the process is gone
+  const bool leader = view_->is_leader();
+  const Snapshot s = view_->snapshot();
+  const uint64_t read = LeaseNs();
+  const uint64_t stale_after = std::chrono::nanoseconds(3 * kHeartbeat).count();
+  ASSERT_LT(read - killed, stale_after) << "the machine was too slow to tell the two apart";
+  EXPECT_FALSE(leader) << "the dead agent's app still reads itself leader";
+  EXPECT_TRUE(s.stale);
+  EXPECT_EQ(s.role, Role::kLeader) << "the last published state stays visible";
 }
 
 TEST_F(AgentStalenessTest, SigstopIsStaleWithinThreeHeartbeatsAndSigcontRecovers) {

@@ -173,11 +173,13 @@ class Node::Impl : public control::Handler, public StatusSink {
   void Housekeep(Nanos now, const Driver& d) override {
     uint64_t rejected_total = 0;
     for (uint64_t n : transport->rejected()) rejected_total += n;
+    // Computed before the lock: status readers (the control socket) never wait on it.
+    std::vector<PeerReachability> peers = Reachability(d, *transport, now, options.election_max);
     {
       common::MutexLock lock(status_mu);
       published.messages_rejected = rejected_total;
       published.peers_known = d.peers().size();
-      published.peers = Reachability(d, *transport, now, options.election_max);
+      published.peers = std::move(peers);
       published.lease_valid = d.status().election.role == election::Role::kLeader &&
                               d.status().election.lease_until > now;
     }

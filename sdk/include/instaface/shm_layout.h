@@ -24,12 +24,25 @@
 // often, outside the seqlock. A reader whose clock is more than `stale_after_ns` past it
 // reports the state as stale, and never as leader.
 //
+// Life: a stamp only ages, so it tells of a dead agent late. `agent_lock` tells at once: the
+// agent holds this robust, process-shared mutex for as long as it runs (a thread of its own
+// takes it and never lets go until the record is closed). When the process dies, the kernel
+// walks the robust list of that thread as the thread exits, and sets FUTEX_OWNER_DIED in the
+// mutex's futex word, clearing the owner's tid. It does so in exit_mm(), before exit_files()
+// closes the process's sockets, so the app stops seeing a leader before a peer could learn of
+// the death from a closed connection, and long before any election timeout. A reader reads the
+// futex word (a plain load, no system call): an owner tid without FUTEX_OWNER_DIED means alive.
+// `agent_lock_kind` says whether the lock is in use (an in-process record has none: the
+// election then dies with its app).
+//
 // The layout is pinned below (size, every offset, lock-free atomics): a reader in another
 // process, built from another copy of this header, must find each field where the writer put
 // it, and an atomic that took a lock would not be shared across processes at all. Any change
 // to it, or to what a field means, takes a new kLayoutVersion.
 #ifndef INSTAFACE_SHM_LAYOUT_H_
 #define INSTAFACE_SHM_LAYOUT_H_
+
+#include <pthread.h>
 
 #include <atomic>
 #include <cstddef>
@@ -39,7 +52,11 @@
 namespace instaface::shm {
 
 inline constexpr uint64_t kMagic = 0x31454341'46415349ULL;  // "ISAFACE1" little-endian
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
+
+// Record::agent_lock_kind.
+inline constexpr uint32_t kAgentLockNone = 0;
+inline constexpr uint32_t kAgentLockRobustMutex = 1;
 
 inline constexpr size_t kIdBytes = 64;        // node ids, NUL-padded
 inline constexpr size_t kAddressBytes = 192;  // URLs, NUL-padded
@@ -61,8 +78,8 @@ struct alignas(64) Record {
   uint32_t layout_version;
   uint32_t record_size;  // sizeof(Record) of the writer
   uint32_t agent_pid;
-  uint32_t reserved0;
-  uint64_t stale_after_ns;  // liveness older than this means the agent is dead or hung
+  uint32_t agent_lock_kind;  // kAgentLockNone or kAgentLockRobustMutex
+  uint64_t stale_after_ns;   // liveness older than this means the agent is dead or hung
 
   alignas(64) std::atomic<uint32_t> seq;  // odd while the writer is mid-update
   std::atomic<uint32_t> change_counter;   // futex word; +1 after every publish
@@ -70,6 +87,8 @@ struct alignas(64) Record {
   std::atomic<uint32_t> reserved1;
 
   alignas(64) std::atomic<uint64_t> liveness_ns;  // lease clock at the agent's last stamp
+  // Held by the live agent (see "Life" above). Readers load its futex word only.
+  pthread_mutex_t agent_lock;
 
   // Payload, guarded by seq.
   alignas(64) std::atomic<uint32_t> role;  // Role
@@ -96,12 +115,16 @@ static_assert(std::is_standard_layout_v<Record>, "offsetof needs a standard-layo
 static_assert(sizeof(Record) == 768 && alignof(Record) == 64, "Record size changed");
 static_assert(offsetof(Record, magic) == 0 && offsetof(Record, layout_version) == 8 &&
                   offsetof(Record, record_size) == 12 && offsetof(Record, agent_pid) == 16 &&
-                  offsetof(Record, reserved0) == 20 && offsetof(Record, stale_after_ns) == 24,
+                  offsetof(Record, agent_lock_kind) == 20 && offsetof(Record, stale_after_ns) == 24,
               "Record header moved");
 static_assert(offsetof(Record, seq) == 64 && offsetof(Record, change_counter) == 68 &&
                   offsetof(Record, waiters) == 72 && offsetof(Record, reserved1) == 76,
               "Record sequence line moved");
-static_assert(offsetof(Record, liveness_ns) == 128, "Record liveness line moved");
+static_assert(offsetof(Record, liveness_ns) == 128 && offsetof(Record, agent_lock) == 136,
+              "Record liveness line moved");
+// glibc's pthread_mutex_t: the futex word comes first, and the mutex fits the liveness line.
+static_assert(sizeof(pthread_mutex_t) == 40 && offsetof(pthread_mutex_t, __data.__lock) == 0,
+              "the agent lock's futex word is not where readers look");
 static_assert(offsetof(Record, role) == 192 && offsetof(Record, flags) == 196 &&
                   offsetof(Record, term) == 200 && offsetof(Record, lease_until_ns) == 208 &&
                   offsetof(Record, self_id) == 216 && offsetof(Record, leader_id) == 280 &&

@@ -49,7 +49,9 @@ class Writer {
   // follower state in term 0 and stamps liveness. The segment becomes visible under its name
   // only once complete. A leftover compatible segment of a dead agent is taken over in place,
   // so that apps which still map it see the new agent without reopening; an incompatible one is
-  // replaced. A segment whose agent is still alive (fresh stamp, running pid) is an error.
+  // replaced. A segment whose agent is still alive (fresh stamp, running pid, or holding the
+  // segment's life lock) is an error. The life lock (shm_layout.h) is held by a thread of the
+  // writer's own until the segment is closed, so readers see at once when this process dies.
   static Result<Writer> Create(const std::string& shm_name, mode_t mode,
                                std::chrono::nanoseconds stale_after);
   // A record on the heap for embedded mode: the election runs inside the app, whose code reads

@@ -27,6 +27,10 @@ using Clock = std::chrono::steady_clock;
 
 GraphCluster* cluster = nullptr;
 
+// How long the replica may take to apply what the primary has committed: a liveness bound
+// (only a replica that never catches up fails), as generous as the replica tests' own.
+constexpr auto kReplication = 30s;
+
 class ClusterEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
@@ -106,7 +110,8 @@ TEST_F(GraphE2eTest, WriteThroughFollowerIsReadBackFromEveryNode) {
   ASSERT_TRUE(ann.is_number_integer() && bob.is_number_integer());
   Post(follower_, "/api/graph/associations/friend/from/" + ann.dump() + "/to/" + bob.dump(),
        R"({"since":"today"})");
-  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), 10s));
+  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
+      << cluster->replica()->log();
   for (int i = 0; i < cluster->size(); ++i) {
     json got = Post(i, "/api/graph/entities", "[" + ann.dump() + "," + bob.dump() + "]");
     ASSERT_EQ(got.size(), 2u) << "node " << i << ": " << got;
@@ -129,7 +134,8 @@ TEST_F(GraphE2eTest, QueryTemplateTwoLevelsDeep) {
   Post(follower_, "/api/graph/associations/friend/from/" + ann.dump() + "/to/" + bob.dump(), "{}");
   Post(leader_, "/api/graph/associations/posted/from/" + bob.dump() + "/to/" + post.dump(),
        R"({"mood":"good"})");
-  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), 10s));
+  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
+      << cluster->replica()->log();
   json q = {{"entities", {ann}}, {"template", {{"friend", {{"posted", json::object()}}}}}};
   for (int i = 0; i < cluster->size(); ++i) {
     json tree = Post(i, "/api/graph/query", q.dump())["entities"];
@@ -179,7 +185,8 @@ TEST_F(GraphE2eTest, BadInputIsRefusedOnEveryNodeAndStoredNothing) {
   json id = Post(follower_, "/api/graph/entities/user/create", json{{"name", nasty}}.dump());
   ASSERT_TRUE(id.is_number_integer());
   EXPECT_EQ(Count("1"), before + 1);
-  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), 10s));
+  ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
+      << cluster->replica()->log();
   json got = Post(leader_, "/api/graph/entities", "[" + id.dump() + "]");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]["attributes"]["name"], nasty);

@@ -231,19 +231,26 @@ try {
       }).observe(el, { attributes: true, attributeFilter: ['data-url'] });
     });
 
-    // Poll every node's cluster API until one names a new leader.
+    // Poll every node's cluster API, each node in a loop of its own so that a slow one delays
+    // no other, until one names a new leader. The time kept is when that request was sent: the
+    // earliest the node can have said so, which makes the check below the strictest.
     let apiFirst = null;
     let polling = true;
-    const poller = (async () => {
+    const poller = Promise.all(urls.map(async (u) => {
       while (polling && !apiFirst) {
-        const t = Date.now();
-        const views = await clusterViews();
-        for (const v of views) {
-          if (!apiFirst && v && v.leader && v.leader !== leaderUrl) apiFirst = { url: v.leader, at: t };
+        const sent = Date.now();
+        try {
+          const r = await api(u, '/api/timeline/cluster', { timeoutMs: 1000 });
+          const named = r.status === 200 && r.json ? r.json.leader : null;
+          if (!apiFirst && named && named !== leaderUrl) {
+            apiFirst = { url: named, at: sent, answered: Date.now(), by: u };
+          }
+        } catch {
+          // Unplugged or busy: the other nodes' loops carry on.
         }
-        await sleep(20);
+        await sleep(10);
       }
-    })();
+    }));
 
     const clicked = Date.now();
     await page.click(`[data-testid="unplug-${leaderId}"]`);
@@ -255,8 +262,8 @@ try {
         return changes.find((c) => c.url === newUrl && c.at >= clicked);
       }, 20);
       const lag = shown.at - apiFirst.at;
-      log(`API named ${newUrl} ${apiFirst.at - clicked} ms after the click; the page showed it `
-        + `${shown.at - clicked} ms after the click (${lag} ms after the API)`);
+      log(`${apiFirst.by}'s cluster API named ${newUrl} ${apiFirst.at - clicked}-${apiFirst.answered - clicked} ms `
+        + `after the click; the page showed it ${shown.at - clicked} ms after the click (${lag} ms after the API)`);
       assert(lag <= showWithinMs, `the page showed the new leader ${lag} ms after the API (limit ${showWithinMs} ms)`);
       await waitFor('the old leader shows as unplugged', 5000, async () =>
         (await cards()).find((c) => c.url === leaderUrl && c.unplugged));

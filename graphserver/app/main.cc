@@ -29,6 +29,7 @@
 #include "instaface/graphserver/graph_metrics.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
+#include "instaface/graphserver/leader_fence.h"
 #include "instaface/view.h"
 
 #ifdef INSTAFACE_GRAPH_EMBEDDED
@@ -201,6 +202,10 @@ int Run(const Flags& flags) {
   std::shared_ptr<graphdb::Pool> replica_pool;
   if (replica_config) replica_pool = std::make_shared<graphdb::Pool>(*replica_config, pool_options);
   graph::GraphService service(primary, replica_pool);
+  graphserver::LeaderFenceOptions fence_options;
+  fence_options.log = [](const std::string& line) { Log(line); };
+  graphserver::LeaderFence leader_fence(view->value(), primary, fence_options);
+  leader_fence.Start();
 
   graphserver::GraphMetrics metrics;
   graphserver::GraphApiOptions api_options;

@@ -137,6 +137,10 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   return result;
 }
 
+Status RaiseFence(Pool& pool, uint64_t term) {
+  return RunFencedTransaction(pool, term, [](Connection&) { return Status(); });
+}
+
 StatusOr<uint64_t> ReadFenceTerm(Pool& pool) {
   uint64_t term = 0;
   bool found = false;

@@ -12,12 +12,15 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "instaface/clock.h"
 #include "instaface/graphdb/connection_string.h"
+#include "instaface/graphdb/fence.h"
 #include "instaface/graphdb/schema.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
+#include "instaface/graphserver/leader_fence.h"
 #include "instaface/shm_writer.h"
 #include "support/mariadb_server.h"
 
@@ -209,6 +212,27 @@ TEST_F(GraphApiTest, DeadAgentIsNeverTakenForALeader) {
   ASSERT_TRUE(r.ok);
   EXPECT_EQ(r.response.result_int(), 503);
   EXPECT_EQ(CountRows("entities"), 0);
+}
+
+// A new leader raises the fence as it takes over, before any write of its own: the deposed
+// leader, which still believes it leads in its old term, is refused from then on.
+TEST_F(GraphApiTest, NewLeaderRaisesTheFenceBeforeItsFirstWrite) {
+  Post(*a_, "/api/graph/entities/user/create", R"({"by":"a in term 5"})");
+  LeaderFence fence(b_->view, b_->pool);
+  fence.Start();
+  b_->Publish(Role::kLeader, 6, "b", b_->address);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (fence.raised_term() < 6 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_EQ(fence.raised_term(), 6u);
+  auto term = graphdb::ReadFenceTerm(*a_->pool);
+  ASSERT_TRUE(term.ok()) << term.status().ToString();
+  EXPECT_EQ(*term, 6u);
+  // a has not heard of term 6: it still publishes itself leader of term 5.
+  Post(*a_, "/api/graph/entities/user/create", R"({"by":"deposed a"})", 503);
+  EXPECT_EQ(CountRows("entities", "attributes LIKE '%deposed a%'"), 0);
+  fence.Stop();
 }
 
 TEST_F(GraphApiTest, DeposedLeaderIsRefusedByTheFence) {

@@ -63,6 +63,11 @@ struct FencedInsert {
 common::StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
                                              const std::vector<Value>& params);
 
+// Raises the fence row to `term` with no write of its own: what a new leader does as soon as it
+// leads, so that a deposed leader is refused from then on, not only after the new leader's
+// first write. OK when the row is already at `term`; FenceLost when a newer term has written.
+common::Status RaiseFence(Pool& pool, uint64_t term);
+
 // The term in the fence row (0 on a fresh database).
 common::StatusOr<uint64_t> ReadFenceTerm(Pool& pool);
 

@@ -250,9 +250,14 @@ StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionConfig& c
   // DATETIME columns hold UTC: UTC_TIMESTAMP() and every conversion use +00:00. Strict mode,
   // whatever the server's default: a NULL for a NOT NULL column must fail the whole statement
   // (a fenced insert relies on it), never become a warning and an empty value.
+  // idle_transaction_timeout: our transactions send their statements back to back, so one that
+  // sits idle for a second has lost its client (a leader cut off between its fence raise and
+  // COMMIT). The server then ends it, rolling it back and releasing the fence row's lock,
+  // instead of holding that lock, and every later leader's writes, until wait_timeout (8 h).
   mysql_options(mysql, MYSQL_INIT_COMMAND,
                 "SET time_zone = '+00:00', sql_mode = IF(@@SESSION.sql_mode = '', "
-                "'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))");
+                "'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES')), "
+                "idle_transaction_timeout = 1");
 
   if (mysql_real_connect(mysql, config.server.c_str(), config.user.c_str(), config.password.c_str(),
                          use_database ? config.database.c_str() : nullptr, config.port, nullptr,

@@ -293,6 +293,31 @@ TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
 // raise that has updated the row but not committed makes the insert wait, and the insert then
 // sees the new term and writes nothing: an old term's write can never commit after the first
 // write of a newer term, under either isolation level.
+// A leader cut off after its fence raise and before COMMIT leaves MariaDB a session that holds
+// the fence row's exclusive lock and says nothing more. Its idle_transaction_timeout ends it,
+// so the next leader's write goes through, and nothing of the cut-off transaction commits.
+// (Without it the next write waits out innodb_lock_wait_timeout, 50 s, and fails.)
+TEST_F(FencedInsertTest, ALeaderCutOffMidRaiseDoesNotBlockTheNext) {
+  RaiseFenceTo(6);
+  auto orphan = Connection::Open(Config());
+  ASSERT_TRUE(orphan.ok()) << orphan.status().ToString();
+  Connection& cut = **orphan;
+  ASSERT_TRUE(cut.Begin().ok());
+  ASSERT_TRUE(cut.ExecuteFixed("UPDATE fence SET term = 7 WHERE id = 1").ok());
+  ASSERT_TRUE(cut.ExecuteFixed("INSERT INTO entities (type, created, attributes) VALUES "
+                               "('cut', UTC_TIMESTAMP(6), '{}')")
+                  .ok());
+  // From here the orphan sends nothing, as a connection whose client is gone.
+
+  StatusOr<ExecResult> next = RunFencedInsert(*pool_, 8, kEntityInsert, RowsOfParams(1, "next"));
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_EQ(Fence(), 8u);
+  const std::vector<EntityRow> rows = Entities();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].attributes["tag"], "next");
+  EXPECT_FALSE(cut.Ping()) << "the cut-off session should have been ended by the server";
+}
+
 class FencedInsertIsolationTest : public FencedInsertTest,
                                   public ::testing::WithParamInterface<const char*> {};
 

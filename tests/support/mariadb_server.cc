@@ -225,6 +225,12 @@ bool MariaDbServer::ReplicateFrom(const MariaDbServer& primary, std::string* err
   return Execute(sql, nullptr, error);
 }
 
+std::string MariaDbServer::ReplicationReport() {
+  std::string status, error;
+  Execute("SHOW SLAVE STATUS\\G", &status, &error);
+  return "SHOW SLAVE STATUS:\n" + status + error + "\nerror log:\n" + log();
+}
+
 bool MariaDbServer::WaitForReplication(MariaDbServer& primary, std::chrono::milliseconds timeout) {
   std::string position;
   if (!primary.Execute("SELECT @@gtid_binlog_pos", &position)) return false;

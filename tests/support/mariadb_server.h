@@ -57,6 +57,9 @@ class MariaDbServer {
   const std::string& root_password() const { return options_.root_password; }
   std::string socket_path() const { return dir_.File("mysqld.sock"); }
   std::string log() const;
+  // SHOW SLAVE STATUS, as text, with this server's error log: what a failed replication wait
+  // prints.
+  std::string ReplicationReport();
 
   // Runs `sql` (one or more statements) as root over the socket. Output is tab-separated rows
   // without column names. False with *error (the client's stderr) on failure.

@@ -111,7 +111,7 @@ TEST_F(GraphE2eTest, WriteThroughFollowerIsReadBackFromEveryNode) {
   Post(follower_, "/api/graph/associations/friend/from/" + ann.dump() + "/to/" + bob.dump(),
        R"({"since":"today"})");
   ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
-      << cluster->replica()->log();
+      << cluster->replica()->ReplicationReport();
   for (int i = 0; i < cluster->size(); ++i) {
     json got = Post(i, "/api/graph/entities", "[" + ann.dump() + "," + bob.dump() + "]");
     ASSERT_EQ(got.size(), 2u) << "node " << i << ": " << got;
@@ -135,7 +135,7 @@ TEST_F(GraphE2eTest, QueryTemplateTwoLevelsDeep) {
   Post(leader_, "/api/graph/associations/posted/from/" + bob.dump() + "/to/" + post.dump(),
        R"({"mood":"good"})");
   ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
-      << cluster->replica()->log();
+      << cluster->replica()->ReplicationReport();
   json q = {{"entities", {ann}}, {"template", {{"friend", {{"posted", json::object()}}}}}};
   for (int i = 0; i < cluster->size(); ++i) {
     json tree = Post(i, "/api/graph/query", q.dump())["entities"];
@@ -186,7 +186,7 @@ TEST_F(GraphE2eTest, BadInputIsRefusedOnEveryNodeAndStoredNothing) {
   ASSERT_TRUE(id.is_number_integer());
   EXPECT_EQ(Count("1"), before + 1);
   ASSERT_TRUE(cluster->replica()->WaitForReplication(cluster->db(), kReplication))
-      << cluster->replica()->log();
+      << cluster->replica()->ReplicationReport();
   json got = Post(leader_, "/api/graph/entities", "[" + id.dump() + "]");
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]["attributes"]["name"], nasty);

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <string>
 
-#include "graph_cluster.h"
+#include "graph_cluster_environment.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
 
@@ -24,34 +24,21 @@ using graphserver::HttpResponse;
 
 GraphCluster* cluster = nullptr;
 
-class ClusterEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    GraphClusterOptions o;
-    o.agent_binary = INSTAFACE_AGENT_BINARY;
-    o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
-    o.database = "bot";
-    // Elections are not under test here: timings slow enough that a busy machine does not
-    // depose the leader in the middle of a run.
-    o.heartbeat_ms = 100;
-    o.election_min_ms = 500;
-    o.election_max_ms = 1000;
-    owned_ = std::make_unique<GraphCluster>(o);
-    std::string error;
-    ASSERT_TRUE(owned_->Start(&error)) << error;
-    cluster = owned_.get();
-  }
-  void TearDown() override {
-    cluster = nullptr;
-    owned_.reset();
-  }
-
- private:
-  std::unique_ptr<GraphCluster> owned_;
-};
+GraphClusterOptions Options() {
+  GraphClusterOptions o;
+  o.agent_binary = INSTAFACE_AGENT_BINARY;
+  o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
+  o.database = "bot";
+  // Elections are not under test here: timings slow enough that a busy machine does not
+  // depose the leader in the middle of a run.
+  o.heartbeat_ms = 100;
+  o.election_min_ms = 500;
+  o.election_max_ms = 1000;
+  return o;
+}
 
 ::testing::Environment* const kCluster =
-    ::testing::AddGlobalTestEnvironment(new ClusterEnvironment);
+    ::testing::AddGlobalTestEnvironment(new GraphClusterEnvironment(Options(), &cluster));
 
 std::string Describe(const bot::WorkloadResult& r) {
   return bot::FormatResult(r) + bot::ResultJson(r);

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph_cluster.h"
+#include "graph_cluster_environment.h"
 #include "instaface/graph/graph_service.h"
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/pool.h"
@@ -31,29 +31,16 @@ GraphCluster* cluster = nullptr;
 // (only a replica that never catches up fails), as generous as the replica tests' own.
 constexpr auto kReplication = 30s;
 
-class ClusterEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    GraphClusterOptions o;
-    o.agent_binary = INSTAFACE_AGENT_BINARY;
-    o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
-    o.replica_readers = {2};
-    owned_ = std::make_unique<GraphCluster>(o);
-    std::string error;
-    ASSERT_TRUE(owned_->Start(&error)) << error;
-    cluster = owned_.get();
-  }
-  void TearDown() override {
-    cluster = nullptr;
-    owned_.reset();
-  }
-
- private:
-  std::unique_ptr<GraphCluster> owned_;
-};
+GraphClusterOptions Options() {
+  GraphClusterOptions o;
+  o.agent_binary = INSTAFACE_AGENT_BINARY;
+  o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
+  o.replica_readers = {2};
+  return o;
+}
 
 ::testing::Environment* const kCluster =
-    ::testing::AddGlobalTestEnvironment(new ClusterEnvironment);
+    ::testing::AddGlobalTestEnvironment(new GraphClusterEnvironment(Options(), &cluster));
 
 class GraphE2eTest : public ::testing::Test {
  protected:

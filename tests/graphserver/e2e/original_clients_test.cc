@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "graph_cluster.h"
+#include "graph_cluster_environment.h"
 #include "instaface/graphserver/http_client.h"
 
 namespace instaface::testing {
@@ -28,29 +28,21 @@ using Clock = std::chrono::steady_clock;
 
 GraphCluster* cluster = nullptr;
 
-class ClusterEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    GraphClusterOptions o;
-    o.agent_binary = INSTAFACE_AGENT_BINARY;
-    o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
-    o.database = "original";
-    owned_ = std::make_unique<GraphCluster>(o);
-    std::string error;
-    ASSERT_TRUE(owned_->Start(&error)) << error;
-    cluster = owned_.get();
-  }
-  void TearDown() override {
-    cluster = nullptr;
-    owned_.reset();
-  }
-
- private:
-  std::unique_ptr<GraphCluster> owned_;
-};
+GraphClusterOptions Options() {
+  GraphClusterOptions o;
+  o.agent_binary = INSTAFACE_AGENT_BINARY;
+  o.graphserver_binary = INSTAFACE_GRAPHSERVER_BINARY;
+  o.database = "original";
+  // The answers' shapes are under test, not election speed: timings slow enough that a busy
+  // machine does not move the leadership between a test's reads.
+  o.heartbeat_ms = 100;
+  o.election_min_ms = 500;
+  o.election_max_ms = 1000;
+  return o;
+}
 
 ::testing::Environment* const kCluster =
-    ::testing::AddGlobalTestEnvironment(new ClusterEnvironment);
+    ::testing::AddGlobalTestEnvironment(new GraphClusterEnvironment(Options(), &cluster));
 
 // What Refit sends: JSON bodies with this content type.
 constexpr const char kRefitContentType[] = "application/json; charset=utf-8";
@@ -61,6 +53,28 @@ class OriginalClientsTest : public ::testing::Test {
     ASSERT_NE(cluster, nullptr);
     leader_ = cluster->WaitForLeader(10s);
     ASSERT_GE(leader_, 0) << cluster->Logs();
+    WaitUntilSettled();
+  }
+
+  // A leader is elected before every agent has read every peer from Redis and heard from it;
+  // the tests begin once every node knows all three and reaches those it should.
+  void WaitUntilSettled() {
+    const auto deadline = Clock::now() + 15s;
+    std::string last;
+    while (Clock::now() < deadline) {
+      bool settled = true;
+      for (int node = 0; node < cluster->size() && settled; ++node) {
+        auto r = Request(node, http::verb::get, "/api/timeline/cluster");
+        json state = r.ok ? json::parse(r.response.body(), nullptr, false) : json();
+        settled = state.is_object() && state["nodes"].size() == 3u &&
+                  state["leader"] == cluster->app_address(leader_) &&
+                  state["unreachable"] == json::array();
+        if (!settled) last = r.ok ? r.response.body() : r.error;
+      }
+      if (settled) return;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL() << "the cluster did not settle: " << last;
   }
 
   graphserver::ClientResult Request(int node, http::verb method, const std::string& target,

@@ -79,6 +79,23 @@ Status EnsureSchema(const ConnectionConfig& config) {
   if (!opened.ok()) return opened.status();
   Connection& conn = **opened;
 
+  // 0. A binary log of statements would let a replica diverge: a fenced insert reads the fence
+  //    row while it fills an auto-increment column, which MariaDB logs safely only by row
+  //    (binlog_format MIXED, its default, switches to rows for such a statement by itself).
+  StatusOr<PreparedStatement*> binlog = conn.Prepare("SELECT @@GLOBAL.log_bin, @@binlog_format");
+  if (!binlog.ok()) return binlog.status();
+  StatusOr<std::vector<Row>> logging = (*binlog)->Query({});
+  if (!logging.ok()) return logging.status();
+  if (!logging->empty()) {
+    const int64_t* on = std::get_if<int64_t>(&(*logging)[0][0]);
+    const std::string* format = std::get_if<std::string>(&(*logging)[0][1]);
+    if (on != nullptr && *on != 0 && format != nullptr && *format == "STATEMENT") {
+      return Status::InvalidArgument(
+          "the server logs statements (binlog_format=STATEMENT), which a fenced insert is "
+          "unsafe under; set binlog_format=MIXED (the default) or ROW");
+    }
+  }
+
   // 1. The database, only if absent: a least-privilege user cannot CREATE even IF NOT EXISTS.
   StatusOr<PreparedStatement*> find_db =
       conn.Prepare("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?");

@@ -25,6 +25,7 @@ using common::Status;
 using common::StatusCode;
 using ::instaface::testing::MariaDbEnvironment;
 using ::instaface::testing::MariaDbServer;
+using ::instaface::testing::MariaDbServerOptions;
 
 ::testing::Environment* const kMariaDb =
     ::testing::AddGlobalTestEnvironment(new MariaDbEnvironment);
@@ -92,6 +93,26 @@ TEST(SchemaTest, CreatesAnAbsentDatabaseWithItsTablesAndFenceRow) {
   s = EnsureSchema(ConfigFor(db));
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(QueryOne("SELECT term FROM " + db + ".fence"), "9");
+}
+
+// A primary that logs statements could let a replica diverge (the fenced insert is unsafe for
+// statement logging); the graphserver refuses it at start and says what to set. Its own server:
+// a binary log needs a server id.
+TEST(SchemaTest, RefusesAServerThatLogsStatements) {
+  MariaDbServerOptions options;
+  options.server_id = 7;
+  MariaDbServer logging(options);
+  std::string error;
+  ASSERT_TRUE(logging.Start(&error)) << error;
+  auto config = ParseConnectionString(logging.ConnectionString("t_binlog"));
+  ASSERT_TRUE(config.ok());
+  ASSERT_TRUE(logging.Execute("SET GLOBAL binlog_format = 'STATEMENT'", nullptr, &error)) << error;
+  Status s = EnsureSchema(*config);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("binlog_format"), std::string::npos) << s.message();
+  ASSERT_TRUE(logging.Execute("SET GLOBAL binlog_format = 'MIXED'", nullptr, &error)) << error;
+  s = EnsureSchema(*config);
+  EXPECT_TRUE(s.ok()) << s.ToString();
 }
 
 TEST(SchemaTest, RejectsADatabaseNameThatCannotBeAnIdentifier) {

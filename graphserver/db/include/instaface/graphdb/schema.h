@@ -6,6 +6,10 @@
 //                 PRIMARY KEY (type, from_id, to_id)) + foreign keys to entities
 //   fence        (id TINYINT PK = 1, term BIGINT UNSIGNED): the highest term that wrote
 //
+// A server that writes a binary log of statements (binlog_format=STATEMENT) is refused: the
+// fenced insert is unsafe for it, and a replica could diverge. MIXED (MariaDB's default) and
+// ROW are fine.
+//
 // Only what is missing is created, so a least-privilege user (SELECT, INSERT, UPDATE, DELETE on
 // the database, as in the seed's GRANT) can start on a schema an administrator set up. When the
 // database is absent and the user may not create it, the error says exactly that.

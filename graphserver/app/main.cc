@@ -221,14 +221,12 @@ int Run(const Flags& flags) {
   api.set_console_events(&events);
   // Without a replica, a follower's cache misses come from the leader, whose caches are warm.
   if (!replica_pool) service.set_miss_filler(api.MakeLeaderMissFiller());
-  std::shared_ptr<graphserver::EntityBatcher> batcher;
   if (flags.max_batch > 1) {
-    graphserver::EntityBatcherOptions batch_options;
+    graph::EntityBatcherOptions batch_options;
     batch_options.max_batch = static_cast<size_t>(flags.max_batch);
     batch_options.max_in_flight = flags.batches_in_flight;
     batch_options.linger = std::chrono::microseconds(flags.batch_linger_us);
-    batcher = std::make_shared<graphserver::EntityBatcher>(primary, batch_options);
-    api.set_entity_batcher(batcher);
+    service.EnableGroupCommit(batch_options);
   }
 
   graphserver::HttpServerOptions server_options;
@@ -270,7 +268,7 @@ int Run(const Flags& flags) {
   // The batches in flight finish first, and their callers get answers while the server still
   // serves; a create arriving after that is refused with a 503. The batcher's callbacks must
   // not outlive the server.
-  if (batcher) batcher->Stop();
+  service.StopGroupCommit();
   events.Stop();
   server.Stop();
 #ifdef INSTAFACE_GRAPH_EMBEDDED

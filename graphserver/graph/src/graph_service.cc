@@ -546,6 +546,7 @@ class GraphService::Impl {
   std::shared_ptr<graphdb::Pool> replica_;
   const GraphOptions options_;
   std::shared_ptr<MissFiller> filler_;
+  std::shared_ptr<EntityBatcher> batcher_;  // group commit, when enabled before serving
   LruCache<int64_t, json> entities_;
   LruCache<AssocKey, json, AssocKeyHash> associations_;
   std::atomic<uint64_t> filler_fetches_{0};
@@ -611,8 +612,36 @@ StatusOr<json> GraphService::Random(const std::string& type, int64_t count) {
   return answer;
 }
 
+void GraphService::EnableGroupCommit(EntityBatcherOptions options) {
+  impl_->batcher_ = std::make_shared<EntityBatcher>(impl_->primary_, options);
+}
+
+void GraphService::StopGroupCommit() {
+  if (impl_->batcher_) impl_->batcher_->Stop();
+}
+
+bool GraphService::group_commit() const { return impl_->batcher_ != nullptr; }
+
+void GraphService::CreateEntityAsync(const std::string& type, const json& attributes,
+                                     uint64_t fence_term, EntityBatcher::Done done) {
+  if (impl_->batcher_) {
+    impl_->batcher_->CreateAsync(type, attributes, fence_term,
+                                 [this, done = std::move(done)](StatusOr<int64_t> id) {
+                                   if (!id.ok()) impl_->CountError(id.status());
+                                   done(std::move(id));
+                                 });
+    return;
+  }
+  done(CreateEntity(type, attributes, fence_term));
+}
+
 StatusOr<int64_t> GraphService::CreateEntity(const std::string& type, const json& attributes,
                                              uint64_t fence_term) {
+  if (impl_->batcher_) {
+    StatusOr<int64_t> id = impl_->batcher_->Create(type, attributes, fence_term);
+    if (!id.ok()) return impl_->CountError(id.status());
+    return id;
+  }
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
   const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
@@ -680,6 +709,10 @@ GraphStats GraphService::stats() const {
   s.database_queries = impl_->queries_.load(std::memory_order_relaxed);
   s.queries_answered = impl_->queries_answered_.load(std::memory_order_relaxed);
   s.replica_failures = impl_->replica_failures_.load(std::memory_order_relaxed);
+  if (impl_->batcher_) {
+    s.group_commits = impl_->batcher_->transactions();
+    s.group_commit_creates = impl_->batcher_->creates();
+  }
   return s;
 }
 

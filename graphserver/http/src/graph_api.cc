@@ -177,7 +177,8 @@ HttpResponse GraphApi::Handle(HttpRequest&& request) {
 }
 
 bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
-  if (!batcher_ || req.method() != http::verb::post || req.body().size() > kFastPathBodyLimit) {
+  if (!service_.group_commit() || req.method() != http::verb::post ||
+      req.body().size() > kFastPathBodyLimit) {
     return false;
   }
   const auto start = std::chrono::steady_clock::now();
@@ -188,14 +189,14 @@ bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
   Snapshot s = view_.snapshot();
   if (!Leads(s)) return false;
   // A body that is not a JSON object goes the ordinary way, which explains the error; the
-  // batcher validates the type and attributes itself and answers a bad one at once.
+  // service validates the type and attributes itself and answers a bad one at once.
   json attributes;
   std::string error;
   if (!ParseBody(req, json::object(), attributes, error) || !attributes.is_object()) return false;
   const unsigned version = req.version();
   const bool keep_alive = req.keep_alive();
   const char* route_label = match.route->path_template;
-  batcher_->CreateAsync(
+  service_.CreateEntityAsync(
       match.route->type, attributes, s.term,
       [this, respond = std::move(respond), version, keep_alive, route_label,
        start](common::StatusOr<int64_t> id) {
@@ -273,9 +274,7 @@ HttpResponse GraphApi::Write(HttpRequest& req, const Route& route, bool& databas
   Snapshot s = view_.snapshot();
   if (Leads(s)) {
     if (route.kind == RouteKind::kCreateEntity) {
-      common::StatusOr<int64_t> id = batcher_
-                                         ? batcher_->Create(route.type, attributes, s.term)
-                                         : service_.CreateEntity(route.type, attributes, s.term);
+      common::StatusOr<int64_t> id = service_.CreateEntity(route.type, attributes, s.term);
       if (!id.ok()) return FromStatus(id.status(), req, database_error);
       if (events_) events_->CountWrite();
       return JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive());
@@ -504,7 +503,9 @@ HttpResponse GraphApi::Metrics(const HttpRequest& req) {
   metrics_.SetCacheTotals("entity", stats.entity_cache_hits, stats.entity_cache_misses);
   metrics_.SetCacheTotals("association", stats.association_cache_hits,
                           stats.association_cache_misses);
-  if (batcher_) metrics_.SetBatchTotals(batcher_->transactions(), batcher_->creates());
+  if (service_.group_commit()) {
+    metrics_.SetBatchTotals(stats.group_commits, stats.group_commit_creates);
+  }
   Snapshot s = view_.snapshot();
   metrics_.SetLeader(Leads(s), s.term);
   HttpResponse res{http::status::ok, req.version()};

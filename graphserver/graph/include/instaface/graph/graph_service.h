@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "instaface/common/status.h"
+#include "instaface/graph/entity_batcher.h"
 #include "instaface/graph/miss_filler.h"
 #include "instaface/graphdb/pool.h"
 
@@ -68,9 +69,11 @@ struct GraphStats {
   uint64_t filler_fetches = 0;   // miss batches filled by the MissFiller
   uint64_t filler_failures = 0;  // ... that failed and fell back to the database
   uint64_t database_errors = 0;
-  uint64_t replica_failures = 0;  // reads that fell back to the primary (replica unreachable)
-  uint64_t database_queries = 0;  // SELECTs sent to a database (to check batching)
-  uint64_t queries_answered = 0;  // POST /query requests that passed validation
+  uint64_t replica_failures = 0;      // reads that fell back to the primary (replica unreachable)
+  uint64_t database_queries = 0;      // SELECTs sent to a database (to check batching)
+  uint64_t queries_answered = 0;      // POST /query requests that passed validation
+  uint64_t group_commits = 0;         // entity batches written by group commit
+  uint64_t group_commit_creates = 0;  // creates they carried
 };
 
 class GraphService {
@@ -84,6 +87,12 @@ class GraphService {
 
   // Set once before serving (not synchronised with concurrent reads).
   void set_miss_filler(std::shared_ptr<MissFiller> filler);
+  // Group commit for entity creates (entity_batcher.h): set once before serving; off until then.
+  void EnableGroupCommit(EntityBatcherOptions options);
+  // Finishes the groups in flight and refuses later creates with Unavailable; call it while the
+  // HTTP server still answers, so that every caller of a queued create gets its answer.
+  void StopGroupCommit();
+  bool group_commit() const;
 
   // POST /entities, body [ids] -> [entity...] for the ids that exist, in request order.
   common::StatusOr<nlohmann::json> GetEntities(const nlohmann::json& ids);
@@ -96,9 +105,13 @@ class GraphService {
   // POST /random/{type}/{count} -> [ids], at most min(count, max_random_count), no repeats.
   common::StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);
 
-  // POST /entities/{type}/create -> the new entity's id.
+  // POST /entities/{type}/create -> the new entity's id; through group commit when enabled.
   common::StatusOr<int64_t> CreateEntity(const std::string& type, const nlohmann::json& attributes,
                                          uint64_t fence_term);
+  // The same without waiting: `done` gets the id or the error exactly once, from a group commit
+  // thread, or from this thread without group commit and for input refused up front.
+  void CreateEntityAsync(const std::string& type, const nlohmann::json& attributes,
+                         uint64_t fence_term, EntityBatcher::Done done);
   // POST /associations/{type}/from/{from}/to/{to}.
   common::Status CreateAssociation(const std::string& type, int64_t from, int64_t to,
                                    const nlohmann::json& attributes, uint64_t fence_term);

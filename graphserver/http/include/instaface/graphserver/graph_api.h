@@ -26,7 +26,6 @@
 #include "instaface/graphserver/cluster_view.h"
 #include "instaface/graphserver/console_assets.h"
 #include "instaface/graphserver/console_events.h"
-#include "instaface/graphserver/entity_batcher.h"
 #include "instaface/graphserver/graph_metrics.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
@@ -65,7 +64,7 @@ class GraphApi {
   // commit from the I/O thread and answered from its callback, with no worker thread waiting on
   // it (a bad type or attributes included, with the same 400 as Handle). Returns false, leaving
   // the request untouched, for everything else (other routes, a follower, a body that is not a
-  // JSON object, no batcher), which Handle then answers.
+  // JSON object, no group commit), which Handle then answers.
   bool HandleFast(HttpRequest& request, HttpServer::Respond respond);
 
   // A MissFiller that reads a follower's cache misses from the leader's read routes. Install it
@@ -75,8 +74,6 @@ class GraphApi {
   // The HttpServer stream path: takes GET /api/graph/events as a console event stream.
   bool HandleStream(const HttpRequest& request, std::shared_ptr<EventStream> stream);
 
-  // Routes this leader's entity creates through group commit (set before serving).
-  void set_entity_batcher(std::shared_ptr<EntityBatcher> batcher) { batcher_ = std::move(batcher); }
   // Feeds the console's events and serves /api/graph/events (set before serving).
   void set_console_events(ConsoleEvents* events) { events_ = events; }
 
@@ -101,7 +98,6 @@ class GraphApi {
   GraphMetrics& metrics_;
   GraphApiOptions options_;
   ClientPool forward_clients_;
-  std::shared_ptr<EntityBatcher> batcher_;
   ConsoleEvents* events_ = nullptr;
 };
 

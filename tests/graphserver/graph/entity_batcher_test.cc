@@ -25,15 +25,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/graph/entity_batcher.h"
 #include "instaface/graphdb/connection.h"
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/fence.h"
 #include "instaface/graphdb/pool.h"
 #include "instaface/graphdb/schema.h"
-#include "instaface/graphserver/entity_batcher.h"
 #include "support/mariadb_server.h"
 
-namespace instaface::graphserver {
+namespace instaface::graph {
 namespace {
 
 using common::Status;
@@ -616,4 +616,4 @@ TEST_F(EntityBatcherTest, LingerWithOneSequentialCallerCompletesEveryCreate) {
 }
 
 }  // namespace
-}  // namespace instaface::graphserver
+}  // namespace instaface::graph

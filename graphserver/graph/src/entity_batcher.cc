@@ -1,4 +1,4 @@
-#include "instaface/graphserver/entity_batcher.h"
+#include "instaface/graph/entity_batcher.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -10,7 +10,7 @@
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
 
-namespace instaface::graphserver {
+namespace instaface::graph {
 
 namespace {
 
@@ -64,8 +64,8 @@ void EntityBatcher::Stop() {
 
 void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& attributes,
                                 uint64_t fence_term, Done done) {
-  if (common::Status s = graph::ValidateType(type); !s.ok()) return done(s);
-  if (common::Status s = graph::ValidateAttributes(attributes); !s.ok()) return done(s);
+  if (common::Status s = ValidateType(type); !s.ok()) return done(s);
+  if (common::Status s = ValidateAttributes(attributes); !s.ok()) return done(s);
   Pending p{type, attributes.is_null() ? "{}" : attributes.dump(), fence_term, std::move(done)};
   common::MutexLock lock(mu_);
   if (stopping_) {
@@ -170,7 +170,7 @@ std::vector<common::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pe
           params.emplace_back(batch[i].type);
           params.emplace_back(batch[i].attributes);
         }
-        auto r = graphdb::RunFencedInsert(*primary_, term, graph::EntityInsert(), params);
+        auto r = graphdb::RunFencedInsert(*primary_, term, EntityInsert(), params);
         for (size_t i = 0; i < chunk; ++i) {
           if (r.ok()) {
             outcomes[settled + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
@@ -220,4 +220,4 @@ uint64_t EntityBatcher::creates() const {
   return creates_;
 }
 
-}  // namespace instaface::graphserver
+}  // namespace instaface::graph

@@ -23,8 +23,8 @@
 // Thread safety: Create and CreateAsync may be called from any number of threads at once.
 // Callbacks run on a flusher thread (or on the caller's, for input refused up front); they must
 // not throw, and should not block for long.
-#ifndef INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
-#define INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
+#ifndef INSTAFACE_GRAPH_ENTITY_BATCHER_H_
+#define INSTAFACE_GRAPH_ENTITY_BATCHER_H_
 
 #include <atomic>
 #include <chrono>
@@ -45,7 +45,7 @@
 #include "instaface/common/status.h"
 #include "instaface/graphdb/pool.h"
 
-namespace instaface::graphserver {
+namespace instaface::graph {
 
 struct EntityBatcherOptions {
   size_t max_batch = 128;  // creates per batch
@@ -109,6 +109,6 @@ class EntityBatcher {
   std::vector<std::thread> flushers_ GUARDED_BY(stop_mu_);  // joined and cleared by Stop()
 };
 
-}  // namespace instaface::graphserver
+}  // namespace instaface::graph
 
-#endif  // INSTAFACE_GRAPHSERVER_ENTITY_BATCHER_H_
+#endif  // INSTAFACE_GRAPH_ENTITY_BATCHER_H_

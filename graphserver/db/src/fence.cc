@@ -121,13 +121,7 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   };
   Status status = pool.Write(execute);
   if (status.ok()) return result;
-  if (ConnectionLost(status)) {
-    return Status(StatusCode::kUnavailable,
-                  "the database connection was lost during the write, which may or may not have "
-                  "been applied: " +
-                      status.message(),
-                  status.cause());
-  }
+  if (status.code() == StatusCode::kOutcomeUnknown) return status;
   // Anything but the gate's NULL is the statement's own error (a duplicate key, bad JSON).
   if (MysqlErrno(status) != ER_BAD_NULL_ERROR) return status;
   // The fence is not at `term` (or its row is missing). The fenced transaction raises it for a

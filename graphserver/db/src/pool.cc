@@ -3,6 +3,7 @@
 namespace instaface::graphdb {
 
 using common::Status;
+using common::StatusCode;
 using common::StatusOr;
 
 Pool::Lease::Lease(Lease&& other) noexcept : pool_(other.pool_), conn_(std::move(other.conn_)) {}
@@ -114,6 +115,16 @@ Status Pool::RunOnce(const std::function<Status(Connection&)>& body, Mode mode, 
   }
   if (!status.ok() && conn.broken()) {
     *may_retry = mode == Mode::kRead || (mode == Mode::kTransaction && !conn.commit_sent());
+    // A write statement or a COMMIT went out and no answer came back: the server may have
+    // applied it. Saying so lets the caller tell this from a refusal, and retry only what a
+    // retry cannot apply twice.
+    if (mode == Mode::kWrite || (mode == Mode::kTransaction && conn.commit_sent())) {
+      status = Status(StatusCode::kOutcomeUnknown,
+                      "the database connection was lost after the write was sent, so it may or "
+                      "may not have been applied: " +
+                          status.message(),
+                      status.cause());
+    }
   }
   return status;
 }

@@ -44,8 +44,10 @@ constexpr TableDefinition kTables[] = {
      " type VARCHAR(10) NOT NULL,"
      " created DATETIME(6) NOT NULL COMMENT 'UTC',"
      " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
+     " idempotency_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,"
      " PRIMARY KEY (id),"
-     " KEY entities_by_type (type, id)"
+     " KEY entities_by_type (type, id),"
+     " UNIQUE KEY entities_by_idempotency_key (idempotency_key)"
      ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"},
     {"associations",
      "CREATE TABLE IF NOT EXISTS associations ("
@@ -54,8 +56,10 @@ constexpr TableDefinition kTables[] = {
      " to_id BIGINT NOT NULL,"
      " created DATETIME(6) NOT NULL COMMENT 'UTC',"
      " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
+     " idempotency_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,"
      " PRIMARY KEY (type, from_id, to_id),"
      " KEY associations_to (to_id),"
+     " UNIQUE KEY associations_by_idempotency_key (idempotency_key),"
      " CONSTRAINT associations_from_fk FOREIGN KEY (from_id) REFERENCES entities (id),"
      " CONSTRAINT associations_to_fk FOREIGN KEY (to_id) REFERENCES entities (id)"
      ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"},
@@ -66,6 +70,23 @@ constexpr TableDefinition kTables[] = {
      " PRIMARY KEY (id),"
      " CHECK (id = 1)"
      ") ENGINE=InnoDB"},
+};
+
+// Columns added after a table's first release, added to a database made before them. A NULL
+// column with its index is added in place, without copying the table (ALGORITHM=INPLACE).
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* alter;
+};
+
+constexpr AddedColumn kAddedColumns[] = {
+    {"entities", "idempotency_key",
+     "ALTER TABLE entities ADD COLUMN idempotency_key VARCHAR(128) CHARACTER SET ascii COLLATE "
+     "ascii_bin NULL, ADD UNIQUE KEY entities_by_idempotency_key (idempotency_key)"},
+    {"associations", "idempotency_key",
+     "ALTER TABLE associations ADD COLUMN idempotency_key VARCHAR(128) CHARACTER SET ascii "
+     "COLLATE ascii_bin NULL, ADD UNIQUE KEY associations_by_idempotency_key (idempotency_key)"},
 };
 
 }  // namespace
@@ -152,7 +173,33 @@ Status EnsureSchema(const ConnectionConfig& config) {
     }
   }
 
-  // 3. The fence row, at term 0, unless a leader already wrote one.
+  // 3. The columns that tables made by an earlier release lack.
+  StatusOr<PreparedStatement*> find_column = conn.Prepare(
+      "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? "
+      "AND COLUMN_NAME = ?");
+  if (!find_column.ok()) return find_column.status();
+  for (const AddedColumn& added : kAddedColumns) {
+    StatusOr<std::vector<Row>> found =
+        (*find_column)
+            ->Query({config.database, std::string(added.table), std::string(added.column)});
+    if (!found.ok()) return found.status();
+    const int64_t* count = found->empty() ? nullptr : std::get_if<int64_t>(&(*found)[0][0]);
+    if (count != nullptr && *count > 0) continue;
+    if (Status s = conn.ExecuteFixed(added.alter); !s.ok()) {
+      if (IsPrivilegeError(MysqlErrno(s))) {
+        return Status(StatusCode::kInternal,
+                      std::string("table ") + config.database + "." + added.table +
+                          " lacks column " + added.column + " and user '" + config.user +
+                          "' may not add it; run the graphserver once as a user with ALTER "
+                          "privilege, or run: " +
+                          added.alter,
+                      s.cause());
+      }
+      return s;
+    }
+  }
+
+  // 4. The fence row, at term 0, unless a leader already wrote one.
   StatusOr<PreparedStatement*> fence_row =
       conn.Prepare("INSERT IGNORE INTO fence (id, term) VALUES (1, 0)");
   if (!fence_row.ok()) return fence_row.status();

@@ -17,9 +17,6 @@ namespace {
 // Rows per multi-row statement; each connection prepares at most this many statement shapes.
 constexpr size_t kMaxRowsPerInsert = 32;
 
-constexpr const char* kSingleRowInsert =
-    "INSERT INTO entities (type, created, attributes) VALUES (?, UTC_TIMESTAMP(6), ?)";
-
 int64_t AsInt(const graphdb::Value& v) {
   if (const int64_t* i = std::get_if<int64_t>(&v)) return *i;
   if (const std::string* s = std::get_if<std::string>(&v)) return std::atoll(s->c_str());
@@ -63,10 +60,14 @@ void EntityBatcher::Stop() {
 }
 
 void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& attributes,
-                                uint64_t fence_term, Done done) {
+                                uint64_t fence_term, Done done, std::string idempotency_key) {
   if (common::Status s = ValidateType(type); !s.ok()) return done(s);
   if (common::Status s = ValidateAttributes(attributes); !s.ok()) return done(s);
-  Pending p{type, attributes.is_null() ? "{}" : attributes.dump(), fence_term, std::move(done)};
+  if (!idempotency_key.empty()) {
+    if (common::Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return done(s);
+  }
+  Pending p{EntityCreate{type, AttributesText(attributes), std::move(idempotency_key)}, fence_term,
+            std::move(done)};
   common::MutexLock lock(mu_);
   if (stopping_) {
     lock.Unlock();
@@ -81,10 +82,12 @@ void EntityBatcher::CreateAsync(const std::string& type, const nlohmann::json& a
 
 common::StatusOr<int64_t> EntityBatcher::Create(const std::string& type,
                                                 const nlohmann::json& attributes,
-                                                uint64_t fence_term) {
+                                                uint64_t fence_term, std::string idempotency_key) {
   std::promise<common::StatusOr<int64_t>> outcome;
-  CreateAsync(type, attributes, fence_term,
-              [&outcome](common::StatusOr<int64_t> r) { outcome.set_value(std::move(r)); });
+  CreateAsync(
+      type, attributes, fence_term,
+      [&outcome](common::StatusOr<int64_t> r) { outcome.set_value(std::move(r)); },
+      std::move(idempotency_key));
   return outcome.get_future().get();
 }
 
@@ -148,7 +151,7 @@ common::Status EntityBatcher::LearnIdMode() {
 std::vector<common::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pending>& batch) {
   std::vector<common::StatusOr<int64_t>> outcomes(
       batch.size(), common::Status::Internal("the create was not written"));
-  const uint64_t term = batch.front().term;
+  const auto give_up = std::chrono::steady_clock::now() + options_.retry_window;
   size_t settled = 0;  // creates whose outcome is known
   // A caller waits for its callback: an exception escaping here would leave it hanging, so it
   // becomes an error answer instead.
@@ -164,43 +167,11 @@ std::vector<common::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pe
       // round trip. Each chunk commits or fails on its own.
       while (settled < batch.size()) {
         const size_t chunk = std::min(batch.size() - settled, kMaxRowsPerInsert);
-        std::vector<graphdb::Value> params;
-        params.reserve(chunk * 2);
-        for (size_t i = settled; i < settled + chunk; ++i) {
-          params.emplace_back(batch[i].type);
-          params.emplace_back(batch[i].attributes);
-        }
-        auto r = graphdb::RunFencedInsert(*primary_, term, EntityInsert(), params);
-        for (size_t i = 0; i < chunk; ++i) {
-          if (r.ok()) {
-            outcomes[settled + i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
-          } else {
-            outcomes[settled + i] = r.status();
-          }
-        }
+        WriteChunk(batch, settled, settled + chunk, give_up, outcomes);
         settled += chunk;
       }
     } else {
-      // Ids may interleave with other inserts: one row per INSERT, all in one fenced transaction.
-      std::vector<int64_t> ids(batch.size(), 0);
-      common::Status status = graphdb::RunFencedTransaction(
-          *primary_, term, [&](graphdb::Connection& conn) -> common::Status {
-            auto stmt = conn.Prepare(kSingleRowInsert);
-            if (!stmt.ok()) return stmt.status();
-            for (size_t i = 0; i < batch.size(); ++i) {
-              auto r = (*stmt)->Execute({batch[i].type, batch[i].attributes});
-              if (!r.ok()) return r.status();
-              ids[i] = static_cast<int64_t>(r->insert_id);
-            }
-            return common::Status();
-          });
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (status.ok()) {
-          outcomes[i] = ids[i];
-        } else {
-          outcomes[i] = status;
-        }
-      }
+      WriteChunk(batch, 0, batch.size(), give_up, outcomes);
       settled = batch.size();
     }
   } catch (const std::exception& e) {
@@ -208,6 +179,69 @@ std::vector<common::StatusOr<int64_t>> EntityBatcher::Flush(const std::vector<Pe
               common::Status::Internal(std::string("entity batch failed: ") + e.what()));
   }
   return outcomes;
+}
+
+void EntityBatcher::WriteChunk(const std::vector<Pending>& batch, size_t begin, size_t end,
+                               std::chrono::steady_clock::time_point give_up,
+                               std::vector<common::StatusOr<int64_t>>& outcomes) {
+  const uint64_t term = batch[begin].term;
+  bool any_keyed = false;
+  bool all_keyed = true;
+  for (size_t i = begin; i < end; ++i) {
+    any_keyed = any_keyed || !batch[i].create.key.empty();
+    all_keyed = all_keyed && !batch[i].create.key.empty();
+  }
+  std::vector<int64_t> ids(end - begin, 0);
+  auto attempt = [&]() -> common::Status {
+    if (id_mode_.load() == kMultiRow) {
+      std::vector<graphdb::Value> params;
+      params.reserve((end - begin) * EntityInsert().params_per_row);
+      for (size_t i = begin; i < end; ++i) {
+        params.emplace_back(batch[i].create.type);
+        params.emplace_back(batch[i].create.attributes);
+        params.push_back(KeyParam(batch[i].create.key));
+      }
+      auto r = graphdb::RunFencedInsert(*primary_, term, EntityInsert(), params);
+      if (!r.ok()) return r.status();
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ids[i] = static_cast<int64_t>(r->insert_id) + static_cast<int64_t>(i);
+      }
+      return common::Status();
+    }
+    // Ids may interleave with other inserts: one row per INSERT, all in one fenced transaction.
+    return graphdb::RunFencedTransaction(
+        *primary_, term, [&](graphdb::Connection& conn) -> common::Status {
+          auto stmt = conn.Prepare(kEntityInsertRow);
+          if (!stmt.ok()) return stmt.status();
+          for (size_t i = begin; i < end; ++i) {
+            auto r = (*stmt)->Execute(
+                {batch[i].create.type, batch[i].create.attributes, KeyParam(batch[i].create.key)});
+            if (!r.ok()) return r.status();
+            ids[i - begin] = static_cast<int64_t>(r->insert_id);
+          }
+          return common::Status();
+        });
+  };
+  common::Status status = RetryWrite(give_up, all_keyed, attempt);
+  if (status.ok()) {
+    for (size_t i = begin; i < end; ++i) outcomes[i] = ids[i - begin];
+    return;
+  }
+  if (status.code() != common::StatusCode::kConflict || !any_keyed) {
+    for (size_t i = begin; i < end; ++i) outcomes[i] = status;
+    return;
+  }
+  // A key in the chunk was taken: nothing of the chunk was written. Row by row, each create
+  // either inserts or finds the row its key made.
+  for (size_t i = begin; i < end; ++i) {
+    const EntityCreate& create = batch[i].create;
+    common::StatusOr<int64_t> id = common::Status::Internal("the create was not written");
+    RetryWrite(give_up, !create.key.empty(), [&]() -> common::Status {
+      id = WriteEntity(*primary_, term, create);
+      return id.status();
+    });
+    outcomes[i] = std::move(id);
+  }
 }
 
 uint64_t EntityBatcher::transactions() const {

@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "instaface/graph/entity_writes.h"
 #include "instaface/graph/lru_cache.h"
-#include "instaface/graph/statements.h"
 #include "instaface/graph/validation.h"
 #include "instaface/graphdb/fence.h"
 #include "instaface/graphdb/mysql_error.h"
@@ -202,11 +202,6 @@ bool WellFormedAssociation(const json& a) {
          a["from"].is_number_integer() && a.contains("to") && a["to"].is_number_integer() &&
          a.contains("created") && a["created"].is_string() && a.contains("attributes") &&
          a["attributes"].is_object();
-}
-
-// Invalid UTF-8 (possible in a json built in code rather than parsed) is replaced, not thrown.
-std::string AttributesText(const json& attributes) {
-  return attributes.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::vector<int64_t> Dedupe(const std::vector<int64_t>& ids) {
@@ -613,6 +608,7 @@ StatusOr<json> GraphService::Random(const std::string& type, int64_t count) {
 }
 
 void GraphService::EnableGroupCommit(EntityBatcherOptions options) {
+  options.retry_window = impl_->options_.write_retry_window;
   impl_->batcher_ = std::make_shared<EntityBatcher>(impl_->primary_, options);
 }
 
@@ -623,45 +619,62 @@ void GraphService::StopGroupCommit() {
 bool GraphService::group_commit() const { return impl_->batcher_ != nullptr; }
 
 void GraphService::CreateEntityAsync(const std::string& type, const json& attributes,
-                                     uint64_t fence_term, EntityBatcher::Done done) {
+                                     uint64_t fence_term, EntityBatcher::Done done,
+                                     std::string idempotency_key) {
   if (impl_->batcher_) {
-    impl_->batcher_->CreateAsync(type, attributes, fence_term,
-                                 [this, done = std::move(done)](StatusOr<int64_t> id) {
-                                   if (!id.ok()) impl_->CountError(id.status());
-                                   done(std::move(id));
-                                 });
+    impl_->batcher_->CreateAsync(
+        type, attributes, fence_term,
+        [this, done = std::move(done)](StatusOr<int64_t> id) {
+          if (!id.ok()) impl_->CountError(id.status());
+          done(std::move(id));
+        },
+        std::move(idempotency_key));
     return;
   }
-  done(CreateEntity(type, attributes, fence_term));
+  done(CreateEntity(type, attributes, fence_term, idempotency_key));
 }
 
 StatusOr<int64_t> GraphService::CreateEntity(const std::string& type, const json& attributes,
-                                             uint64_t fence_term) {
+                                             uint64_t fence_term,
+                                             const std::string& idempotency_key) {
   if (impl_->batcher_) {
-    StatusOr<int64_t> id = impl_->batcher_->Create(type, attributes, fence_term);
+    StatusOr<int64_t> id = impl_->batcher_->Create(type, attributes, fence_term, idempotency_key);
     if (!id.ok()) return impl_->CountError(id.status());
     return id;
   }
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
-  const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
-  StatusOr<graphdb::ExecResult> r =
-      graphdb::RunFencedInsert(*impl_->primary_, fence_term, EntityInsert(), {type, text});
-  if (!r.ok()) return impl_->CountError(r.status());
-  return static_cast<int64_t>(r->insert_id);
+  if (!idempotency_key.empty()) {
+    if (Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
+  }
+  const EntityCreate create{type, AttributesText(attributes), idempotency_key};
+  StatusOr<int64_t> id = Status::Internal("the create was not written");
+  RetryWrite(std::chrono::steady_clock::now() + impl_->options_.write_retry_window,
+             !create.key.empty(), [&]() -> Status {
+               id = WriteEntity(*impl_->primary_, fence_term, create);
+               return id.status();
+             });
+  if (!id.ok()) return impl_->CountError(id.status());
+  return id;
 }
 
 Status GraphService::CreateAssociation(const std::string& type, int64_t from, int64_t to,
-                                       const json& attributes, uint64_t fence_term) {
+                                       const json& attributes, uint64_t fence_term,
+                                       const std::string& idempotency_key) {
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (from <= 0 || to <= 0) {
     return Status::InvalidArgument("from and to must be integers from 1 to 9223372036854775807");
   }
   if (Status s = ValidateAttributes(attributes); !s.ok()) return s;
-  const std::string text = attributes.is_null() ? "{}" : AttributesText(attributes);
-  Status status = graphdb::RunFencedInsert(*impl_->primary_, fence_term, AssociationInsert(),
-                                           {type, from, to, text})
-                      .status();
+  if (!idempotency_key.empty()) {
+    if (Status s = ValidateIdempotencyKey(idempotency_key); !s.ok()) return s;
+  }
+  const std::string text = AttributesText(attributes);
+  Status status = RetryWrite(std::chrono::steady_clock::now() + impl_->options_.write_retry_window,
+                             !idempotency_key.empty(), [&] {
+                               return WriteAssociation(*impl_->primary_, fence_term, type, from, to,
+                                                       text, idempotency_key);
+                             });
   // Invalidate even on failure: the cached list may be what made the caller try.
   impl_->associations_.Erase(AssocKey{type, from});
   if (status.code() == StatusCode::kConflict) {

@@ -92,6 +92,23 @@ Status ValidateAttributes(const nlohmann::json& attributes) {
                                  attributes.type_name());
 }
 
+Status ValidateIdempotencyKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("Idempotency-Key must not be empty");
+  if (key.size() > kMaxIdempotencyKeyLength) {
+    return Status::InvalidArgument("Idempotency-Key is " + std::to_string(key.size()) +
+                                   " characters long; at most " +
+                                   std::to_string(kMaxIdempotencyKeyLength) + " are allowed");
+  }
+  for (size_t i = 0; i < key.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c > 0x7e) {
+      return Status::InvalidArgument("Idempotency-Key has a byte outside printable ASCII (" +
+                                     std::to_string(c) + ") at offset " + std::to_string(i));
+    }
+  }
+  return Status();
+}
+
 StatusOr<QueryParts> SplitQuery(const json& request) {
   if (!request.is_object()) {
     return Status::InvalidArgument(

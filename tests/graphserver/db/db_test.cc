@@ -389,6 +389,41 @@ TEST_F(DbTest, PoolIsSafeUnderConcurrentUse) {
   EXPECT_LE(pool.stats().opened_total, 3u);
 }
 
+// A write whose connection dies after it was sent may have been applied: the pool says so
+// (OutcomeUnknown), so that callers can tell it from a refusal and retry only what is keyed.
+TEST_F(DbTest, AWriteCutOffAfterItWasSentHasAnUnknownOutcome) {
+  Pool pool(config_);
+  Status status = pool.Write([&](Connection& conn) -> Status {
+    auto id = conn.Prepare("SELECT CONNECTION_ID()");
+    if (!id.ok()) return id.status();
+    auto rows = (*id)->Query({});
+    if (!rows.ok()) return rows.status();
+    const int64_t connection = std::get<int64_t>((*rows)[0][0]);
+    std::thread killer([connection] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      Server().Execute("KILL CONNECTION " + std::to_string(connection));
+    });
+    auto slow = conn.Prepare("SELECT SLEEP(30)");
+    Status result = slow.ok() ? (*slow)->Query({}).status() : slow.status();
+    killer.join();
+    return result;
+  });
+  EXPECT_EQ(status.code(), StatusCode::kOutcomeUnknown) << status.ToString();
+  // A read cut off the same way is retried on a new connection instead.
+  bool killed = false;
+  Status read = pool.Read([&](Connection& conn) -> Status {
+    auto id = conn.Prepare("SELECT CONNECTION_ID()");
+    if (!id.ok()) return id.status();
+    auto rows = (*id)->Query({});
+    if (!rows.ok()) return rows.status();
+    if (killed) return Status();
+    killed = true;
+    Server().Execute("KILL CONNECTION " + std::to_string(std::get<int64_t>((*rows)[0][0])));
+    return (*id)->Query({}).status();
+  });
+  EXPECT_TRUE(read.ok()) << read.ToString();
+}
+
 // Runs last in this file's order: it restarts the shared server.
 TEST_F(DbTest, PoolReconnectsAfterADatabaseRestart) {
   std::atomic<int> ran{0};

@@ -25,6 +25,9 @@ enum class StatusCode {
   kConflict,         // a uniqueness rule refused the write
   kFenceLost,        // a newer leader's term is in the fence: this node must not write
   kUnavailable,      // the database or a peer cannot be reached or is busy; later may work
+  kOutcomeUnknown,   // a write was sent and no answer came back: it may or may not have been
+                     // applied, so only a retry that cannot apply it twice is safe
+  kKeyReused,        // an idempotency key came back with a different request
   kInternal,         // anything else, including privileges and schema problems
 };
 
@@ -44,6 +47,10 @@ inline const char* StatusCodeName(StatusCode code) {
       return "FenceLost";
     case StatusCode::kUnavailable:
       return "Unavailable";
+    case StatusCode::kOutcomeUnknown:
+      return "OutcomeUnknown";
+    case StatusCode::kKeyReused:
+      return "KeyReused";
     case StatusCode::kInternal:
       return "Internal";
   }
@@ -72,6 +79,10 @@ class Status {
   static Status Conflict(std::string m) { return {StatusCode::kConflict, std::move(m)}; }
   static Status FenceLost(std::string m) { return {StatusCode::kFenceLost, std::move(m)}; }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status OutcomeUnknown(std::string m) {
+    return {StatusCode::kOutcomeUnknown, std::move(m)};
+  }
+  static Status KeyReused(std::string m) { return {StatusCode::kKeyReused, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }

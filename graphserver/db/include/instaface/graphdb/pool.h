@@ -10,6 +10,8 @@
 // connection and a retry is safe: always for reads, and for a transaction only if COMMIT had not
 // been sent (a transaction that lost its connection before COMMIT was rolled back by the server).
 // Write() (one autocommitted statement) is never retried: the statement may have committed.
+// When a write may have been applied without an answer (Write's statement, or a transaction's
+// COMMIT, lost its connection), the error is OutcomeUnknown.
 //
 // Thread safety: all methods are safe from any thread. A Lease is owned by one thread.
 #ifndef INSTAFACE_GRAPHDB_POOL_H_

@@ -1,10 +1,17 @@
-// Schema setup at start: the database (only if absent), then the tables and the fence row.
+// Schema setup at start: the database (only if absent), then the tables, columns added since
+// and the fence row.
 //
 //   entities     (id BIGINT AUTO_INCREMENT PK, type VARCHAR(10), created DATETIME(6) UTC,
-//                 attributes JSON) + index (type, id) for random ids by type
+//                 attributes JSON, idempotency_key VARCHAR(128) ascii NULL UNIQUE)
+//                 + index (type, id) for random ids by type
 //   associations (type VARCHAR(10), from_id, to_id, created DATETIME(6) UTC, attributes JSON,
+//                 idempotency_key VARCHAR(128) ascii NULL UNIQUE,
 //                 PRIMARY KEY (type, from_id, to_id)) + foreign keys to entities
 //   fence        (id TINYINT PK = 1, term BIGINT UNSIGNED): the highest term that wrote
+//
+// The idempotency key of the create that wrote a row (graph/entity_writes.h) is unique, so a
+// retried create finds its first row instead of making a second. A table made before the column
+// existed gets it added (ALTER TABLE, which needs the ALTER privilege once).
 //
 // A server that writes a binary log of statements (binlog_format=STATEMENT) is refused: the
 // fenced insert is unsafe for it, and a replica could diverge. MIXED (MariaDB's default) and

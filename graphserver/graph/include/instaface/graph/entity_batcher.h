@@ -20,6 +20,13 @@
 // Only creates of the same fence term share a batch. Associations are not batched: one
 // duplicate (409) would fail everyone else's write.
 //
+// Idempotency keys (entity_writes.h): a keyed create goes into the batch's statement like any
+// other. When a key is already taken (a retry of a create that committed) the statement fails
+// as a whole, and that chunk is written again row by row, where the retry finds its first row.
+// A chunk that failed without effect, or with an unknown outcome when every create in it is
+// keyed, is tried again until `retry_window` has passed, so a database restart does not fail
+// writes that a retry can still make.
+//
 // Thread safety: Create and CreateAsync may be called from any number of threads at once.
 // Callbacks run on a flusher thread (or on the caller's, for input refused up front); they must
 // not throw, and should not block for long.
@@ -43,6 +50,7 @@
 #include <nlohmann/json.hpp>
 
 #include "instaface/common/status.h"
+#include "instaface/graph/entity_writes.h"
 #include "instaface/graphdb/pool.h"
 
 namespace instaface::graph {
@@ -52,6 +60,8 @@ struct EntityBatcherOptions {
   int max_in_flight = 1;   // batches at once: flusher threads, each on its own connection
   // How long a batch may wait to fill up to the size of the one before it; 0 flushes at once.
   std::chrono::microseconds linger{0};
+  // How long a failed chunk is retried when a retry is safe (entity_writes.h SafeToRetry).
+  std::chrono::milliseconds retry_window{0};
 };
 
 class EntityBatcher {
@@ -65,12 +75,12 @@ class EntityBatcher {
   EntityBatcher& operator=(const EntityBatcher&) = delete;
 
   // Validates like GraphService::CreateEntity, then queues the create; `done` gets the new id or
-  // the error, exactly once. After Stop() it gets Unavailable at once.
+  // the error, exactly once. After Stop() it gets Unavailable at once. An empty key is none.
   void CreateAsync(const std::string& type, const nlohmann::json& attributes, uint64_t fence_term,
-                   Done done);
+                   Done done, std::string idempotency_key = {});
   // The same, waiting for the outcome.
   common::StatusOr<int64_t> Create(const std::string& type, const nlohmann::json& attributes,
-                                   uint64_t fence_term);
+                                   uint64_t fence_term, std::string idempotency_key = {});
 
   // Finishes the batches in flight, answers what is still queued with Unavailable, and joins the
   // flushers; no callback runs after it returns. Idempotent, and safe from any thread.
@@ -81,8 +91,7 @@ class EntityBatcher {
 
  private:
   struct Pending {
-    std::string type;
-    std::string attributes;
+    EntityCreate create;
     uint64_t term = 0;
     Done done;
   };
@@ -91,6 +100,11 @@ class EntityBatcher {
   void FlushLoop();
   // Writes one batch (same term) and returns each create's outcome; holds no lock.
   std::vector<common::StatusOr<int64_t>> Flush(const std::vector<Pending>& batch);
+  // Writes batch[begin, end) in one statement (or one transaction), retried while safe; on a
+  // taken key, row by row. Fills outcomes[begin, end).
+  void WriteChunk(const std::vector<Pending>& batch, size_t begin, size_t end,
+                  std::chrono::steady_clock::time_point give_up,
+                  std::vector<common::StatusOr<int64_t>>& outcomes);
   common::Status LearnIdMode();
 
   std::shared_ptr<graphdb::Pool> primary_;

@@ -27,7 +27,9 @@
 //
 // Errors: InvalidArgument (bad input, with a message naming the field), Conflict (association
 // exists), NotFound (an association's from/to entity does not exist), FenceLost (a newer leader
-// wrote; nothing was written), Unavailable (database unreachable), Internal.
+// wrote; nothing was written), KeyReused (an idempotency key came back with another request),
+// Unavailable (database unreachable; nothing was written), OutcomeUnknown (the write was sent
+// and its answer lost: it may have been applied), Internal.
 //
 // Thread safety: all methods are safe to call concurrently from any number of threads.
 #ifndef INSTAFACE_GRAPH_GRAPH_SERVICE_H_
@@ -59,6 +61,9 @@ struct GraphOptions {
   int64_t max_random_count = 1000;
   size_t max_query_depth = 8;
   size_t max_query_nodes = 100000;  // entities in one query answer
+  // How long a create that failed is tried again when a retry is safe: it was not applied (the
+  // database restarting), or it is keyed and its outcome is unknown (entity_writes.h).
+  std::chrono::milliseconds write_retry_window{2000};
 };
 
 struct GraphStats {
@@ -106,15 +111,21 @@ class GraphService {
   common::StatusOr<nlohmann::json> Random(const std::string& type, int64_t count);
 
   // POST /entities/{type}/create -> the new entity's id; through group commit when enabled.
+  // With an idempotency key (empty: none), a create that this key already made answers that
+  // entity's id and writes nothing; the key with another type or attributes is KeyReused.
   common::StatusOr<int64_t> CreateEntity(const std::string& type, const nlohmann::json& attributes,
-                                         uint64_t fence_term);
+                                         uint64_t fence_term,
+                                         const std::string& idempotency_key = {});
   // The same without waiting: `done` gets the id or the error exactly once, from a group commit
   // thread, or from this thread without group commit and for input refused up front.
   void CreateEntityAsync(const std::string& type, const nlohmann::json& attributes,
-                         uint64_t fence_term, EntityBatcher::Done done);
-  // POST /associations/{type}/from/{from}/to/{to}.
+                         uint64_t fence_term, EntityBatcher::Done done,
+                         std::string idempotency_key = {});
+  // POST /associations/{type}/from/{from}/to/{to}. With a key that already made this
+  // association: success, nothing written; Conflict when it exists but another create made it.
   common::Status CreateAssociation(const std::string& type, int64_t from, int64_t to,
-                                   const nlohmann::json& attributes, uint64_t fence_term);
+                                   const nlohmann::json& attributes, uint64_t fence_term,
+                                   const std::string& idempotency_key = {});
 
   // For a follower that forwarded a write: forget what the write made stale here.
   void InvalidateAssociations(const std::string& type, int64_t from);

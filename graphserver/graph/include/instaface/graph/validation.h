@@ -34,6 +34,11 @@ common::StatusOr<std::vector<int64_t>> IdsFromJson(const nlohmann::json& ids, si
 // Attributes must be a JSON object (null is taken as {}).
 common::Status ValidateAttributes(const nlohmann::json& attributes);
 
+// An idempotency key (entity_writes.h): 1 to kMaxIdempotencyKeyLength characters of printable
+// ASCII (space to '~'), which is what an HTTP header can carry and the key column stores.
+inline constexpr size_t kMaxIdempotencyKeyLength = 128;
+common::Status ValidateIdempotencyKey(std::string_view key);
+
 // The two keys of a query request, found as the original service's .NET model binder finds
 // them: case-insensitively ("Entities" and "Template" are what its clients send). Any other
 // key, or one key twice under different cases, is refused rather than ignored, so a misspelt

@@ -2,10 +2,13 @@
 
 #include <cctype>
 #include <chrono>
+#include <future>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
 #include "instaface/control/control_client.h"
+#include "instaface/graphserver/idempotency_key.h"
 
 namespace instaface::graphserver {
 
@@ -38,8 +41,11 @@ int HttpStatusFor(common::StatusCode code) {
       return 404;
     case common::StatusCode::kConflict:
       return 409;
+    case common::StatusCode::kKeyReused:
+      return 422;
     case common::StatusCode::kFenceLost:
     case common::StatusCode::kUnavailable:
+    case common::StatusCode::kOutcomeUnknown:
       return 503;
     case common::StatusCode::kUnknown:
     case common::StatusCode::kInternal:
@@ -67,6 +73,54 @@ HttpResponse FromStatus(const common::Status& status, unsigned version, bool kee
 HttpResponse FromStatus(const common::Status& status, const HttpRequest& req,
                         bool& database_error) {
   return FromStatus(status, req.version(), req.keep_alive(), database_error);
+}
+
+// What a failed write's answer says of it (idempotency_key.h).
+constexpr const char kOutcomeNone[] = "none";
+constexpr const char kOutcomeUnknown[] = "unknown";
+
+// A failed write's answer: {"error", "outcome"} and the outcome header, Retry-After on a 503.
+HttpResponse WriteError(int status, const std::string& message, const char* outcome,
+                        unsigned version, bool keep_alive) {
+  json body = {{"error", message}, {"outcome", outcome}};
+  HttpResponse res = JsonResponse(status, DumpJson(body), version, keep_alive);
+  res.set(kWriteOutcomeHeader, outcome);
+  if (status == 503) res.set(http::field::retry_after, "1");
+  return res;
+}
+
+HttpResponse WriteError(int status, const std::string& message, const char* outcome,
+                        const HttpRequest& req) {
+  return WriteError(status, message, outcome, req.version(), req.keep_alive());
+}
+
+// A write the service refused or could not finish.
+HttpResponse WriteFailure(const common::Status& status, unsigned version, bool keep_alive,
+                          bool& database_error) {
+  HttpResponse res = FromStatus(status, version, keep_alive, database_error);
+  json body = json::parse(res.body(), nullptr, false);
+  const char* outcome =
+      status.code() == common::StatusCode::kOutcomeUnknown ? kOutcomeUnknown : kOutcomeNone;
+  return WriteError(res.result_int(),
+                    body.is_object() ? body.value("error", status.message()) : status.message(),
+                    outcome, version, keep_alive);
+}
+
+// The key a write goes under: the client's Idempotency-Key, or a fresh one.
+common::StatusOr<std::string> WriteKey(const HttpRequest& req) {
+  auto [first, last] = req.equal_range(kIdempotencyKeyHeader);
+  if (first == last) return MakeIdempotencyKey();
+  if (std::next(first) != last) {
+    return common::Status::InvalidArgument(
+        "Idempotency-Key: send one key per request, not several headers");
+  }
+  return ParseIdempotencyKey(std::string_view(first->value().data(), first->value().size()));
+}
+
+// The answer of a write made (or refused) under `key` names it, so that the client can retry.
+HttpResponse WithKey(HttpResponse res, const std::string& key) {
+  res.set(kIdempotencyKeyHeader, FormatIdempotencyKey(key));
+  return res;
 }
 
 // Parses a request body as JSON. An empty body is `empty_value`.
@@ -135,9 +189,16 @@ class GraphApi::LeaderFiller : public graph::MissFiller {
 
 GraphApi::GraphApi(graph::GraphService& service, const View& view, GraphMetrics& metrics,
                    GraphApiOptions options)
-    : service_(service), view_(view), metrics_(metrics), options_(std::move(options)) {}
+    : service_(service),
+      view_(view),
+      metrics_(metrics),
+      options_(std::move(options)),
+      forwarder_(view, ForwarderOptions{options_.self_app_address, options_.forward_timeout,
+                                        options_.forward_retry_pause}) {
+  forwarder_.Start();
+}
 
-GraphApi::~GraphApi() = default;
+GraphApi::~GraphApi() { forwarder_.Stop(); }
 
 std::shared_ptr<graph::MissFiller> GraphApi::MakeLeaderMissFiller() {
   return std::make_shared<LeaderFiller>(*this);
@@ -177,39 +238,57 @@ HttpResponse GraphApi::Handle(HttpRequest&& request) {
 }
 
 bool GraphApi::HandleFast(HttpRequest& req, HttpServer::Respond respond) {
-  if (!service_.group_commit() || req.method() != http::verb::post ||
-      req.body().size() > kFastPathBodyLimit) {
-    return false;
-  }
+  if (req.method() != http::verb::post || req.body().size() > kFastPathBodyLimit) return false;
   const auto start = std::chrono::steady_clock::now();
   RouteMatch match =
       MatchRoute(std::string_view(req.method_string().data(), req.method_string().size()),
                  std::string_view(req.target().data(), req.target().size()));
-  if (match.error || match.route->kind != RouteKind::kCreateEntity) return false;
-  Snapshot s = view_.snapshot();
-  if (!Leads(s)) return false;
-  // A body that is not a JSON object goes the ordinary way, which explains the error; the
-  // service validates the type and attributes itself and answers a bad one at once.
+  if (match.error || (match.route->kind != RouteKind::kCreateEntity &&
+                      match.route->kind != RouteKind::kCreateAssociation)) {
+    return false;
+  }
+  const Snapshot s = view_.snapshot();
+  const bool leads = Leads(s);
+  if (leads && (match.route->kind != RouteKind::kCreateEntity || !service_.group_commit())) {
+    return false;
+  }
+  // Every refusal (a bad key or body, a forwarded write here, no leader to forward to) goes the
+  // ordinary way, which explains it.
+  if (!leads && (req.find(kForwardedHeader) != req.end() || !ForwardTarget(s).empty())) {
+    return false;
+  }
+  common::StatusOr<std::string> key = WriteKey(req);
+  if (!key.ok()) return false;
   json attributes;
   std::string error;
   if (!ParseBody(req, json::object(), attributes, error) || !attributes.is_object()) return false;
   const unsigned version = req.version();
   const bool keep_alive = req.keep_alive();
   const char* route_label = match.route->path_template;
+  auto answer = [this, respond = std::move(respond), route_label, start](HttpResponse res) {
+    metrics_.ObserveRequest(
+        route_label, res.result_int(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    res.prepare_payload();
+    respond(std::move(res));
+  };
+  if (!leads) {
+    ForwardWrite(req, *match.route, *key, std::move(answer));
+    return true;
+  }
+  // The service validates the type and attributes itself and answers a bad one at once.
   service_.CreateEntityAsync(
       match.route->type, attributes, s.term,
-      [this, respond = std::move(respond), version, keep_alive, route_label,
-       start](common::StatusOr<int64_t> id) {
+      [this, answer = std::move(answer), version, keep_alive,
+       key = *key](common::StatusOr<int64_t> id) {
         bool database_error = false;
         if (id.ok() && events_) events_->CountWrite();
         HttpResponse res = id.ok() ? JsonResponse(200, std::to_string(*id), version, keep_alive)
-                                   : FromStatus(id.status(), version, keep_alive, database_error);
+                                   : WriteFailure(id.status(), version, keep_alive, database_error);
         if (database_error) metrics_.CountDatabaseError();
-        metrics_.ObserveRequest(
-            route_label, res.result_int(),
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-        respond(std::move(res));
-      });
+        answer(WithKey(std::move(res), key));
+      },
+      *key);
   return true;
 }
 
@@ -261,69 +340,111 @@ HttpResponse GraphApi::Dispatch(HttpRequest& req, Route& route, bool& database_e
 
 HttpResponse GraphApi::Write(HttpRequest& req, const Route& route, bool& database_error) {
   // Bad input is refused here, on whichever node receives it, before any forwarding.
+  common::StatusOr<std::string> key = WriteKey(req);
+  if (!key.ok()) return WriteError(400, key.status().message(), kOutcomeNone, req);
   json attributes;
   std::string error;
   if (!ParseBody(req, json::object(), attributes, error)) {
-    return JsonError(400, error, req.version(), req.keep_alive());
+    return WithKey(WriteError(400, error, kOutcomeNone, req), *key);
   }
   if (!attributes.is_object()) {
-    return JsonError(400, "body must be a JSON object of attributes", req.version(),
-                     req.keep_alive());
+    return WithKey(WriteError(400, "body must be a JSON object of attributes", kOutcomeNone, req),
+                   *key);
   }
 
   Snapshot s = view_.snapshot();
   if (Leads(s)) {
     if (route.kind == RouteKind::kCreateEntity) {
-      common::StatusOr<int64_t> id = service_.CreateEntity(route.type, attributes, s.term);
-      if (!id.ok()) return FromStatus(id.status(), req, database_error);
+      common::StatusOr<int64_t> id = service_.CreateEntity(route.type, attributes, s.term, *key);
+      if (!id.ok()) {
+        return WithKey(WriteFailure(id.status(), req.version(), req.keep_alive(), database_error),
+                       *key);
+      }
       if (events_) events_->CountWrite();
-      return JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive());
+      return WithKey(JsonResponse(200, std::to_string(*id), req.version(), req.keep_alive()), *key);
     }
     common::Status st =
-        service_.CreateAssociation(route.type, route.from, route.to, attributes, s.term);
-    if (!st.ok()) return FromStatus(st, req, database_error);
+        service_.CreateAssociation(route.type, route.from, route.to, attributes, s.term, *key);
+    if (!st.ok()) {
+      return WithKey(WriteFailure(st, req.version(), req.keep_alive(), database_error), *key);
+    }
     if (events_) events_->CountWrite();
-    return JsonResponse(200, "{}", req.version(), req.keep_alive());
+    return WithKey(JsonResponse(200, "{}", req.version(), req.keep_alive()), *key);
   }
   if (handling_forwarded) {
     metrics_.CountForward("refused");
-    return Unavailable("this node received a forwarded write but is not the leader", req);
+    return WithKey(WriteError(503, "this node received a forwarded write but is not the leader",
+                              kOutcomeNone, req),
+                   *key);
   }
-  if (s.stale) return Unavailable("the election agent is not responding; no leader known", req);
-  if (s.role == Role::kLeader) {
-    return Unavailable("this node's leader lease is not valid yet; retry", req);
+  if (std::string why = ForwardTarget(s); !why.empty()) {
+    return WithKey(WriteError(503, why, kOutcomeNone, req), *key);
   }
-  if (s.leader_app_address.empty()) return Unavailable("no leader elected yet", req);
-  if (s.leader_app_address == options_.self_app_address) {
-    return Unavailable("the published leader is this node but it does not hold the lease", req);
-  }
-  HttpResponse res = Forward(req, s.leader_app_address);
-  if (res.result_int() == 200 && route.kind == RouteKind::kCreateAssociation) {
-    service_.InvalidateAssociations(route.type, route.from);
-  }
-  return res;
+  // A body too large for the I/O thread's fast path: this worker waits for the forward.
+  std::promise<HttpResponse> answered;
+  ForwardWrite(req, route, *key,
+               [&answered](HttpResponse res) { answered.set_value(std::move(res)); });
+  return answered.get_future().get();
 }
 
-HttpResponse GraphApi::Forward(HttpRequest& req, const std::string& leader_address) {
+std::string GraphApi::ForwardTarget(const Snapshot& s) const {
+  if (s.stale) return "the election agent is not responding; no leader known";
+  if (s.role == Role::kLeader) return "this node's leader lease is not valid yet; retry";
+  if (s.leader_app_address.empty()) return "no leader elected yet";
+  if (s.leader_app_address == options_.self_app_address) {
+    return "the published leader is this node but it does not hold the lease";
+  }
+  return "";
+}
+
+void GraphApi::ForwardWrite(const HttpRequest& req, const Route& route, const std::string& key,
+                            std::function<void(HttpResponse)> respond) {
   HttpRequest out{req.method(), req.target(), 11};
   out.set(http::field::content_type, "application/json");
-  Snapshot s = view_.snapshot();
+  const Snapshot s = view_.snapshot();
   out.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id);
+  // The key makes sending it again safe: the forwarder does, when an attempt's outcome is
+  // unknown or the leader changes under it.
+  out.set(kIdempotencyKeyHeader, FormatIdempotencyKey(key));
   out.body() = req.body();
-  ClientResult r = forward_clients_.Send(leader_address, std::move(out), options_.forward_timeout);
-  if (!r.ok) {
-    metrics_.CountForward("error");
-    return Unavailable("could not reach the leader at " + leader_address + ": " + r.error, req);
-  }
-  metrics_.CountForward("ok");
-  if (events_) events_->CountForward();
-  HttpResponse res{r.response.result(), req.version()};
-  res.set(http::field::content_type, "application/json");
-  auto retry = r.response.find(http::field::retry_after);
-  if (retry != r.response.end()) res.set(http::field::retry_after, retry->value());
-  res.body() = std::move(r.response.body());
-  res.keep_alive(req.keep_alive());
-  return res;
+  const unsigned version = req.version();
+  const bool keep_alive = req.keep_alive();
+  forwarder_.Forward(std::move(out), [this, route, key, version, keep_alive,
+                                      respond = std::move(respond)](ForwardResult r) {
+    const bool final_answer = r.answered && !(r.response.result_int() == 503 && r.maybe_applied);
+    if (!final_answer) {
+      metrics_.CountForward("error");
+      std::string why = "could not reach the leader (" + std::to_string(r.attempts) +
+                        (r.attempts == 1 ? " attempt" : " attempts") + "): " + r.error;
+      if (r.answered) {
+        json body = json::parse(r.response.body(), nullptr, false);
+        why = "the leader could not write: " +
+              (body.is_object() ? body.value("error", std::string("503")) : std::string("503"));
+      }
+      if (r.maybe_applied) {
+        why += "; an earlier attempt may have been applied: retry with the same Idempotency-Key";
+      }
+      return respond(WithKey(WriteError(503, why, r.maybe_applied ? kOutcomeUnknown : kOutcomeNone,
+                                        version, keep_alive),
+                             key));
+    }
+    metrics_.CountForward(r.response.result_int() == 503 ? "error" : "ok");
+    if (events_ && r.response.result_int() == 200) events_->CountForward();
+    if (r.response.result_int() == 200 && route.kind == RouteKind::kCreateAssociation) {
+      service_.InvalidateAssociations(route.type, route.from);
+    }
+    HttpResponse res{r.response.result(), version};
+    res.set(http::field::content_type, "application/json");
+    for (auto field : {http::field::retry_after}) {
+      auto it = r.response.find(field);
+      if (it != r.response.end()) res.set(field, it->value());
+    }
+    auto outcome = r.response.find(kWriteOutcomeHeader);
+    if (outcome != r.response.end()) res.set(kWriteOutcomeHeader, outcome->value());
+    res.body() = std::move(r.response.body());
+    res.keep_alive(keep_alive);
+    respond(WithKey(std::move(res), key));
+  });
 }
 
 common::StatusOr<ClusterView> GraphApi::Cluster() {

@@ -6,6 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <array>
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -20,6 +27,7 @@
 #include "instaface/graphdb/schema.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
+#include "instaface/graphserver/idempotency_key.h"
 #include "instaface/graphserver/leader_fence.h"
 #include "instaface/shm_writer.h"
 #include "support/mariadb_server.h"
@@ -42,7 +50,10 @@ uint64_t LeaseNs() { return static_cast<uint64_t>(instaface::LeaseClockNowNs());
 
 // One graphserver: its own pool, service, published election record and HTTP server.
 struct Node {
-  Node(const graphdb::ConnectionConfig& config, const std::string& id)
+  // `fast_path`: writes take the server's fast path (GraphApi::HandleFast) as in the
+  // graphserver, rather than a worker thread.
+  Node(const graphdb::ConnectionConfig& config, const std::string& id,
+       std::chrono::milliseconds forward_timeout = 5s, bool fast_path = false)
       : writer(shm::Writer::CreateInProcess(std::chrono::seconds(30))),
         view(writer.view()),
         pool(std::make_shared<graphdb::Pool>(config)),
@@ -54,14 +65,21 @@ struct Node {
     options.worker_threads = 4;
     options.body_limit = kBodyLimit;
     options.request_timeout = 5s;
+    HttpServer::FastPath fast;
+    if (fast_path) {
+      fast = [this](HttpRequest& r, HttpServer::Respond respond) {
+        return api->HandleFast(r, std::move(respond));
+      };
+    }
     server = std::make_unique<HttpServer>(
-        options, [this](HttpRequest&& r) { return api->Handle(std::move(r)); });
+        options, [this](HttpRequest&& r) { return api->Handle(std::move(r)); }, nullptr,
+        std::move(fast));
     const common::Status started = server->Start();
     EXPECT_TRUE(started.ok()) << started.message();
     address = "http://127.0.0.1:" + std::to_string(server->port());
     GraphApiOptions api_options;
     api_options.self_app_address = address;
-    api_options.forward_timeout = 5s;
+    api_options.forward_timeout = forward_timeout;
     api = std::make_unique<GraphApi>(service, view, metrics, api_options);
     service.set_miss_filler(api->MakeLeaderMissFiller());
     writer.StampLiveness(LeaseNs());
@@ -100,6 +118,7 @@ class GraphApiTest : public ::testing::Test {
         graphdb::ParseConnectionString(MariaDbEnvironment::server()->ConnectionString(database_));
     ASSERT_TRUE(config.ok()) << config.status().ToString();
     ASSERT_TRUE(graphdb::EnsureSchema(*config).ok());
+    config_ = *config;
     a_ = std::make_unique<Node>(*config, "a");
     b_ = std::make_unique<Node>(*config, "b");
     a_->Publish(Role::kLeader, 5, "a", a_->address);
@@ -142,6 +161,7 @@ class GraphApiTest : public ::testing::Test {
     return out.empty() ? -1 : std::stoll(out);
   }
 
+  graphdb::ConnectionConfig config_;
   std::string database_;
   std::unique_ptr<Node> a_;
   std::unique_ptr<Node> b_;
@@ -544,6 +564,236 @@ TEST_F(GraphApiTest, ConsoleEventsFollowTheElectionAndCountTheTraffic) {
       stream->WaitFor("query", [](const json& e) { return e["entities"] == 1; }).is_null());
   b_->api->set_console_events(nullptr);
   events.Stop();
+}
+
+// A peer that accepts connections and reads what it is sent but never answers: a leader that
+// hangs, or is cut off after the request went out.
+class SilentPeer {
+ public:
+  SilentPeer() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    Accept();
+    thread_ = std::thread([this] { ioc_.run(); });
+  }
+  ~SilentPeer() {
+    ioc_.stop();
+    thread_.join();
+  }
+  std::string address() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  size_t bytes_received() const { return received_.load(); }
+
+ private:
+  struct Connection {
+    explicit Connection(boost::asio::io_context& ioc) : socket(ioc) {}
+    boost::asio::ip::tcp::socket socket;
+    std::array<char, 4096> buffer{};
+  };
+  void Accept() {
+    auto c = std::make_shared<Connection>(ioc_);
+    acceptor_.async_accept(c->socket, [this, c](boost::system::error_code ec) {
+      if (ec) return;
+      Read(c);
+      Accept();
+    });
+  }
+  void Read(std::shared_ptr<Connection> c) {
+    c->socket.async_read_some(boost::asio::buffer(c->buffer),
+                              [this, c](boost::system::error_code ec, size_t n) {
+                                received_ += n;
+                                if (!ec) Read(c);
+                              });
+  }
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<size_t> received_{0};
+  std::thread thread_;
+};
+
+// Passes requests on to a real node, but drops the answer to the first `lose` of them and
+// closes the connection: a leader that committed and crashed, or a network that lost the reply.
+class AnswerLosingProxy {
+ public:
+  AnswerLosingProxy(uint16_t target_port, int lose)
+      : target_port_(target_port),
+        lose_(lose),
+        acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~AnswerLosingProxy() {
+    stopping_ = true;
+    boost::system::error_code ignored;
+    // Wake the accept with a connection of our own.
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket wake(ioc);
+    wake.connect(acceptor_.local_endpoint(), ignored);
+    thread_.join();
+  }
+  std::string address() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve() {
+    while (!stopping_) {
+      boost::asio::ip::tcp::socket socket(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stopping_) return;
+      boost::beast::flat_buffer buffer;
+      HttpRequest request;
+      while (true) {
+        boost::beast::http::read(socket, buffer, request, ec);
+        if (ec) break;
+        HttpClient client("127.0.0.1", target_port_);
+        ClientResult r = client.Send(std::move(request), 10s);
+        if (requests_++ < lose_ || !r.ok) break;  // the answer is lost with the connection
+        boost::beast::http::write(socket, r.response, ec);
+        if (ec) break;
+        request = {};
+      }
+      socket.close(ec);
+    }
+  }
+  const uint16_t target_port_;
+  const int lose_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+TEST_F(GraphApiTest, AKeyedCreateIsWrittenOnceThroughEitherNode) {
+  const std::vector<std::pair<std::string, std::string>> key = {
+      {kIdempotencyKeyHeader, "\"order-66\""}};
+  std::set<std::string> ids;
+  for (Node* node : {a_.get(), b_.get(), a_.get(), b_.get()}) {
+    ClientResult r =
+        Send(*node, http::verb::post, "/api/graph/entities/user/create", R"({"n":1})", key);
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.response.result_int(), 200) << r.response.body();
+    EXPECT_EQ(r.response[kIdempotencyKeyHeader], "\"order-66\"");
+    ids.insert(r.response.body());
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(CountRows("entities"), 1);
+  // A bare key is the same key.
+  ClientResult bare = Send(*b_, http::verb::post, "/api/graph/entities/user/create", R"({"n":1})",
+                           {{kIdempotencyKeyHeader, "order-66"}});
+  EXPECT_EQ(bare.response.body(), *ids.begin());
+  EXPECT_EQ(CountRows("entities"), 1);
+}
+
+TEST_F(GraphApiTest, BadAndReusedKeysAreRefusedWithReasons) {
+  const std::string path = "/api/graph/entities/user/create";
+  for (const std::string& bad :
+       {std::string("\"unclosed"), std::string("\"a\" trailing"), std::string("\"bad\\escape\""),
+        std::string(129, 'k'), std::string("\"\""), std::string("a,b")}) {
+    for (Node* node : {a_.get(), b_.get()}) {
+      ClientResult r = Send(*node, http::verb::post, path, "{}", {{kIdempotencyKeyHeader, bad}});
+      ASSERT_TRUE(r.ok);
+      EXPECT_EQ(r.response.result_int(), 400) << bad << " -> " << r.response.body();
+      EXPECT_NE(r.response.body().find("Idempotency-Key"), std::string::npos) << r.response.body();
+      EXPECT_EQ(r.response[kWriteOutcomeHeader], "none");
+    }
+  }
+  // Two keys on one request.
+  HttpRequest twice{http::verb::post, path, 11};
+  twice.insert(kIdempotencyKeyHeader, "one");
+  twice.insert(kIdempotencyKeyHeader, "two");
+  twice.body() = "{}";
+  HttpClient client("127.0.0.1", a_->server->port());
+  EXPECT_EQ(client.Send(std::move(twice), 10s).response.result_int(), 400);
+  EXPECT_EQ(CountRows("entities"), 0);
+
+  // A used key with another body is 422, through either node, and writes nothing.
+  Post(*a_, path, R"({"v":1})", 200);
+  ASSERT_EQ(Send(*a_, http::verb::post, path, R"({"v":1})", {{kIdempotencyKeyHeader, "k"}})
+                .response.result_int(),
+            200);
+  for (Node* node : {a_.get(), b_.get()}) {
+    ClientResult r =
+        Send(*node, http::verb::post, path, R"({"v":2})", {{kIdempotencyKeyHeader, "k"}});
+    EXPECT_EQ(r.response.result_int(), 422) << r.response.body();
+    EXPECT_EQ(r.response[kWriteOutcomeHeader], "none");
+  }
+  EXPECT_EQ(CountRows("entities"), 2);
+}
+
+// A client that sent no key learns the one its create went under, and can retry with it.
+TEST_F(GraphApiTest, ACreateWithoutAKeyIsAnsweredWithTheKeyItWentUnder) {
+  for (Node* node : {a_.get(), b_.get()}) {
+    ClientResult r = Send(*node, http::verb::post, "/api/graph/entities/user/create", "{}");
+    ASSERT_EQ(r.response.result_int(), 200) << r.response.body();
+    const std::string key(r.response[kIdempotencyKeyHeader]);
+    ASSERT_GT(key.size(), 2u);
+    ClientResult retry = Send(*node, http::verb::post, "/api/graph/entities/user/create", "{}",
+                              {{kIdempotencyKeyHeader, key}});
+    EXPECT_EQ(retry.response.body(), r.response.body());
+  }
+  EXPECT_EQ(CountRows("entities"), 2);
+}
+
+// The leader hangs with a forward in flight and the view names a new one: the forward goes to
+// the new leader at once. Without that it would wait out its 60 s timeout, and the client's
+// 10 s would end first.
+TEST_F(GraphApiTest, AForwardFollowsANewLeaderInsteadOfWaitingForTheOldOne) {
+  for (bool fast_path : {false, true}) {
+    SCOPED_TRACE(fast_path ? "fast path" : "worker thread");
+    SilentPeer hung;
+    Node c(config_, "c", 60s, fast_path);
+    c.Publish(Role::kFollower, 5, "hung", hung.address());
+    ClientResult answer;
+    std::thread client([&] {
+      answer = Send(c, http::verb::post, "/api/graph/entities/user/create", R"({"who":"c"})",
+                    {{kIdempotencyKeyHeader, fast_path ? "fast" : "slow"}});
+    });
+    while (hung.bytes_received() == 0) std::this_thread::sleep_for(5ms);
+    c.Publish(Role::kFollower, 6, "a", a_->address);
+    client.join();
+    ASSERT_TRUE(answer.ok) << answer.error;
+    EXPECT_EQ(answer.response.result_int(), 200) << answer.response.body();
+  }
+  EXPECT_EQ(CountRows("entities", "attributes LIKE '%\"c\"%'"), 2);
+}
+
+// No answer from the leader: the 503 says whether the write may have been applied.
+TEST_F(GraphApiTest, AForwardWithoutAnAnswerSaysWhetherItMayHaveBeenApplied) {
+  Node c(config_, "c", 300ms);
+  {
+    SilentPeer hung;  // the request went out: it may have been applied
+    c.Publish(Role::kFollower, 5, "hung", hung.address());
+    ClientResult r = Send(c, http::verb::post, "/api/graph/entities/user/create", "{}");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.response.result_int(), 503) << r.response.body();
+    EXPECT_EQ(r.response[kWriteOutcomeHeader], "unknown");
+    EXPECT_EQ(json::parse(r.response.body())["outcome"], "unknown") << r.response.body();
+    EXPECT_FALSE(r.response[kIdempotencyKeyHeader].empty());
+  }
+  // Nothing listens: the request never went out.
+  const std::string closed = "http://127.0.0.1:1";
+  c.Publish(Role::kFollower, 5, "gone", closed);
+  ClientResult r = Send(c, http::verb::post, "/api/graph/entities/user/create", "{}");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.response.result_int(), 503) << r.response.body();
+  EXPECT_EQ(r.response[kWriteOutcomeHeader], "none") << r.response.body();
+  EXPECT_EQ(CountRows("entities"), 0);
+}
+
+// The leader commits and its answer is lost: the follower sends the write again under the same
+// key, and the client gets the id of the one row.
+TEST_F(GraphApiTest, AForwardWhoseAnswerWasLostIsSentAgainAndWrittenOnce) {
+  AnswerLosingProxy lossy(a_->server->port(), 1);
+  Node c(config_, "c", 10s, /*fast_path=*/true);
+  c.Publish(Role::kFollower, 5, "a", lossy.address());
+  ClientResult r = Send(c, http::verb::post, "/api/graph/entities/user/create", R"({"once":1})");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.response.result_int(), 200) << r.response.body();
+  EXPECT_EQ(lossy.requests(), 2);
+  EXPECT_EQ(CountRows("entities"), 1);
+  EXPECT_EQ(CountRows("entities", "id = " + r.response.body()), 1);
 }
 
 }  // namespace

@@ -59,6 +59,7 @@ struct Flags {
   int request_timeout_ms = 10000;
   int max_connections = 4096;
   int forward_timeout_ms = 5000;
+  int write_retry_ms = 2000;
   int startup_wait_ms = 60000;
   std::string election = "sidecar";
   int max_batch = 128;
@@ -201,7 +202,9 @@ int Run(const Flags& flags) {
   auto primary = std::make_shared<graphdb::Pool>(*primary_config, pool_options);
   std::shared_ptr<graphdb::Pool> replica_pool;
   if (replica_config) replica_pool = std::make_shared<graphdb::Pool>(*replica_config, pool_options);
-  graph::GraphService service(primary, replica_pool);
+  graph::GraphOptions graph_options;
+  graph_options.write_retry_window = std::chrono::milliseconds(flags.write_retry_ms);
+  graph::GraphService service(primary, replica_pool, graph_options);
   graphserver::LeaderFenceOptions fence_options;
   fence_options.log = [](const std::string& line) { Log(line); };
   graphserver::LeaderFence leader_fence(view->value(), primary, fence_options);
@@ -265,10 +268,11 @@ int Run(const Flags& flags) {
   int sig = 0;
   sigwait(&signals, &sig);
   Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
-  // The batches in flight finish first, and their callers get answers while the server still
-  // serves; a create arriving after that is refused with a 503. The batcher's callbacks must
-  // not outlive the server.
+  // The batches and forwards in flight finish first, and their callers get answers while the
+  // server still serves; a write arriving after that is refused with a 503. Their callbacks
+  // must not outlive the server.
   service.StopGroupCommit();
+  api.StopForwarding();
   events.Stop();
   server.Stop();
 #ifdef INSTAFACE_GRAPH_EMBEDDED
@@ -340,9 +344,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 600000))
       ->capture_default_str();
   app.add_option("--forward-timeout-ms", flags.forward_timeout_ms,
-                 "how long a follower waits for the leader's answer to a forwarded write")
+                 "how long a follower keeps sending a forwarded write to the leader (again under "
+                 "its Idempotency-Key when an answer is lost or the leader changes) before it "
+                 "answers 503")
       ->envname(env("FORWARD_TIMEOUT_MS"))
       ->check(CLI::Range(10, 600000))
+      ->capture_default_str();
+  app.add_option("--write-retry-ms", flags.write_retry_ms,
+                 "how long the leader retries a create the database failed, when a retry is "
+                 "safe: it was not applied (a restart), or it is keyed and its outcome unknown; "
+                 "keep it below --forward-timeout-ms")
+      ->envname(env("WRITE_RETRY_MS"))
+      ->check(CLI::Range(0, 600000))
       ->capture_default_str();
   app.add_option("--startup-wait-ms", flags.startup_wait_ms,
                  "how long to wait for the database and the agent at start")

@@ -86,6 +86,10 @@ class GraphApi {
   // The HttpServer stream path: takes GET /api/graph/events as a console event stream.
   bool HandleStream(const HttpRequest& request, std::shared_ptr<EventStream> stream);
 
+  // Answers the forwards in flight and refuses later ones with a 503; call it while the HTTP
+  // server still answers, as forwards are answered through it. The destructor calls it too.
+  void StopForwarding() { forwarder_.Stop(); }
+
   // Feeds the console's events and serves /api/graph/events (set before serving).
   void set_console_events(ConsoleEvents* events) { events_ = events; }
 

@@ -15,6 +15,7 @@
 
 #include "fake_data.h"
 #include "instaface/graphserver/http_client.h"
+#include "instaface/graphserver/idempotency_key.h"
 #include "query_answer.h"
 
 namespace instaface::bot {
@@ -62,6 +63,7 @@ struct Shared {
   std::atomic<uint64_t> users_created{0};
   std::atomic<uint64_t> statuses_posted{0};
   std::atomic<uint64_t> slot{0};
+  std::atomic<uint64_t> write_retries{0};
   Clock::time_point start;
   Clock::time_point end;
 
@@ -309,51 +311,100 @@ class Worker {
     return t.all[std::uniform_int_distribution<size_t>(0, t.all.size() - 1)(rng_)];
   }
 
+  // A write goes under an Idempotency-Key of its own, and is sent again under it (to a node
+  // picked afresh) while its outcome is unknown: no answer came, or a 503 said the write may
+  // have been applied. The key makes that safe: the server writes it at most once.
   Reply Write(const Targets& t, const std::string& target, const json& body, const char* op,
               AnswerCheck check) {
-    return Send(PickNode(t, true), target, body.dump(), op, true, check);
+    const std::string key = MakeKey();
+    const std::string text = body.dump();
+    const auto t0 = Clock::now();
+    std::string node = PickNode(t, true);
+    for (int attempt = 0;; ++attempt) {
+      Exchange e = Send(node, target, text, check, &key);
+      // Retried past the end of the run too: the write was acknowledged to no one yet.
+      if (!e.unknown || attempt == kMaxWriteRetries) {
+        s_.Record(op, true, MillisSince(t0), e.reply.outcome, e.kind);
+        return e.reply;
+      }
+      ++s_.write_retries;
+      std::this_thread::sleep_for(kWriteRetryPause);
+      node = PickNode(s_.CurrentTargets(), true);
+    }
   }
   Reply Read(const Targets& t, const std::string& target, const std::string& body, const char* op,
              AnswerCheck check) {
-    return Send(PickNode(t, false), target, body, op, false, check);
+    const auto t0 = Clock::now();
+    Exchange e = Send(PickNode(t, false), target, body, check, nullptr);
+    s_.Record(op, false, MillisSince(t0), e.reply.outcome, e.kind);
+    return e.reply;
   }
 
-  Reply Send(const std::string& node, const std::string& target, const std::string& body,
-             const char* op, bool write, AnswerCheck check) {
-    auto t0 = Clock::now();
-    ClientResult r =
-        clients_.For(node).Send(http::verb::post, target, body, s_.options.request_timeout);
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  struct Exchange {
     Reply reply;
-    std::string kind;  // empty while the request is ok
+    std::string kind;      // empty when ok (see WorkloadResult::errors_by_kind)
+    bool unknown = false;  // a write that may or may not have been applied
+  };
+
+  Exchange Send(const std::string& node, const std::string& target, const std::string& body,
+                AnswerCheck check, const std::string* key) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (key != nullptr) headers.emplace_back(graphserver::kIdempotencyKeyHeader, *key);
+    ClientResult r = clients_.For(node).Send(http::verb::post, target, body,
+                                             s_.options.request_timeout, headers);
+    Exchange e;
     if (!r.ok) {
       if (r.timed_out) {
-        kind = "timeout";
+        e.kind = "timeout";
       } else if (r.error.rfind("connect", 0) == 0) {
-        kind = "connect";
+        e.kind = "connect";
       } else {
-        kind = "io";
+        e.kind = "io";
       }
+      // A connect that failed sent nothing; anything later may have reached the server.
+      e.unknown = e.kind != "connect";
     } else if (r.response.result_int() != 200) {
-      kind = std::to_string(r.response.result_int());
+      e.kind = std::to_string(r.response.result_int());
+      e.unknown = r.response[graphserver::kWriteOutcomeHeader] == "unknown";
     } else {
-      reply.body = json::parse(r.response.body(), nullptr, false);
-      if (reply.body.is_discarded() || !check(reply.body)) kind = "bad-answer";
+      e.reply.body = json::parse(r.response.body(), nullptr, false);
+      if (e.reply.body.is_discarded() || !check(e.reply.body)) e.kind = "bad-answer";
     }
     // A 409 is the server refusing a duplicate association: nothing was written, so it is not
     // ok, and it is no fault of the server either.
-    reply.outcome = kind.empty()    ? Outcome::kOk
-                    : kind == "409" ? Outcome::kConflict
-                                    : Outcome::kFailed;
-    s_.Record(op, write, ms, reply.outcome, kind);
-    return reply;
+    e.reply.outcome = e.kind.empty()    ? Outcome::kOk
+                      : e.kind == "409" ? Outcome::kConflict
+                                        : Outcome::kFailed;
+    return e;
   }
+
+  static double MillisSince(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  }
+
+  // 128 random bits. Not from rng_: a run with the same seed makes the same requests, and
+  // must not find the keys of the last run's creates.
+  std::string MakeKey() {
+    char buf[48];
+    snprintf(buf, sizeof(buf), "bot-%016llx%016llx", static_cast<unsigned long long>(key_rng_()),
+             static_cast<unsigned long long>(key_rng_()));
+    return buf;
+  }
+
+  static std::mt19937_64::result_type KeySeed() {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32) ^ device();
+  }
+
+  static constexpr int kMaxWriteRetries = 10;
+  static constexpr std::chrono::milliseconds kWriteRetryPause{100};
 
   // Of the slots, when some user is known, the share that reads a timeline.
   static constexpr double kReadShare = 0.5;
 
   Shared& s_;
   std::mt19937_64 rng_;
+  std::mt19937_64 key_rng_{KeySeed()};
   Clients clients_;
   Visit visit_;
 };
@@ -431,6 +482,7 @@ WorkloadResult RunWorkload(const Targets& targets, const WorkloadOptions& option
   std::lock_guard<std::mutex> lock(shared.stats_mu);
   result.ok = shared.ok;
   result.conflicts = shared.conflicts;
+  result.write_retries = shared.write_retries.load();
   result.failed = shared.failed;
   result.ok_by_operation = shared.ok_by_op;
   result.errors_by_kind = shared.errors;
@@ -455,6 +507,7 @@ std::string FormatResult(const WorkloadResult& r) {
   }
   out << "  by operation:";
   for (const auto& [op, n] : r.ok_by_operation) out << " " << op << "=" << n;
+  out << "\n  writes sent again under their key: " << r.write_retries;
   out << "\n  not ok by kind:";
   if (r.errors_by_kind.empty()) out << " none";
   for (const auto& [kind, n] : r.errors_by_kind) out << " " << kind << "=" << n;
@@ -470,10 +523,15 @@ std::string ResultJson(const WorkloadResult& r) {
                 {"p99_ms", s.p99_ms},
                 {"max_ms", s.max_ms}};
   };
-  json j = {{"seconds", r.seconds},     {"ok", r.ok},
-            {"conflicts", r.conflicts}, {"failed", r.failed},
-            {"ops", r.ok_by_operation}, {"errors", r.errors_by_kind},
-            {"reads", lat(r.reads)},    {"writes", lat(r.writes)}};
+  json j = {{"seconds", r.seconds},
+            {"ok", r.ok},
+            {"conflicts", r.conflicts},
+            {"failed", r.failed},
+            {"write_retries", r.write_retries},
+            {"ops", r.ok_by_operation},
+            {"errors", r.errors_by_kind},
+            {"reads", lat(r.reads)},
+            {"writes", lat(r.writes)}};
   return j.dump();
 }
 

@@ -49,6 +49,9 @@ struct WorkloadResult {
   uint64_t ok = 0;         // a 200 whose body is what the route answers
   uint64_t conflicts = 0;  // a 409: the association already existed, so nothing was written
   uint64_t failed = 0;     // anything else
+  // Writes sent again under their Idempotency-Key because the outcome of an attempt was
+  // unknown (no answer, or a 503 that said so); each write has one outcome above all the same.
+  uint64_t write_retries = 0;
   std::map<std::string, uint64_t> ok_by_operation;
   // Every outcome but ok, by kind: the HTTP status ("409", "503", ...), "bad-answer" (a 200
   // whose body is not what the route answers), "timeout", "connect" or "io".

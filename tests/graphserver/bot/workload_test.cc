@@ -13,6 +13,7 @@
 #include "graph_cluster_environment.h"
 #include "instaface/graphserver/http_client.h"
 #include "instaface/graphserver/http_server.h"
+#include "instaface/graphserver/idempotency_key.h"
 
 namespace instaface::testing {
 namespace {
@@ -122,6 +123,70 @@ class ReplayingProxy {
   std::map<int, uint64_t> relayed_;  // under mu_
   uint64_t replayed_ = 0;            // under mu_
   uint64_t replays_refused_ = 0;     // under mu_
+};
+
+// Stands between the bot and the leader and passes every request on, with its Idempotency-Key,
+// but loses the leader's answer to every other write: the write is committed, and the bot gets
+// the 503 with an unknown outcome that a follower answers when its forward's answer is lost.
+class AnswerLosingProxy {
+ public:
+  explicit AnswerLosingProxy(std::string upstream) : upstream_(std::move(upstream)) {
+    graphserver::HttpServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.io_threads = 1;
+    o.worker_threads = 4;
+    server_ = std::make_unique<graphserver::HttpServer>(
+        o, [this](HttpRequest&& req) { return Handle(std::move(req)); });
+  }
+
+  common::Status Start() { return server_->Start(); }
+  void Stop() { server_->Stop(); }
+  std::string address() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  uint64_t answers_lost() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lost_;
+  }
+
+ private:
+  HttpResponse Handle(HttpRequest&& req) {
+    const std::string target(req.target());
+    const bool write = target.find("/create") != std::string::npos ||
+                       target.rfind("/api/graph/associations/", 0) == 0;
+    HttpRequest out{req.method(), req.target(), 11};
+    out.set(http::field::content_type, "application/json");
+    auto key = req.find(graphserver::kIdempotencyKeyHeader);
+    if (key != req.end()) out.set(graphserver::kIdempotencyKeyHeader, key->value());
+    out.body() = req.body();
+    graphserver::ClientResult r = pool_.Send(upstream_, std::move(out), 5s);
+    bool lose = false;
+    if (write && r.ok && r.response.result_int() == 200) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lose = writes_++ % 2 == 0;
+      if (lose) ++lost_;
+    }
+    HttpResponse res;
+    if (lose) {
+      res = graphserver::JsonError(503, "the leader's answer was lost", req.version());
+      res.set(graphserver::kWriteOutcomeHeader, "unknown");
+    } else if (r.ok) {
+      res = HttpResponse{r.response.result(), req.version()};
+      res.set(http::field::content_type, "application/json");
+      res.body() = std::move(r.response.body());
+    } else {
+      res = graphserver::JsonError(502, "upstream: " + r.error, req.version());
+    }
+    res.keep_alive(req.keep_alive());
+    res.prepare_payload();
+    return res;
+  }
+
+  const std::string upstream_;
+  graphserver::ClientPool pool_;
+  std::unique_ptr<graphserver::HttpServer> server_;
+  std::mutex mu_;
+  uint64_t writes_ = 0;  // under mu_
+  uint64_t lost_ = 0;    // under mu_
 };
 
 class BotWorkloadTest : public ::testing::Test {
@@ -248,6 +313,37 @@ TEST_F(BotWorkloadTest, A409IsCountedAsAConflictNotAsOk) {
   EXPECT_NE(bot::ResultJson(r).find("\"conflicts\":" + std::to_string(r.conflicts)),
             std::string::npos)
       << bot::ResultJson(r);
+}
+
+// A write whose outcome is unknown is sent again under its key, and written once: the database
+// ends with one row per acknowledged create, and no association retry is taken for a duplicate.
+TEST_F(BotWorkloadTest, AWriteWithAnUnknownOutcomeIsSentAgainAndWrittenOnce) {
+  AnswerLosingProxy proxy(cluster->app_address(leader_));
+  ASSERT_TRUE(proxy.Start().ok());
+  const int64_t users_before = OfType("entities", "user");
+  const int64_t statuses_before = OfType("entities", "status");
+  bot::Targets targets;
+  targets.all = {proxy.address()};
+  bot::WorkloadOptions options;
+  options.rate = 50;
+  options.duration = 3s;
+  options.concurrency = 4;
+  options.report_every = 0s;
+  options.seed = 31;
+  bot::WorkloadResult r = bot::RunWorkload(targets, options, nullptr);
+  proxy.Stop();
+
+  ASSERT_GT(proxy.answers_lost(), 0u);
+  EXPECT_EQ(r.write_retries, proxy.answers_lost()) << Describe(r);
+  EXPECT_EQ(r.failed, 0u) << Describe(r) << cluster->Logs();
+  EXPECT_EQ(r.conflicts, 0u) << Describe(r);
+  EXPECT_EQ(OfType("entities", "user") - users_before,
+            static_cast<int64_t>(CountOf(r.ok_by_operation, "create_user")))
+      << Describe(r);
+  // A status is created, then linked twice (posted, postedby), all counted as post_status.
+  EXPECT_EQ(3 * (OfType("entities", "status") - statuses_before),
+            static_cast<int64_t>(CountOf(r.ok_by_operation, "post_status")))
+      << Describe(r);
 }
 
 }  // namespace

@@ -96,6 +96,7 @@ bool GraphCluster::Start(std::string* error) {
               "--election-max-ms",
               std::to_string(options_.election_max_ms)};
     o.stderr_path = dir_.File(id + "-agent.log");
+    agent_options_.push_back(o);
     agents_.emplace_back(o);
     if (!agents_.back().ok()) {
       if (error) *error = "agent " + id + ": " + agents_.back().error();
@@ -152,12 +153,41 @@ bool GraphCluster::StartGraphserver(int i, std::string* error) {
         {"ConnectionStrings__ReadReplica", replica_->ConnectionString(options_.database)});
   }
   o.stderr_path = dir_.File(id + "-graph.log");
+  graphserver_options_.push_back(o);
   graphservers_.emplace_back(o);
   if (!graphservers_.back().ok()) {
     if (error) *error = "graphserver " + id + ": " + graphservers_.back().error();
     return false;
   }
   return true;
+}
+
+bool GraphCluster::RestartAgent(int i, std::string* error) {
+  Subprocess& a = agents_[static_cast<size_t>(i)];
+  a.Continue();
+  a.Kill();
+  a = Subprocess(agent_options_[static_cast<size_t>(i)]);
+  if (!a.ok()) {
+    if (error) *error = "agent n" + std::to_string(i) + ": " + a.error();
+    return false;
+  }
+  return true;
+}
+
+bool GraphCluster::RestartGraphserver(int i, std::string* error) {
+  Subprocess& g = graphservers_[static_cast<size_t>(i)];
+  g.Continue();
+  g.Kill();
+  g = Subprocess(graphserver_options_[static_cast<size_t>(i)]);
+  if (!g.ok()) {
+    if (error) *error = "graphserver n" + std::to_string(i) + ": " + g.error();
+    return false;
+  }
+  return true;
+}
+
+std::string GraphCluster::control_socket(int i) const {
+  return dir_.File("n" + std::to_string(i) + ".sock");
 }
 
 int GraphCluster::Leader(const std::vector<int>& ignore) const {

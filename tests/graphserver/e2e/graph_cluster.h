@@ -58,6 +58,13 @@ class GraphCluster {
   uint16_t app_port(int i) const { return app_ports_[static_cast<size_t>(i)]; }
   Subprocess& agent(int i) { return agents_[static_cast<size_t>(i)]; }
   Subprocess& graphserver(int i) { return graphservers_[static_cast<size_t>(i)]; }
+  // Starts node i's agent or graphserver again, as it was started (after a kill). Call from the
+  // thread that started the cluster: a child dies with the thread that started it.
+  bool RestartAgent(int i, std::string* error);
+  bool RestartGraphserver(int i, std::string* error);
+  RedisServer& redis() { return *redis_; }
+  const std::string& shm_name(int i) const { return shm_names_[static_cast<size_t>(i)]; }
+  std::string control_socket(int i) const;
   const std::string& redis_url() const { return redis_url_; }
   const std::string& cluster_name() const { return cluster_; }
 
@@ -90,6 +97,8 @@ class GraphCluster {
   std::string cluster_;
   std::vector<uint16_t> app_ports_;
   std::vector<std::string> shm_names_;
+  std::vector<SubprocessOptions> agent_options_;
+  std::vector<SubprocessOptions> graphserver_options_;
   std::vector<Subprocess> agents_;
   std::vector<Subprocess> graphservers_;
 };

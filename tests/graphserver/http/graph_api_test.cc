@@ -84,7 +84,11 @@ struct Node {
     service.set_miss_filler(api->MakeLeaderMissFiller());
     writer.StampLiveness(LeaseNs());
   }
-  ~Node() { server->Stop(); }
+  // Forwards answer through the server's connections: they end first, as in the graphserver.
+  ~Node() {
+    api->StopForwarding();
+    server->Stop();
+  }
 
   void Publish(Role role, uint64_t term, const std::string& leader_id,
                const std::string& leader_address) {

@@ -23,6 +23,7 @@
 
 #include "clocks.h"
 #include "instaface/shm_layout.h"
+#include "life_lock.h"
 
 namespace instaface::internal {
 
@@ -31,9 +32,7 @@ namespace instaface::internal {
 // in-process record has no lock, and its agent is never gone while its app runs.
 inline bool AgentGone(const shm::Record& record) {
   if (record.agent_lock_kind != shm::kAgentLockRobustMutex) return false;
-  // The kernel updates this word with atomic operations on the futex; read it as one.
-  const int word = __atomic_load_n(&record.agent_lock.__data.__lock, __ATOMIC_ACQUIRE);
-  return (word & FUTEX_OWNER_DIED) != 0 || (word & FUTEX_TID_MASK) == 0;
+  return OwnerGone(record.agent_lock);
 }
 
 inline void CpuRelax() {

@@ -17,6 +17,7 @@
 #include "clocks.h"
 #include "futex.h"
 #include "instaface/shm_layout.h"
+#include "life_lock.h"
 #include "record_access.h"
 #include "view_access.h"
 
@@ -52,71 +53,6 @@ bool OtherAgentAlive(const Record& record) {
 
 // A fresh record's life lock: robust (the kernel marks it when its owner dies) and shared
 // between processes.
-bool InitAgentLock(pthread_mutex_t* lock) {
-  pthread_mutexattr_t attr;
-  if (pthread_mutexattr_init(&attr) != 0) return false;
-  bool ok = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0 &&
-            pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
-            pthread_mutex_init(lock, &attr) == 0;
-  pthread_mutexattr_destroy(&attr);
-  return ok;
-}
-
-// Holds the record's life lock on a thread of its own for as long as the segment is mapped.
-// The holder must be a thread that lives as long as the record: the kernel marks the lock when
-// the thread that holds it exits, whatever the rest of the process does. A thread of our own
-// also lets the lock be released by the thread that took it (a robust mutex refuses any
-// other), so that no robust-list entry is left pointing into memory that is unmapped.
-class AgentLockKeeper {
- public:
-  // Takes `lock`, which a dead agent may have left owner-dead. Fails (EBUSY) while a live
-  // process holds it.
-  static std::unique_ptr<AgentLockKeeper> Take(pthread_mutex_t* lock, int* error) {
-    auto keeper = std::unique_ptr<AgentLockKeeper>(new AgentLockKeeper(lock));
-    std::promise<int> taken;
-    std::future<int> result = taken.get_future();
-    keeper->thread_ = std::thread([k = keeper.get(), &taken] { k->Hold(taken); });
-    *error = result.get();
-    if (*error != 0) {
-      keeper->thread_.join();
-      return nullptr;
-    }
-    return keeper;
-  }
-  ~AgentLockKeeper() {
-    {
-      std::lock_guard<std::mutex> guard(mu_);
-      release_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  explicit AgentLockKeeper(pthread_mutex_t* lock) : lock_(lock) {}
-
-  void Hold(std::promise<int>& taken) {
-    int rv = pthread_mutex_trylock(lock_);
-    if (rv == EOWNERDEAD) rv = pthread_mutex_consistent(lock_);  // a dead agent's: ours now
-    if (rv == ENOTRECOVERABLE) {
-      // Left unusable (released by an owner that never made it consistent): start afresh.
-      pthread_mutex_destroy(lock_);
-      rv = InitAgentLock(lock_) ? pthread_mutex_trylock(lock_) : EINVAL;
-    }
-    taken.set_value(rv);
-    if (rv != 0) return;
-    std::unique_lock<std::mutex> guard(mu_);
-    cv_.wait(guard, [this] { return release_; });
-    pthread_mutex_unlock(lock_);
-  }
-
-  pthread_mutex_t* const lock_;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool release_ = false;
-};
-
 }  // namespace
 
 struct Writer::Segment {
@@ -124,7 +60,7 @@ struct Writer::Segment {
   std::unique_ptr<Record> heap;  // an in-process record
   dev_t device = 0;              // identity of the segment, so Unlink removes only ours
   ino_t inode = 0;
-  std::unique_ptr<AgentLockKeeper> life;  // the record's life lock, released before unmapping
+  std::unique_ptr<internal::LifeLock> life;  // the record's life lock, released before unmapping
   ~Segment() {
     life.reset();
     if (mapping != MAP_FAILED) munmap(mapping, sizeof(Record));
@@ -177,7 +113,7 @@ Result<Writer> Writer::Create(const std::string& shm_name, mode_t mode,
         if (HeaderMatches(*record) && record->stale_after_ns == stale_after_ns &&
             record->agent_lock_kind == kAgentLockRobustMutex) {
           int error = 0;
-          auto life = AgentLockKeeper::Take(&record->agent_lock, &error);
+          auto life = internal::LifeLock::Take(&record->agent_lock, &error);
           if (!life) {
             const uint32_t pid = record->agent_pid;
             munmap(mapping, sizeof(Record));
@@ -239,8 +175,8 @@ Result<Writer> Writer::Create(const std::string& shm_name, mode_t mode,
   record->agent_pid = static_cast<uint32_t>(getpid());
   record->stale_after_ns = stale_after_ns;
   int lock_error = EINVAL;
-  if (InitAgentLock(&record->agent_lock)) {
-    segment->life = AgentLockKeeper::Take(&record->agent_lock, &lock_error);
+  if (internal::InitLifeLock(&record->agent_lock)) {
+    segment->life = internal::LifeLock::Take(&record->agent_lock, &lock_error);
   }
   if (!segment->life) {
     shm_unlink(temporary.c_str());  // the fd is closed; the mapping goes with `segment`

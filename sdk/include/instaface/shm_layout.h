@@ -132,6 +132,28 @@ static_assert(offsetof(Record, role) == 192 && offsetof(Record, flags) == 196 &&
                   offsetof(Record, leader_app_address) == 536,
               "Record payload moved");
 
+// The app's presence record, in a segment of its own named "<agent segment>.app": written by the
+// app (AppPresence, app_presence.h), read by its agent, so that leadership follows a live app.
+// The app holds `life` for as long as it runs (a killed app's is owner-died at once) and stores
+// the lease clock in `stamp_ns` every period (a hung app's ages). `magic` is stored last.
+inline constexpr uint64_t kAppMagic = 0x31505041'46415349ULL;  // "ISAFAPP1" little-endian
+inline constexpr uint32_t kAppLayoutVersion = 1;
+
+struct alignas(64) AppRecord {
+  std::atomic<uint64_t> magic;
+  uint32_t layout_version;
+  uint32_t app_pid;
+  std::atomic<uint64_t> stamp_ns;  // lease clock ns of the app's latest stamp
+  uint64_t period_ns;              // how often the app stamps
+  uint8_t reserved[32];
+  pthread_mutex_t life;  // robust, process-shared, held by the app for its life
+  uint8_t reserved2[24];
+};
+
+static_assert(std::is_standard_layout_v<AppRecord> && sizeof(AppRecord) == 128 &&
+                  offsetof(AppRecord, stamp_ns) == 16 && offsetof(AppRecord, life) == 64,
+              "AppRecord moved");
+
 }  // namespace instaface::shm
 
 #endif  // INSTAFACE_SHM_LAYOUT_H_

@@ -1,0 +1,97 @@
+// A life lock: a robust, process-shared mutex in a shared-memory segment that its writer holds
+// for as long as it lives (the agent in its record, an app in its presence record). The kernel
+// marks it owner-died the moment the holding thread's process exits, so a reader learns of the
+// death at once, from one load of the lock's word, without a system call.
+//
+// Thread safety: LifeLock is created and destroyed by one thread; OwnerGone is safe anywhere.
+#ifndef INSTAFACE_SDK_SRC_LIFE_LOCK_H_
+#define INSTAFACE_SDK_SRC_LIFE_LOCK_H_
+
+#include <linux/futex.h>
+#include <pthread.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace instaface::internal {
+
+// Initialises `lock` as robust and process-shared.
+inline bool InitLifeLock(pthread_mutex_t* lock) {
+  pthread_mutexattr_t attr;
+  if (pthread_mutexattr_init(&attr) != 0) return false;
+  bool ok = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED) == 0 &&
+            pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST) == 0 &&
+            pthread_mutex_init(lock, &attr) == 0;
+  pthread_mutexattr_destroy(&attr);
+  return ok;
+}
+
+// Holds a life lock on a thread of its own for as long as its segment is mapped.
+// The holder must be a thread that lives as long as the record: the kernel marks the lock when
+// the thread that holds it exits, whatever the rest of the process does. A thread of our own
+// also lets the lock be released by the thread that took it (a robust mutex refuses any
+// other), so that no robust-list entry is left pointing into memory that is unmapped.
+class LifeLock {
+ public:
+  // Takes `lock`, which a dead holder may have left owner-dead. Fails (EBUSY) while a live
+  // process holds it.
+  static std::unique_ptr<LifeLock> Take(pthread_mutex_t* lock, int* error) {
+    auto keeper = std::unique_ptr<LifeLock>(new LifeLock(lock));
+    std::promise<int> taken;
+    std::future<int> result = taken.get_future();
+    keeper->thread_ = std::thread([k = keeper.get(), &taken] { k->Hold(taken); });
+    *error = result.get();
+    if (*error != 0) {
+      keeper->thread_.join();
+      return nullptr;
+    }
+    return keeper;
+  }
+  ~LifeLock() {
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      release_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();  // Take joined it already when it failed
+  }
+
+ private:
+  explicit LifeLock(pthread_mutex_t* lock) : lock_(lock) {}
+
+  void Hold(std::promise<int>& taken) {
+    int rv = pthread_mutex_trylock(lock_);
+    if (rv == EOWNERDEAD) rv = pthread_mutex_consistent(lock_);  // a dead holder's: ours now
+    if (rv == ENOTRECOVERABLE) {
+      // Left unusable (released by an owner that never made it consistent): start afresh.
+      pthread_mutex_destroy(lock_);
+      rv = InitLifeLock(lock_) ? pthread_mutex_trylock(lock_) : EINVAL;
+    }
+    taken.set_value(rv);
+    if (rv != 0) return;
+    std::unique_lock<std::mutex> guard(mu_);
+    cv_.wait(guard, [this] { return release_; });
+    pthread_mutex_unlock(lock_);
+  }
+
+  pthread_mutex_t* const lock_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool release_ = false;
+};
+
+// Whether the holder of `lock` is gone: the kernel marked it owner-died, or nobody holds it.
+inline bool OwnerGone(const pthread_mutex_t& lock) {
+  // The kernel updates this word with atomic operations on the futex; read it as one.
+  const int word = __atomic_load_n(&lock.__data.__lock, __ATOMIC_ACQUIRE);
+  return (word & FUTEX_OWNER_DIED) != 0 || (word & FUTEX_TID_MASK) == 0;
+}
+
+}  // namespace instaface::internal
+
+#endif  // INSTAFACE_SDK_SRC_LIFE_LOCK_H_

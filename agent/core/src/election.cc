@@ -60,6 +60,12 @@ class Election::Impl {
   void Tick(Nanos now) {
     if (role_ == Role::kLeader) {
       if (transferring_ && now >= transfer_deadline_) AbortTransfer(now);
+      if (!eligible_ && !transferring_) {
+        // Its app is gone and the handover did not take (the target's app may be gone too): step
+        // down, and the nodes that may lead elect one of themselves.
+        BecomeFollower(hard_.term, NodeId(), now);
+        return;
+      }
       if (config_.check_quorum && now >= CheckQuorumDeadline()) {
         // §6.2: a leader cut off from a majority stops claiming leadership.
         ++stats_.check_quorum_step_downs;
@@ -69,7 +75,14 @@ class Election::Impl {
       if (now >= next_heartbeat_) BroadcastHeartbeat(now);
       return;
     }
-    if (now >= election_deadline_) Campaign(now);
+    if (now >= election_deadline_) {
+      if (!eligible_) {
+        // A node whose app is gone does not stand; it still votes.
+        ResetElectionTimer(now);
+        return;
+      }
+      Campaign(now);
+    }
   }
 
   void Step(const Message& m, Nanos now) {
@@ -168,6 +181,20 @@ class Election::Impl {
   void SetUnplugged(bool unplugged) {
     unplugged_ = unplugged;
     if (unplugged_) outbox_.clear();
+  }
+
+  void SetEligible(bool eligible, Nanos now) {
+    if (eligible_ == eligible) return;
+    eligible_ = eligible;
+    if (eligible_) return;
+    ++stats_.became_ineligible;
+    if (role_ == Role::kLeader) {
+      if (!transferring_ && !TransferLeadership(NodeId(), now)) {
+        BecomeFollower(hard_.term, NodeId(), now);
+      }
+    } else if (role_ != Role::kFollower) {
+      BecomeFollower(hard_.term, NodeId(), now);  // a campaign in flight ends
+    }
   }
 
   // ---- outputs ------------------------------------------------------------------------------
@@ -510,7 +537,7 @@ class Election::Impl {
     // Thesis §3.10: the leader asks us to stand at once, skipping PreVote. Only while its
     // newest heartbeat still announces the transfer: a TimeoutNow delayed past an aborted
     // transfer would otherwise start a campaign that overrides the rebuilt lease's voters.
-    if (m.term != hard_.term || role_ == Role::kLeader || leader_ != m.from) return;
+    if (m.term != hard_.term || role_ == Role::kLeader || leader_ != m.from || !eligible_) return;
     // The TimeoutNow is the leader's announcement as of its send time: it counts unless a
     // newer heartbeat from the leader said the transfer was over.
     if (m.transferring && m.send_time >= newest_leader_send_) {
@@ -600,6 +627,7 @@ class Election::Impl {
   NodeId leader_;
   NodeId last_known_leader_;
   bool unplugged_ = false;
+  bool eligible_ = true;  // false while this node's app is gone: it neither stands nor leads
   Nanos election_deadline_{0};
 
   // Voter side of the lease.
@@ -645,6 +673,7 @@ bool Election::transfer_leadership(const NodeId& target, Nanos now) {
 }
 bool Election::step_down(Nanos now) { return impl_->StepDown(now); }
 void Election::set_unplugged(bool unplugged, Nanos /*now*/) { impl_->SetUnplugged(unplugged); }
+void Election::set_eligible(bool eligible, Nanos now) { impl_->SetEligible(eligible, now); }
 Ready Election::ready() { return impl_->TakeReady(); }
 bool Election::has_ready() const { return impl_->HasReady(); }
 Nanos Election::next_deadline() const { return impl_->NextDeadline(); }

@@ -63,6 +63,9 @@ enum class EventKind : uint8_t {
   kReplay,
   kPause,
   kResume,
+  kAppLoss,  // some node's app dies or hangs (at most one at a time)
+  kAppGone,  // ... as that node's driver sees it
+  kAppBack,
   kSlew,
 };
 
@@ -141,6 +144,7 @@ struct SimNode {
   int ticks_at_last_instant = 0;
   Nanos busy_until{0};    // true time until which the driver is stalled or the node paused
   Nanos paused_until{0};  // true time until which the whole node is paused
+  bool app_gone = false;  // its app is dead or hung: the node may not lead (set_eligible)
   int group = 0;          // partition group; messages flow only within a group
   Status status;          // what the app reads: last published by the current incarnation
   std::vector<NodeId> known_peers;
@@ -196,6 +200,7 @@ class World {
     ScheduleNext(EventKind::kTransfer, f.transfers_per_minute);
     ScheduleNext(EventKind::kReplay, f.replays_per_minute);
     ScheduleNext(EventKind::kPause, f.pauses_per_minute);
+    ScheduleNext(EventKind::kAppLoss, f.app_losses_per_minute);
     if (flaky_discovery_) {
       for (int i = 0; i < options_.nodes; ++i) ScheduleDiscovery(i);
     }
@@ -393,6 +398,15 @@ class World {
       case EventKind::kResume:
         TopologyChanged();
         return;
+      case EventKind::kAppLoss:
+        LoseSomeonesApp();
+        ScheduleNext(EventKind::kAppLoss, options_.faults.app_losses_per_minute);
+        return;
+      case EventKind::kAppGone:
+      case EventKind::kAppBack:
+        if (DeferIfBusy(event)) return;
+        SetAppGone(event.node, event.kind == EventKind::kAppGone);
+        return;
       case EventKind::kSlew:
         Slew(event.node);
         ScheduleSlew(event.node);
@@ -467,6 +481,7 @@ class World {
           std::move(d), node.durable, core_seed, *node.clock_seam, *node.outbox, node.store.get(),
           std::vector<runtime::StatusSink*>{node.sink.get()});
       node.driver->SetPeers(PeerMap(i));
+      if (node.app_gone) node.driver->SetEligible(false);  // restarted beside a dead app
     });
     if (node.incarnation > 0 && options_.faults.replays_per_minute > 0) ReplayTo(i);
     TopologyChanged();
@@ -523,6 +538,32 @@ class World {
   void CrashSomeone() {
     const int victim = PickVictim();
     if (victim >= 0) Crash(victim);
+  }
+
+  // The app beside one node dies or hangs for a while; its agent sees it and stops leading and
+  // standing (Election::set_eligible). One at a time, so that a connected quorum always has a
+  // node that may lead.
+  void LoseSomeonesApp() {
+    for (const SimNode& n : nodes_) {
+      if (n.app_gone) return;
+    }
+    const int victim = PickVictim();
+    if (victim < 0) return;
+    nodes_[victim].app_gone = true;
+    ++result_.injected.app_losses;
+    const Nanos gone(
+        fault_rng_.Between(options_.election_min.count() / 2, 3 * options_.election_max.count()));
+    Trace(&nodes_[victim], "app gone for %.3f ms%s", static_cast<double>(gone.count()) / 1e6,
+          nodes_[victim].status.role == Role::kLeader ? " (leader)" : "");
+    Push(now_, EventKind::kAppGone, victim);
+    Push(now_ + gone, EventKind::kAppBack, victim);
+  }
+
+  void SetAppGone(int i, bool gone) {
+    SimNode& node = nodes_[i];
+    node.app_gone = gone;
+    if (!gone) Trace(&node, "app back");
+    if (node.driver) Input(i, [gone](runtime::Driver& driver) { driver.SetEligible(!gone); });
   }
 
   void PauseSomeone() {

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   uint32_t drift_ppm = 0, config_drift_ppm = 0;
   bool flaky_discovery = false, quorum_from_discovery = false, json = false, slew = false;
   double late = 0, late_max_ms = 0, replays = 0, reconnect = 0, stall = 0, stall_max_ms = 0,
-         pauses = 0;
+         pauses = 0, app_losses = 0;
   std::vector<std::string> unsafe;
   double liveness_bound_ms = 0;
   int jobs = 0;
@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
   auto* stall_max_opt = app.add_option("--stall-max-ms", stall_max_ms, "Longest driver stall");
   auto* pauses_opt = app.add_option(
       "--pauses", pauses, "Node pauses (process and app stopped, clock running) per minute");
+  auto* app_losses_opt = app.add_option(
+      "--app-losses", app_losses,
+      "Apps that die or hang beside their running agent, per minute (one at a time); the agent "
+      "then neither leads nor stands");
   app.add_option("--unsafe", unsafe,
                  "UNSAFE: undo one fix to see the checker catch it (repeatable): "
                  "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
@@ -189,6 +193,7 @@ int main(int argc, char** argv) {
   if (*stall_opt) f.stall_percent = stall;
   if (*stall_max_opt) f.stall_max = FromMs(stall_max_ms);
   if (*pauses_opt) f.pauses_per_minute = pauses;
+  if (*app_losses_opt) f.app_losses_per_minute = app_losses;
   for (const std::string& name : unsafe) options.SetUnsafe(name);
   if (flaky_discovery) f.flaky_discovery = true;
   if (*config_drift_opt) options.config_drift_ppm = config_drift_ppm;

@@ -29,6 +29,7 @@ std::optional<FaultOptions> FaultPreset(std::string_view name) {
   faults.stall_percent = 0.5;
   faults.stall_max = milliseconds(400);
   faults.pauses_per_minute = 1;
+  faults.app_losses_per_minute = 2;
   return faults;
 }
 
@@ -99,7 +100,7 @@ std::string SimOptions::Validate() const {
     return "message delay needs 0 <= min <= max";
   }
   if (f.partitions_per_minute < 0 || f.crashes_per_minute < 0 || f.transfers_per_minute < 0 ||
-      f.replays_per_minute < 0 || f.pauses_per_minute < 0) {
+      f.replays_per_minute < 0 || f.pauses_per_minute < 0 || f.app_losses_per_minute < 0) {
     return "fault rates must not be negative";
   }
   for (double percent : {f.late_percent, f.reconnect_percent, f.stall_percent}) {

@@ -472,6 +472,39 @@ TEST(ElectionScenario, StepDownHandsOverByElection) {
   EXPECT_NO_VIOLATIONS(net);
 }
 
+// A leader whose app is gone hands over by transfer, faster than any election timeout, and a
+// node whose app is gone never stands, however long it waits; it still votes.
+TEST(ElectionScenario, LeadershipLeavesANodeWhoseAppIsGone) {
+  const Config c;
+  MemoryNetwork net(Cluster(3));
+  std::optional<NodeId> leader = net.elect();
+  ASSERT_TRUE(leader);
+  net.run_for(200ms);
+  const Nanos started = net.now();
+  net.with_node(*leader, [&](Election& e, Nanos now) { e.set_eligible(false, now); });
+  ASSERT_TRUE(net.run_until([&] { return net.leader() && net.leader() != leader; }, 2s));
+  EXPECT_LT(net.now() - started, c.election_min) << "handed over, not timed out";
+  EXPECT_EQ(net.node(*leader).stats().became_ineligible, 1u);
+  // The new leader's app goes too: the third node takes over, and the first never stands.
+  const NodeId second = *net.leader();
+  net.with_node(second, [&](Election& e, Nanos now) { e.set_eligible(false, now); });
+  ASSERT_TRUE(net.run_until(
+      [&] { return net.leader() && net.leader() != leader && net.leader() != second; }, 2s));
+  const NodeId third = *net.leader();
+  const uint64_t campaigns =
+      net.node(*leader).stats().pre_votes_started + net.node(*leader).stats().elections_started;
+  net.crash(third);  // only the two without an app are left: nobody may lead
+  net.run_for(10s);
+  EXPECT_FALSE(net.leader().has_value());
+  EXPECT_EQ(
+      net.node(*leader).stats().pre_votes_started + net.node(*leader).stats().elections_started,
+      campaigns);
+  // The first one's app is back: it stands, and the other votes for it.
+  net.with_node(*leader, [&](Election& e, Nanos now) { e.set_eligible(true, now); });
+  ASSERT_TRUE(net.run_until([&] { return net.leader() == leader; }, 5s));
+  EXPECT_NO_VIOLATIONS(net);
+}
+
 TEST(ElectionScenario, UnpluggedLeaderIsReplacedAndRejoinsQuietly) {
   MemoryNetwork net(Cluster(3));
   std::optional<NodeId> leader = net.elect();

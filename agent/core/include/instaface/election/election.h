@@ -116,6 +116,7 @@ struct Stats {
   // the simulator asserts that it stays zero.
   uint64_t same_term_heartbeats_as_leader = 0;
   uint64_t messages_dropped_unplugged = 0;
+  uint64_t became_ineligible = 0;  // times this node became ineligible (its app went)
 };
 
 struct PeerProgress {
@@ -159,6 +160,13 @@ class Election {
   // unplugged leader steps down by CheckQuorum and an unplugged follower keeps pre-voting
   // without raising its term.
   void set_unplugged(bool unplugged, Nanos now);
+  // Whether this node may lead: false while the app it serves is gone (dead or hung). An
+  // ineligible node votes as before but never stands (no PreVote, no campaign, no TimeoutNow);
+  // an ineligible leader hands over to its best peer at once (transfer_leadership), and steps
+  // down when no peer can take it or the transfer is aborted (that peer's app may be gone too),
+  // leaving the others to elect. Safe by construction: it only removes candidacies and uses the
+  // transfer's and the step-down's own rules.
+  void set_eligible(bool eligible, Nanos now);
 
   // Collects everything produced since the last call.
   Ready ready();

@@ -51,6 +51,9 @@ struct FaultOptions {
   // A node stops for a while (SIGSTOP, a frozen cgroup, a paused VM) with its app, while its
   // clock runs on (per minute); when it resumes, its clock has jumped by the pause.
   double pauses_per_minute = 0;
+  // A node's app dies or hangs for a while (per minute, one at a time): its agent may then
+  // neither lead nor stand (leadership follows a live app).
+  double app_losses_per_minute = 0;
 };
 
 // "all": a mix of every fault; "none": a quiet network with a fixed 1 ms delay.

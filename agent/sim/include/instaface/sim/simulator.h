@@ -32,11 +32,13 @@ inline constexpr const char* kStaleFence = "stale-fence-token";
 struct InjectedFaults {
   uint64_t stalls = 0;         // driver stalls between two steps of its work
   uint64_t pauses = 0;         // whole-node pauses
+  uint64_t app_losses = 0;     // apps that died or hung beside their agent
   uint64_t late_messages = 0;  // copies delayed past election_max
   uint64_t replays = 0;        // old messages delivered again
   InjectedFaults& operator+=(const InjectedFaults& o) {
     stalls += o.stalls;
     pauses += o.pauses;
+    app_losses += o.app_losses;
     late_messages += o.late_messages;
     replays += o.replays;
     return *this;

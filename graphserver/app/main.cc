@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "instaface/app_presence.h"
 #include "instaface/graph/graph_service.h"
 #include "instaface/graphdb/connection_string.h"
 #include "instaface/graphdb/pool.h"
@@ -260,6 +261,19 @@ int Run(const Flags& flags) {
       " (database " + primary_config->server + ":" + std::to_string(primary_config->port) + "/" +
       primary_config->database + (replica_pool ? ", read replica" : "") + ", agent shm '" +
       flags.shm + "')");
+  // Leadership follows this app when the agent watches for it (--app-liveness-ms): present
+  // once it serves, gone when it dies, hangs or stops.
+  std::unique_ptr<AppPresence> presence;
+  if (!flags.shm.empty() && flags.election != "embedded") {
+    auto registered = AppPresence::Register(flags.shm);
+    if (registered.ok()) {
+      presence = std::move(*registered);
+    } else {
+      Log("warning: cannot register this app's presence, so an agent that watches for it will "
+          "not let this node lead: " +
+          registered.error());
+    }
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
@@ -268,6 +282,8 @@ int Run(const Flags& flags) {
   int sig = 0;
   sigwait(&signals, &sig);
   Log(std::string("stopping on ") + (sig == SIGINT ? "SIGINT" : "SIGTERM"));
+  // Gone first: the agent hands leadership over while this server still answers.
+  presence.reset();
   // The batches and forwards in flight finish first, and their callers get answers while the
   // server still serves; a write arriving after that is refused with a 503. Their callbacks
   // must not outlive the server.

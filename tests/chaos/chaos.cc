@@ -9,8 +9,9 @@
 // MariaDB (its id, its key, its payload), and every payload must be there exactly once.
 //
 // Faults: the leader's agent killed (-9) or paused (SIGSTOP), the leader's graphserver killed or
-// paused, the leader or a follower taken out of the election (the agent's unplug: it neither
-// sends nor answers, a partition of that node from its peers), MariaDB restarted, Redis stopped.
+// paused (the agents watch their app: --app-liveness-ms), the leader or a follower taken out of the
+// election (the agent's unplug: it neither sends nor answers, a partition of that node from its
+// peers), MariaDB restarted, Redis stopped.
 //
 // Prints one JSON report: per fault kind, the rounds, how long until a leader held a valid lease
 // again, the longest gap between acknowledged writes, and the 503s by reason; then the totals.
@@ -652,6 +653,8 @@ int main(int argc, char** argv) {
     o.election_max_ms = 1000;
   }
   o.extra_graphserver_args = {"--write-retry-ms", "1500"};
+  // Leadership follows a live app: a killed or hung graphserver's agent hands over.
+  o.extra_agent_args = {"--app-liveness-ms", options.seed_timings ? "500" : "200"};
   GraphCluster cluster(o);
   std::string error;
   if (!cluster.Start(&error)) {

@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
       "instaface-agent"};
   instaface::runtime::NodeOptions o;
   std::string secret_file, peers, log_level = "info";
-  int cluster_size = 3, heartbeat_ms = 500, min_ms = 750, max_ms = 1000;
+  int cluster_size = 3, heartbeat_ms = 500, min_ms = 750, max_ms = 1000, app_liveness_ms = 0;
   o.shm_name = "instaface";
   o.socket_path = "/tmp/instaface.sock";
 
@@ -100,6 +100,12 @@ int main(int argc, char** argv) {
        "systemd-timesyncd. Too low a bound can let two leases overlap: see docs/election.md")
       ->capture_default_str()
       ->check(CLI::Range(0u, instaface::runtime::kMaxClockDriftPpm));
+  flag("app-liveness-ms", app_liveness_ms,
+       "Leadership follows a live app: lead and stand only while the app has registered its "
+       "presence (libinstaface AppPresence, beside --shm) and stamped it within this many ms; "
+       "hand leadership to a peer at once when it dies or hangs. 0: the app is not watched")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 600000));
   flag("log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
 
   try {
@@ -125,6 +131,7 @@ int main(int argc, char** argv) {
   o.heartbeat = std::chrono::milliseconds(heartbeat_ms);
   o.election_min = std::chrono::milliseconds(min_ms);
   o.election_max = std::chrono::milliseconds(max_ms);
+  o.app_liveness = std::chrono::milliseconds(app_liveness_ms);
   std::string error;
   if (!peers.empty() && !ParsePeers(peers, o.static_peers, error)) return Fail(kConfigError, error);
   auto secret = instaface::wire::LoadSecretFile(secret_file);

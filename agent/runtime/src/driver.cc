@@ -79,6 +79,13 @@ void Driver::SetUnplugged(bool unplugged) {
   Drain(now);
 }
 
+void Driver::SetEligible(bool eligible) {
+  if (failed_) return;
+  const Nanos now = clock_.Now();
+  core_->set_eligible(eligible, now);
+  Drain(now);
+}
+
 void Driver::SetPeers(std::map<election::NodeId, PeerAddresses> peers) {
   if (failed_) return;
   peers.erase(options_.self_id);

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "instaface/app_presence.h"
 #include "instaface/clock.h"
 #include "instaface/common/thread_annotations.h"
 #include "instaface/control/control_server.h"
@@ -35,6 +36,9 @@
 
 namespace instaface::runtime {
 namespace {
+
+// How often the driver thread looks at its app's presence (with NodeOptions::app_liveness).
+constexpr std::chrono::milliseconds kAppPollInterval{5};
 
 using common::Status;
 using std::chrono::milliseconds;
@@ -100,6 +104,12 @@ Status ValidateNodeOptions(const NodeOptions& o) {
                          " ms: the election minimum less twice the " +
                          std::to_string(o.max_clock_drift_ppm) + " ppm clock drift bound)");
   }
+  if (o.app_liveness.count() < 0) return Status::Error("app liveness bound must not be negative");
+  if (o.app_liveness.count() > 0 && o.shm_name.empty()) {
+    return Status::Error(
+        "app liveness needs a shared-memory segment (--shm): the app registers "
+        "beside it");
+  }
   if (o.listen_url.empty()) return Status::Error("no listen URL given");
   for (const auto& [id, url] : o.static_peers) {
     if (!ValidId(id)) return Status::Error("peer id '" + id + "' must be 1 to 64 bytes");
@@ -137,6 +147,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   void Run();
   void Stop(bool hand_over);
   void ApplyPeers();
+  void WatchApp();
 
   std::future<bool> Submit(std::function<bool(Driver&)> fn) {
     auto promise = std::make_shared<std::promise<bool>>();
@@ -276,6 +287,9 @@ class Node::Impl : public control::Handler, public StatusSink {
   std::unique_ptr<metrics::AgentMetrics> metrics;
   std::vector<std::unique_ptr<StatusSink>> sinks;
   std::unique_ptr<Driver> driver;
+  // Its app's presence, when options.app_liveness is set; read on the driver thread.
+  std::unique_ptr<AppPresenceReader> app;
+  bool app_alive = true;  // what the driver was last told
   election::HardState restored;
 
   // Inputs to the driver thread.
@@ -414,6 +428,10 @@ common::Status Node::Impl::Init() {
   const uint64_t seed = options.seed != 0 ? options.seed : std::random_device{}() * 0x9e3779b9ULL;
   driver = std::make_unique<Driver>(std::move(d), restored, seed, clock, *outbox,
                                     store_seam ? &*store_seam : nullptr, std::move(sink_list));
+  if (options.app_liveness.count() > 0) {
+    app = std::make_unique<AppPresenceReader>(options.shm_name);
+    WatchApp();  // not eligible until the app is there: told before the first timer runs
+  }
   {
     common::MutexLock lock(mu);
     static_peers = options.static_peers;
@@ -440,8 +458,10 @@ void Node::Impl::Run() {
     bool peers_changed = false;
     {
       common::MutexLock lock(mu);
-      const auto wake = std::chrono::steady_clock::now() +
-                        std::max(driver->NextDeadline() - clock.Now(), Nanos(0));
+      Nanos wait = std::max(driver->NextDeadline() - clock.Now(), Nanos(0));
+      // The app's presence is polled: two loads every few ms, no system call.
+      if (app) wait = std::min(wait, Nanos(kAppPollInterval));
+      const auto wake = std::chrono::steady_clock::now() + wait;
       while (!stopping_driver && inbox.empty() && commands.empty() && !peers_dirty) {
         if (cv.wait_until(lock.native(), wake) == std::cv_status::timeout) break;
       }
@@ -461,8 +481,20 @@ void Node::Impl::Run() {
     // yet would go unanswered until the next periodic refresh.
     if (unknown_sender && discovery) discovery->RefreshSoon();
     for (Command& c : todo) c.done->set_value(c.run(*driver));
+    if (app) WatchApp();
     driver->Tick();
   }
+}
+
+void Node::Impl::WatchApp() {
+  app->Refresh();
+  const bool alive = app->Alive(static_cast<uint64_t>(clock.Now().count()), options.app_liveness);
+  if (alive == app_alive) return;
+  app_alive = alive;
+  spdlog::info("[{}] {}", options.id,
+               alive ? "its app is present: this node may lead"
+                     : "its app is gone or hung: this node hands over and does not stand");
+  driver->SetEligible(alive);
 }
 
 void Node::Impl::ApplyPeers() {

@@ -95,6 +95,7 @@ bool GraphCluster::Start(std::string* error) {
               std::to_string(options_.election_min_ms),
               "--election-max-ms",
               std::to_string(options_.election_max_ms)};
+    o.argv.insert(o.argv.end(), options_.extra_agent_args.begin(), options_.extra_agent_args.end());
     o.stderr_path = dir_.File(id + "-agent.log");
     agent_options_.push_back(o);
     agents_.emplace_back(o);

@@ -37,6 +37,7 @@ struct GraphClusterOptions {
   int graph_workers = 8;
   int db_pool = 8;
   std::vector<std::string> extra_graphserver_args;
+  std::vector<std::string> extra_agent_args;
 };
 
 class GraphCluster {

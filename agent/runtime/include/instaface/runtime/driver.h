@@ -121,6 +121,8 @@ class Driver {
   bool TransferLeadership(const election::NodeId& target);  // empty: the best peer
   bool StepDown();
   void SetUnplugged(bool unplugged);
+  // Whether this node may lead (election::Election::set_eligible): false while its app is gone.
+  void SetEligible(bool eligible);
   // The peers discovery and static configuration know, without this node.
   void SetPeers(std::map<election::NodeId, PeerAddresses> peers);
 

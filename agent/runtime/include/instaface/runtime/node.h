@@ -77,6 +77,11 @@ struct NodeOptions {
   // of elapsed time; leases are shortened by twice this bound (docs/election.md).
   uint32_t max_clock_drift_ppm = kDefaultClockDriftPpm;
 
+  // Leadership follows a live app (instaface/app_presence.h): with a bound, the node leads and
+  // stands only while its app holds its presence lock and stamped within the bound, and hands
+  // leadership to a peer as soon as it does not. Zero: the app is not watched. Needs shm_name.
+  std::chrono::milliseconds app_liveness{0};
+
   uint64_t seed = 0;  // 0: from std::random_device
   std::string version = "0.1.0";
 };

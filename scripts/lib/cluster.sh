@@ -114,7 +114,7 @@ cluster_start() {
       --listen "tcp://127.0.0.1:$peer_port" --app-address "$app" \
       --redis "redis://127.0.0.1:$CLUSTER_REDIS_PORT" --shm "instaface-$CLUSTER_NAME-$$-n$i" \
       --socket "$dir/n$i.sock" --state-dir "$dir/n$i" --secret-file "$dir/secret" \
-      >"$dir/agent-n$i.log" 2>&1 &
+      --app-liveness-ms 500 >"$dir/agent-n$i.log" 2>&1 &
     CLUSTER_PIDS+=($!)
     "$CLUSTER_GRAPH_BIN" --listen "127.0.0.1:$app_port" --app-address "$app" \
       --shm "instaface-$CLUSTER_NAME-$$-n$i" --socket "$dir/n$i.sock" \

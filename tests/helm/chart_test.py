@@ -230,11 +230,16 @@ def check_election_pods(docs, values, f):
         "heartbeat-ms",
         "election-min-ms",
         "election-max-ms",
+        "app-liveness-ms",
     ):
         f.check(agent_flags.get(flag), f"agent has no --{flag}")
     f.check(
         agent_flags.get("heartbeat-ms") == str(values["agent"]["heartbeatMs"]),
         "agent --heartbeat-ms does not follow the values",
+    )
+    f.check(
+        agent_flags.get("app-liveness-ms") == str(values["agent"].get("appLivenessMs")),
+        "agent --app-liveness-ms does not follow the values",
     )
 
     # Durable votes: state dir on the claim when persistence is on.

@@ -430,8 +430,10 @@ class Chaos {
     r.recovered = first_ack.has_value();
     std::this_thread::sleep_for(300ms);  // the writes settle before the next fault
     const Clock::time_point end = Clock::now();
+    // With the apps watched, losing the leader's app deposes it too.
     const bool deposes = fault == Fault::kKillLeaderAgent || fault == Fault::kPauseLeaderAgent ||
-                         fault == Fault::kIsolateLeader;
+                         fault == Fault::kIsolateLeader || fault == Fault::kKillLeaderApp ||
+                         fault == Fault::kPauseLeaderApp;
     if (auto lease = sampler_->FirstLeaseSince(t0, deposes ? leader : -1)) {
       r.reelection_ms = MillisBetween(t0, *lease);
     }

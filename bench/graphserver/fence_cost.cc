@@ -128,10 +128,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     for (const size_t rows : {size_t{1}, size_t{8}, size_t{32}}) {
-      std::vector<graphdb::Value> params;
+      std::vector<graphdb::Value> params;  // the plain insert's: type, attributes
+      std::vector<graphdb::Value> fenced;  // graph::EntityInsert()'s: no key, and the term
       for (size_t r = 0; r < rows; ++r) {
         params.emplace_back(std::string("bench"));
         params.emplace_back("{\"n\":" + std::to_string(r) + "}");
+        fenced.insert(fenced.end(), {params[params.size() - 2], params.back(), graphdb::Value{},
+                                     graph::TermParam(term)});
       }
       const std::string plain_sql = PlainInsertSql(rows);
       std::vector<Method> methods = {
@@ -142,7 +145,7 @@ int main(int argc, char** argv) {
            }},
           {"fenced insert",
            [&] {
-             auto r = graphdb::RunFencedInsert(pool, term, graph::EntityInsert(), params);
+             auto r = graphdb::RunFencedInsert(pool, term, graph::EntityInsert(), fenced);
              return r.ok() ? common::Status() : r.status();
            }},
           {"fenced transaction", [&] {

@@ -45,6 +45,7 @@ constexpr TableDefinition kTables[] = {
      " created DATETIME(6) NOT NULL COMMENT 'UTC',"
      " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
      " idempotency_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,"
+     " leader_term BIGINT UNSIGNED NULL COMMENT 'term of the leader that wrote the row',"
      " PRIMARY KEY (id),"
      " KEY entities_by_type (type, id),"
      " UNIQUE KEY entities_by_idempotency_key (idempotency_key)"
@@ -57,6 +58,7 @@ constexpr TableDefinition kTables[] = {
      " created DATETIME(6) NOT NULL COMMENT 'UTC',"
      " attributes LONGTEXT NOT NULL CHECK (json_valid(attributes)),"
      " idempotency_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NULL,"
+     " leader_term BIGINT UNSIGNED NULL COMMENT 'term of the leader that wrote the row',"
      " PRIMARY KEY (type, from_id, to_id),"
      " KEY associations_to (to_id),"
      " UNIQUE KEY associations_by_idempotency_key (idempotency_key),"
@@ -87,6 +89,12 @@ constexpr AddedColumn kAddedColumns[] = {
     {"associations", "idempotency_key",
      "ALTER TABLE associations ADD COLUMN idempotency_key VARCHAR(128) CHARACTER SET ascii "
      "COLLATE ascii_bin NULL, ADD UNIQUE KEY associations_by_idempotency_key (idempotency_key)"},
+    {"entities", "leader_term",
+     "ALTER TABLE entities ADD COLUMN leader_term BIGINT UNSIGNED NULL COMMENT 'term of the "
+     "leader that wrote the row'"},
+    {"associations", "leader_term",
+     "ALTER TABLE associations ADD COLUMN leader_term BIGINT UNSIGNED NULL COMMENT 'term of the "
+     "leader that wrote the row'"},
 };
 
 }  // namespace

@@ -200,6 +200,7 @@ void EntityBatcher::WriteChunk(const std::vector<Pending>& batch, size_t begin, 
         params.emplace_back(batch[i].create.type);
         params.emplace_back(batch[i].create.attributes);
         params.push_back(KeyParam(batch[i].create.key));
+        params.push_back(TermParam(term));
       }
       auto r = graphdb::RunFencedInsert(*primary_, term, EntityInsert(), params);
       if (!r.ok()) return r.status();
@@ -214,8 +215,8 @@ void EntityBatcher::WriteChunk(const std::vector<Pending>& batch, size_t begin, 
           auto stmt = conn.Prepare(kEntityInsertRow);
           if (!stmt.ok()) return stmt.status();
           for (size_t i = begin; i < end; ++i) {
-            auto r = (*stmt)->Execute(
-                {batch[i].create.type, batch[i].create.attributes, KeyParam(batch[i].create.key)});
+            auto r = (*stmt)->Execute({batch[i].create.type, batch[i].create.attributes,
+                                       KeyParam(batch[i].create.key), TermParam(term)});
             if (!r.ok()) return r.status();
             ids[i - begin] = static_cast<int64_t>(r->insert_id);
           }

@@ -75,7 +75,8 @@ StatusOr<int64_t> FindKeyedEntity(graphdb::Pool& pool, const EntityCreate& creat
 
 StatusOr<int64_t> WriteEntity(graphdb::Pool& pool, uint64_t term, const EntityCreate& create) {
   StatusOr<graphdb::ExecResult> r = graphdb::RunFencedInsert(
-      pool, term, EntityInsert(), {create.type, create.attributes, KeyParam(create.key)});
+      pool, term, EntityInsert(),
+      {create.type, create.attributes, KeyParam(create.key), TermParam(term)});
   if (r.ok()) return static_cast<int64_t>(r->insert_id);
   // The only unique key an entity insert can collide on is its idempotency key.
   if (r.status().code() != StatusCode::kConflict || create.key.empty()) return r.status();
@@ -91,9 +92,10 @@ StatusOr<int64_t> WriteEntity(graphdb::Pool& pool, uint64_t term, const EntityCr
 
 Status WriteAssociation(graphdb::Pool& pool, uint64_t term, const std::string& type, int64_t from,
                         int64_t to, const std::string& attributes, const std::string& key) {
-  Status status = graphdb::RunFencedInsert(pool, term, AssociationInsert(),
-                                           {type, from, to, attributes, KeyParam(key)})
-                      .status();
+  Status status =
+      graphdb::RunFencedInsert(pool, term, AssociationInsert(),
+                               {type, from, to, attributes, KeyParam(key), TermParam(term)})
+          .status();
   if (status.code() != StatusCode::kConflict || key.empty()) return status;
   // The collision is the key (a retry) or the primary key (the association exists).
   StatusOr<std::vector<Row>> rows = FindByKey(

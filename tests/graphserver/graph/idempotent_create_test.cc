@@ -192,11 +192,31 @@ TEST_P(IdempotentCreateTest, AKeyedAssociationIsWrittenOnceAndAnsweredAsWritten)
   EXPECT_EQ(Count("associations"), 1);
 }
 
-// A table made before idempotency keys existed gets the column, and keys work on it.
-TEST_P(IdempotentCreateTest, ATableFromBeforeKeysGetsTheColumn) {
+// Every row records the term of the leader that wrote it, whichever path wrote it: what lets
+// an audit check each commit against the fence (the chaos suite's below-the-fence check).
+TEST_P(IdempotentCreateTest, EveryRowRecordsTheTermOfItsWriter) {
+  const int64_t a = *service_->CreateEntity("user", {}, 3);
+  const int64_t b = *service_->CreateEntity("user", {}, 3, "keyed");
+  ASSERT_TRUE(service_->CreateAssociation("friend", a, b, {}, 3).ok());
+  std::unique_ptr<GraphService> next = MakeService();
+  const int64_t c = *next->CreateEntity("user", {}, 4);
+  ASSERT_TRUE(next->CreateAssociation("friend", b, c, {}, 4, "link").ok());
+  next->StopGroupCommit();
+  auto term_of = [&](const std::string& table, const std::string& where) {
+    return QueryOne("SELECT leader_term FROM " + database_ + "." + table + " WHERE " + where);
+  };
+  EXPECT_EQ(term_of("entities", "id = " + std::to_string(a)), "3");
+  EXPECT_EQ(term_of("entities", "id = " + std::to_string(b)), "3");
+  EXPECT_EQ(term_of("entities", "id = " + std::to_string(c)), "4");
+  EXPECT_EQ(term_of("associations", "from_id = " + std::to_string(a)), "3");
+  EXPECT_EQ(term_of("associations", "from_id = " + std::to_string(b)), "4");
+}
+
+// A table made before idempotency keys and terms existed gets the columns, and both work on it.
+TEST_P(IdempotentCreateTest, ATableFromBeforeKeysGetsTheColumns) {
   service_->StopGroupCommit();
   QueryOne("ALTER TABLE " + database_ + ".entities DROP INDEX entities_by_idempotency_key, " +
-           "DROP COLUMN idempotency_key");
+           "DROP COLUMN idempotency_key, DROP COLUMN leader_term");
   ASSERT_EQ(Count("entities"), 0);
   Status schema = graphdb::EnsureSchema(config_);
   ASSERT_TRUE(schema.ok()) << schema.ToString();
@@ -206,6 +226,7 @@ TEST_P(IdempotentCreateTest, ATableFromBeforeKeysGetsTheColumn) {
   ASSERT_TRUE(first.ok() && again.ok());
   EXPECT_EQ(*first, *again);
   EXPECT_EQ(Count("entities"), 1);
+  EXPECT_EQ(Count("entities", "leader_term = 1"), 1);
 }
 
 // Runs last in this file's order: it restarts the shared server. A create in flight while the

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "support/free_port.h"
@@ -26,6 +27,11 @@ std::string SqlQuote(const std::string& s) {
     out += c;
   }
   return out + "'";
+}
+
+// Loopback, and `host` too when it is another address (MariaDB 10.11 takes a list).
+std::string BindAddress(const std::string& host) {
+  return host == "127.0.0.1" ? host : "127.0.0.1," + host;
 }
 
 std::string Trim(std::string s) {
@@ -120,7 +126,7 @@ bool MariaDbServer::Start(std::string* error) {
                     "--tmpdir=" + dir_.File("tmp"),
                     "--socket=" + socket_path(),
                     "--port=" + std::to_string(port_),
-                    "--bind-address=127.0.0.1",
+                    "--bind-address=" + BindAddress(options_.host),
                     "--pid-file=" + dir_.File("mysqld.pid"),
                     "--log-error=" + dir_.File("error.log"),
                     "--skip-name-resolve",
@@ -164,9 +170,13 @@ bool MariaDbServer::Start(std::string* error) {
     // Not binlogged: a replica sets its own and must not receive the primary's.
     const std::string pw = SqlQuote(options_.root_password);
     std::string err;
-    if (!Execute("SET sql_log_bin = 0; ALTER USER root@localhost IDENTIFIED BY " + pw +
-                     "; SET PASSWORD FOR root@'127.0.0.1' = PASSWORD(" + pw + ");",
-                 nullptr, &err)) {
+    std::string sql = "SET sql_log_bin = 0; ALTER USER root@localhost IDENTIFIED BY " + pw +
+                      "; SET PASSWORD FOR root@'127.0.0.1' = PASSWORD(" + pw + ");";
+    if (options_.host != "127.0.0.1") {
+      sql += " CREATE USER IF NOT EXISTS root@'%' IDENTIFIED BY " + pw +
+             "; GRANT ALL PRIVILEGES ON *.* TO root@'%' WITH GRANT OPTION;";
+    }
+    if (!Execute(sql, nullptr, &err)) {
       return fail("setting the root password: " + err);
     }
     password_set_ = true;
@@ -212,8 +222,21 @@ bool MariaDbServer::Execute(const std::string& sql, std::string* output, std::st
 std::string MariaDbServer::ConnectionString(const std::string& database, const std::string& user,
                                             const std::string& password) const {
   const std::string& pw = (user == "root" && password.empty()) ? options_.root_password : password;
-  return "server=127.0.0.1;port=" + std::to_string(port_) + ";database=" + database +
+  return "server=" + options_.host + ";port=" + std::to_string(port_) + ";database=" + database +
          ";user=" + user + ";password=" + pw;
+}
+
+std::vector<std::string> MariaDbServer::BinlogFiles() const {
+  std::vector<std::string> files;
+  if (options_.server_id == 0) return files;
+  // node<id>-bin.index lists the files in order, by names relative to the data directory.
+  std::istringstream index(
+      ReadFileOrEmpty(dir_.File("data/node" + std::to_string(options_.server_id) + "-bin.index")));
+  for (std::string line; std::getline(index, line);) {
+    if (line.rfind("./", 0) == 0) line = line.substr(2);
+    if (!line.empty()) files.push_back(dir_.File("data/" + line));
+  }
+  return files;
 }
 
 bool MariaDbServer::ReplicateFrom(const MariaDbServer& primary, std::string* error) {

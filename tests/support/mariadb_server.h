@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -33,6 +34,10 @@ struct MariaDbServerOptions {
   // Non-zero: --server-id, --log-bin, ROW binlog, GTID strict mode (a replication primary or
   // replica).
   uint32_t server_id = 0;
+  // The address clients use. Not loopback: the server also listens there, and root may log in
+  // from anywhere (for a server inside a network namespace of a test's own, e.g. the chaos
+  // suite's hub, whose only other address is its bridge).
+  std::string host = "127.0.0.1";
   std::chrono::milliseconds ready_timeout{60000};
 };
 
@@ -61,11 +66,15 @@ class MariaDbServer {
   // prints.
   std::string ReplicationReport();
 
+  const std::string& host() const { return options_.host; }
+  // The binary log's files, oldest first (servers with server_id set).
+  std::vector<std::string> BinlogFiles() const;
+
   // Runs `sql` (one or more statements) as root over the socket. Output is tab-separated rows
   // without column names. False with *error (the client's stderr) on failure.
   bool Execute(const std::string& sql, std::string* output = nullptr, std::string* error = nullptr);
 
-  // "server=127.0.0.1;port=P;database=D;user=U;password=W"; user defaults to root.
+  // "server=HOST;port=P;database=D;user=U;password=W"; user defaults to root.
   std::string ConnectionString(const std::string& database, const std::string& user = "root",
                                const std::string& password = "") const;
 

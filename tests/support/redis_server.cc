@@ -21,7 +21,7 @@ bool RedisServer::running() { return process_.Running(); }
 
 std::string RedisServer::url() const {
   std::string auth = options_.password.empty() ? "" : ":" + options_.password + "@";
-  return "redis://" + auth + "127.0.0.1:" + std::to_string(port_);
+  return "redis://" + auth + options_.host + ":" + std::to_string(port_);
 }
 
 std::string RedisServer::log() const { return ReadFileOrEmpty(dir_.File("redis.log")); }
@@ -40,7 +40,7 @@ bool RedisServer::Start(std::string* error) {
     SubprocessOptions options;
     options.argv = {options_.binary,
                     "--bind",
-                    "127.0.0.1",
+                    options_.host == "127.0.0.1" ? options_.host : "127.0.0.1 " + options_.host,
                     "--port",
                     std::to_string(port_),
                     "--save",
@@ -53,6 +53,11 @@ bool RedisServer::Start(std::string* error) {
                     "no",
                     "--logfile",
                     dir_.File("redis.log")};
+    if (options_.host != "127.0.0.1") {
+      // Redis refuses other addresses without a password; this one is a test's own namespace.
+      options.argv.push_back("--protected-mode");
+      options.argv.push_back("no");
+    }
     if (!options_.password.empty()) {
       options.argv.push_back("--requirepass");
       options.argv.push_back(options_.password);

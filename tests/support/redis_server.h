@@ -19,6 +19,9 @@ namespace instaface::testing {
 struct RedisServerOptions {
   std::string password;  // non-empty: --requirepass
   std::string binary = "redis-server";
+  // The address clients use; not loopback: the server listens there too (inside a network
+  // namespace of a test's own).
+  std::string host = "127.0.0.1";
   std::chrono::milliseconds ready_timeout{10000};
 };
 
@@ -39,7 +42,7 @@ class RedisServer {
   bool running();
 
   uint16_t port() const { return port_; }
-  // redis://[:password@]127.0.0.1:port
+  // redis://[:password@]host:port
   std::string url() const;
   const std::string& dir() const { return dir_.path(); }
   std::string log() const;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -91,12 +92,23 @@ Subprocess::Subprocess(SubprocessOptions options) : options_(std::move(options))
     error_ = std::string("pipe2: ") + strerror(errno);
     return;
   }
+  int netns = -1;
+  if (!options_.netns.empty()) {
+    netns = open(options_.netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (netns < 0) {
+      error_ = "network namespace " + options_.netns + ": " + strerror(errno);
+      close(report[0]);
+      close(report[1]);
+      return;
+    }
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     error_ = std::string("fork: ") + strerror(errno);
     close(report[0]);
     close(report[1]);
+    if (netns >= 0) close(netns);
     return;
   }
   if (pid == 0) {
@@ -106,6 +118,7 @@ Subprocess::Subprocess(SubprocessOptions options) : options_(std::move(options))
     if (getppid() != parent) _exit(127);
     // Its own process group, so a terminal's Ctrl-C reaches the test runner, which cleans up.
     setpgid(0, 0);
+    if (netns >= 0 && setns(netns, CLONE_NEWNET) != 0) ChildFail(report[1]);
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0) ChildFail(report[1]);
     RedirectOrFail(options_.stdout_path, STDOUT_FILENO, report[1]);
@@ -120,6 +133,7 @@ Subprocess::Subprocess(SubprocessOptions options) : options_(std::move(options))
     ChildFail(report[1]);
   }
   close(report[1]);
+  if (netns >= 0) close(netns);
   int child_errno = 0;
   ssize_t n;
   do {

@@ -26,6 +26,9 @@ struct SubprocessOptions {
   std::string stdout_path;  // empty: /dev/null
   std::string stderr_path;  // empty: /dev/null
   std::string working_dir;  // empty: this process's
+  // A network namespace to run in (a path such as /run/netns/NAME, as `ip netns add` makes);
+  // empty: this thread's.
+  std::string netns;
 };
 
 struct ExitStatus {

@@ -37,12 +37,24 @@ std::string GraphCluster::connection_string() const {
 }
 
 std::string GraphCluster::app_address(int i) const {
-  return "http://127.0.0.1:" + std::to_string(app_port(i));
+  return "http://" + node_host(i) + ":" + std::to_string(app_port(i));
+}
+
+const std::string& GraphCluster::node_host(int i) const {
+  static const std::string kLoopback = "127.0.0.1";
+  return options_.node_hosts.empty() ? kLoopback : options_.node_hosts[static_cast<size_t>(i)];
 }
 
 bool GraphCluster::Start(std::string* error) {
+  const bool namespaced = !options_.node_netns.empty();
+  if (namespaced && (options_.node_netns.size() != static_cast<size_t>(options_.nodes) ||
+                     options_.node_hosts.size() != options_.node_netns.size())) {
+    if (error) *error = "node_netns and node_hosts need one entry per node";
+    return false;
+  }
   MariaDbServerOptions db_options;
-  if (!options_.replica_readers.empty()) db_options.server_id = 1;
+  db_options.host = options_.server_host;
+  if (!options_.replica_readers.empty() || options_.db_binlog) db_options.server_id = 1;
   db_ = std::make_unique<MariaDbServer>(db_options);
   if (!db_->Start(error)) return false;
   if (!options_.replica_readers.empty()) {
@@ -52,7 +64,9 @@ bool GraphCluster::Start(std::string* error) {
     if (!replica_->Start(error)) return false;
     if (!replica_->ReplicateFrom(*db_, error)) return false;
   }
-  redis_ = std::make_unique<RedisServer>();
+  RedisServerOptions redis_options;
+  redis_options.host = options_.server_host;
+  redis_ = std::make_unique<RedisServer>(redis_options);
   if (!redis_->Start(error)) return false;
   redis_url_ = redis_->url();
 
@@ -76,7 +90,7 @@ bool GraphCluster::Start(std::string* error) {
               "--cluster-size",
               std::to_string(options_.nodes),
               "--listen",
-              "tcp://127.0.0.1:" + std::to_string(peer_port),
+              "tcp://" + node_host(i) + ":" + std::to_string(peer_port),
               "--app-address",
               app_address(i),
               "--redis",
@@ -97,6 +111,7 @@ bool GraphCluster::Start(std::string* error) {
               std::to_string(options_.election_max_ms)};
     o.argv.insert(o.argv.end(), options_.extra_agent_args.begin(), options_.extra_agent_args.end());
     o.stderr_path = dir_.File(id + "-agent.log");
+    if (namespaced) o.netns = options_.node_netns[static_cast<size_t>(i)];
     agent_options_.push_back(o);
     agents_.emplace_back(o);
     if (!agents_.back().ok()) {
@@ -132,7 +147,7 @@ bool GraphCluster::StartGraphserver(int i, std::string* error) {
   SubprocessOptions o;
   o.argv = {options_.graphserver_binary,
             "--listen",
-            "127.0.0.1:" + std::to_string(app_port(i)),
+            node_host(i) + ":" + std::to_string(app_port(i)),
             "--app-address",
             app_address(i),
             "--shm",
@@ -154,6 +169,7 @@ bool GraphCluster::StartGraphserver(int i, std::string* error) {
         {"ConnectionStrings__ReadReplica", replica_->ConnectionString(options_.database)});
   }
   o.stderr_path = dir_.File(id + "-graph.log");
+  if (!options_.node_netns.empty()) o.netns = options_.node_netns[static_cast<size_t>(i)];
   graphserver_options_.push_back(o);
   graphservers_.emplace_back(o);
   if (!graphservers_.back().ok()) {
@@ -219,7 +235,7 @@ uint64_t GraphCluster::Term(int i) const {
 graphserver::ClientResult GraphCluster::Send(int i, http::verb method, const std::string& target,
                                              const std::string& body,
                                              std::chrono::milliseconds timeout) {
-  graphserver::HttpClient client("127.0.0.1", app_port(i));
+  graphserver::HttpClient client(node_host(i), app_port(i));
   return client.Send(method, target, body, timeout);
 }
 

@@ -38,6 +38,15 @@ struct GraphClusterOptions {
   int db_pool = 8;
   std::vector<std::string> extra_graphserver_args;
   std::vector<std::string> extra_agent_args;
+  // Nodes in network namespaces of their own (the chaos suite's): node i's agent and
+  // graphserver run in node_netns[i] (a path, /run/netns/NAME) and listen on node_hosts[i];
+  // MariaDB and Redis listen on server_host as well as loopback, in the namespace of the thread
+  // that starts the cluster. Empty: everything on 127.0.0.1 in this namespace.
+  std::vector<std::string> node_netns;
+  std::vector<std::string> node_hosts;
+  std::string server_host = "127.0.0.1";
+  // A binary log on the primary (ROW format, GTIDs): the commit order, for an audit.
+  bool db_binlog = false;
 };
 
 class GraphCluster {
@@ -56,6 +65,7 @@ class GraphCluster {
   const std::string& database() const { return options_.database; }
   std::string connection_string() const;
   std::string app_address(int i) const;
+  const std::string& node_host(int i) const;
   uint16_t app_port(int i) const { return app_ports_[static_cast<size_t>(i)]; }
   Subprocess& agent(int i) { return agents_[static_cast<size_t>(i)]; }
   Subprocess& graphserver(int i) { return graphservers_[static_cast<size_t>(i)]; }

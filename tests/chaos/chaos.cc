@@ -1,22 +1,29 @@
-// instaface-chaos: a Jepsen-style run against a whole cluster on loopback (GraphCluster: a
-// private MariaDB and Redis, three agents, three graphservers), under faults drawn from a seed.
+// instaface-chaos: a Jepsen-style run against a whole cluster (GraphCluster: a private MariaDB and
+// Redis, three agents, three graphservers) in network namespaces of its own (ChaosNetwork: a hub
+// with MariaDB, Redis and this program; one namespace per node for its agent and graphserver),
+// under faults drawn from a seed.
 //
 // Writers create entities with unique payloads, each under its own Idempotency-Key, through any
 // live node, and retry every unknown outcome under the same key, as a careful client does. A
 // sampler reads every node's shared memory every 10 ms, as the apps do, and counts any moment
 // at which two nodes each hold a valid lease. Each round injects one fault, holds it, heals it,
 // and waits until a write succeeds again. Afterwards every acknowledged write is looked up in
-// MariaDB (its id, its key, its payload), and every payload must be there exactly once.
+// MariaDB (its id, its key, its payload), every payload must be there exactly once, and every
+// commit is checked against the fence in commit order (FenceAudit, from the binary log).
 //
-// Faults: the leader's agent killed (-9) or paused (SIGSTOP), the leader's graphserver killed or
-// paused (the agents watch their app: --app-liveness-ms), the leader or a follower taken out of the
-// election (the agent's unplug: it neither sends nor answers, a partition of that node from its
-// peers), MariaDB restarted, Redis stopped.
+// Faults: the leader's agent killed (-9) or paused (SIGSTOP); the leader's graphserver killed or
+// paused (the agents watch their app: --app-liveness-ms); the leader's link down; every packet to
+// and from the leader dropped silently, or refused (TCP resets, ICMP unreachable); a split of the
+// nodes with the leader in the minority, or in the majority; a one-way cut, the leader's packets
+// to its peers lost (it still hears them), or theirs to it; a follower isolated; a new leader cut
+// off from MariaDB's answers while it raises the fence (its statements arrive, their replies do
+// not: the server keeps its session and its locks), then isolated; MariaDB restarted; Redis
+// stopped.
 //
 // Prints one JSON report: per fault kind, the rounds, how long until a leader held a valid lease
 // again, the longest gap between acknowledged writes, and the 503s by reason; then the totals.
-// Exits 1 on any lost or duplicated write, any overlap of valid leases, or any round that did not
-// recover, and 2 when the cluster cannot be started.
+// Exits 1 on any lost or duplicated write, any commit off the fence, any overlap of valid leases,
+// or any round that did not recover, and 2 when the network or the cluster cannot be made.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -34,6 +41,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "chaos_network.h"
+#include "fence_audit.h"
 #include "graph_cluster.h"
 #include "instaface/control/control_client.h"
 #include "instaface/graphserver/http_client.h"
@@ -57,16 +66,31 @@ enum class Fault {
   kPauseLeaderAgent,
   kKillLeaderApp,
   kPauseLeaderApp,
-  kIsolateLeader,
+  kLeaderLinkDown,
+  kDropLeader,
+  kRejectLeader,
+  kSplitLeaderInMinority,
+  kSplitLeaderInMajority,
+  kOneWayFromLeader,
+  kOneWayToLeader,
   kIsolateFollower,
+  kCutDuringFenceRaise,
   kRestartDatabase,
   kStopRedis,
 };
 
-constexpr Fault kFaults[] = {Fault::kKillLeaderAgent, Fault::kPauseLeaderAgent,
-                             Fault::kKillLeaderApp,   Fault::kPauseLeaderApp,
-                             Fault::kIsolateLeader,   Fault::kIsolateFollower,
-                             Fault::kRestartDatabase, Fault::kStopRedis};
+constexpr Fault kFaults[] = {
+    Fault::kKillLeaderAgent,     Fault::kPauseLeaderAgent,      Fault::kKillLeaderApp,
+    Fault::kPauseLeaderApp,      Fault::kLeaderLinkDown,        Fault::kDropLeader,
+    Fault::kRejectLeader,        Fault::kSplitLeaderInMinority, Fault::kSplitLeaderInMajority,
+    Fault::kOneWayFromLeader,    Fault::kOneWayToLeader,        Fault::kIsolateFollower,
+    Fault::kCutDuringFenceRaise, Fault::kRestartDatabase,       Fault::kStopRedis};
+
+// Faults after which another node must lead (the others leave the leader in place).
+bool Deposes(Fault f) {
+  return f != Fault::kSplitLeaderInMajority && f != Fault::kIsolateFollower &&
+         f != Fault::kRestartDatabase && f != Fault::kStopRedis;
+}
 
 const char* FaultName(Fault f) {
   switch (f) {
@@ -78,10 +102,24 @@ const char* FaultName(Fault f) {
       return "leader_app_killed";
     case Fault::kPauseLeaderApp:
       return "leader_app_paused";
-    case Fault::kIsolateLeader:
-      return "leader_isolated";
+    case Fault::kLeaderLinkDown:
+      return "leader_link_down";
+    case Fault::kDropLeader:
+      return "leader_dropped";
+    case Fault::kRejectLeader:
+      return "leader_rejected";
+    case Fault::kSplitLeaderInMinority:
+      return "split_leader_in_minority";
+    case Fault::kSplitLeaderInMajority:
+      return "split_leader_in_majority";
+    case Fault::kOneWayFromLeader:
+      return "one_way_from_leader";
+    case Fault::kOneWayToLeader:
+      return "one_way_to_leader";
     case Fault::kIsolateFollower:
       return "follower_isolated";
+    case Fault::kCutDuringFenceRaise:
+      return "leader_cut_during_fence_raise";
     case Fault::kRestartDatabase:
       return "mariadb_restarted";
     case Fault::kStopRedis:
@@ -124,16 +162,22 @@ std::string ReasonOf(const std::string& body) {
   return "other";
 }
 
+// A careful client, as behind a load balancer with outlier ejection: each attempt waits at most
+// `attempt_timeout`, and a node that gave no answer is passed over for a second, since a
+// dropped packet gives no other sign. Sending again elsewhere is safe: the key writes once.
 class Writer {
  public:
   Writer(GraphCluster& cluster, Ledger& ledger, int index, uint64_t seed,
-         const std::atomic<bool>& stop, const std::vector<std::atomic<bool>>& app_down)
+         std::chrono::milliseconds attempt_timeout, const std::atomic<bool>& stop,
+         const std::vector<std::atomic<bool>>& app_down)
       : cluster_(cluster),
         ledger_(ledger),
         index_(index),
         rng_(seed * 1000003 + static_cast<uint64_t>(index)),
+        attempt_timeout_(attempt_timeout),
         stop_(stop),
-        app_down_(app_down) {}
+        app_down_(app_down),
+        passed_over_until_(static_cast<size_t>(cluster.size())) {}
 
   void Run() {
     for (uint64_t n = 0; !stop_; ++n) {
@@ -154,8 +198,9 @@ class Writer {
       const int node = PickNode();
       graphserver::HttpClient& client = Client(node);
       graphserver::ClientResult r =
-          client.Send(http::verb::post, "/api/graph/entities/chaos/create", body, 5s,
+          client.Send(http::verb::post, "/api/graph/entities/chaos/create", body, attempt_timeout_,
                       {{graphserver::kIdempotencyKeyHeader, key}});
+      if (!r.ok) passed_over_until_[static_cast<size_t>(node)] = Clock::now() + 1s;
       if (r.ok && r.response.result_int() == 200) {
         json id = json::parse(r.response.body(), nullptr, false);
         std::lock_guard<std::mutex> lock(ledger_.mu);
@@ -186,19 +231,23 @@ class Writer {
   }
 
   int PickNode() {
-    std::vector<int> up;
+    std::vector<int> up, answering;
+    const Clock::time_point now = Clock::now();
     for (int i = 0; i < cluster_.size(); ++i) {
-      if (!app_down_[static_cast<size_t>(i)]) up.push_back(i);
+      if (app_down_[static_cast<size_t>(i)]) continue;
+      up.push_back(i);
+      if (passed_over_until_[static_cast<size_t>(i)] <= now) answering.push_back(i);
     }
-    if (up.empty()) return 0;
-    return up[std::uniform_int_distribution<size_t>(0, up.size() - 1)(rng_)];
+    const std::vector<int>& from = answering.empty() ? up : answering;
+    if (from.empty()) return 0;
+    return from[std::uniform_int_distribution<size_t>(0, from.size() - 1)(rng_)];
   }
 
   graphserver::HttpClient& Client(int node) {
     auto it = clients_.find(node);
     if (it == clients_.end()) {
       it = clients_
-               .emplace(node, std::make_unique<graphserver::HttpClient>("127.0.0.1",
+               .emplace(node, std::make_unique<graphserver::HttpClient>(cluster_.node_host(node),
                                                                         cluster_.app_port(node)))
                .first;
     }
@@ -209,8 +258,10 @@ class Writer {
   Ledger& ledger_;
   const int index_;
   std::mt19937_64 rng_;
+  const std::chrono::milliseconds attempt_timeout_;
   const std::atomic<bool>& stop_;
   const std::vector<std::atomic<bool>>& app_down_;
+  std::vector<Clock::time_point> passed_over_until_;
   std::map<int, std::unique_ptr<graphserver::HttpClient>> clients_;
 };
 
@@ -301,14 +352,19 @@ struct Options {
   bool seed_timings = false;
   int writers = 8;
   int hold_ms = 0;  // 0: by the timings
+  int attempt_timeout_ms = 300;
   std::string report;
   std::vector<std::string> faults;
 };
 
 class Chaos {
  public:
-  Chaos(GraphCluster& cluster, const Options& options)
-      : cluster_(cluster), options_(options), rng_(options.seed), app_down_(cluster.size()) {
+  Chaos(GraphCluster& cluster, ChaosNetwork& network, const Options& options)
+      : cluster_(cluster),
+        network_(network),
+        options_(options),
+        rng_(options.seed),
+        app_down_(cluster.size()) {
     for (auto& d : app_down_) d = false;
   }
 
@@ -318,7 +374,9 @@ class Chaos {
     std::vector<std::thread> writers;
     for (int w = 0; w < options_.writers; ++w) {
       writers.emplace_back([this, w] {
-        Writer(cluster_, ledger_, w, options_.seed, stop_writers_, app_down_).Run();
+        Writer(cluster_, ledger_, w, options_.seed,
+               std::chrono::milliseconds(options_.attempt_timeout_ms), stop_writers_, app_down_)
+            .Run();
       });
     }
     std::this_thread::sleep_for(1s);  // writes flowing before the first fault
@@ -368,10 +426,19 @@ class Chaos {
     std::map<std::string, uint64_t> before = Unavailable();
     const int leader = cluster_.WaitForLeader(30s);
     if (leader < 0) return r;
-    int follower = (leader + 1) % cluster_.size();
-    r.target = fault == Fault::kIsolateFollower ? follower : leader;
-    const Clock::time_point t0 = Clock::now();
+    const int n = cluster_.size();
+    const int follower = (leader + 1 + static_cast<int>(rng_() % (n - 1))) % n;
+    r.target = fault == Fault::kIsolateFollower || fault == Fault::kCutDuringFenceRaise ? follower
+                                                                                        : leader;
+    // The node that must lose leadership, and when the fault that deposes it began.
+    int deposed = leader;
+    Clock::time_point t0 = Clock::now();
+    Clock::time_point deposing = t0;
     std::string error;
+    bool resumed_while_cut = true;  // only the fence-raise cut asks for more than a recovery
+    auto net = [&](bool ok) {
+      if (!ok) fprintf(stderr, "network: %s\n", error.c_str());
+    };
     switch (fault) {
       case Fault::kKillLeaderAgent:
         cluster_.agent(leader).Kill();
@@ -398,12 +465,84 @@ class Chaos {
         cluster_.graphserver(leader).Continue();
         app_down_[static_cast<size_t>(leader)] = false;
         break;
-      case Fault::kIsolateLeader:
-      case Fault::kIsolateFollower:
-        Unplug(r.target, true);
+      case Fault::kLeaderLinkDown:
+        net(network_.SetLink(leader, false, &error));
         std::this_thread::sleep_for(Hold());
-        Unplug(r.target, false);
+        net(network_.Heal(leader, &error));
         break;
+      case Fault::kDropLeader:
+      case Fault::kRejectLeader:
+      case Fault::kIsolateFollower: {
+        Cut everything;
+        everything.reject = fault == Fault::kRejectLeader;
+        net(network_.Apply(r.target, {everything}, &error));
+        std::this_thread::sleep_for(Hold());
+        net(network_.Heal(r.target, &error));
+        break;
+      }
+      case Fault::kSplitLeaderInMinority:
+      case Fault::kSplitLeaderInMajority: {
+        // The leader's side: a minority (n-1)/2 strong, or a majority n/2+1 strong, the rest of
+        // its side drawn from the followers. Only traffic between the sides stops: both still
+        // reach MariaDB, Redis and the clients.
+        const int side = fault == Fault::kSplitLeaderInMinority ? (n - 1) / 2 : n / 2 + 1;
+        std::vector<int> order;
+        for (int i = 0; i < n; ++i) {
+          if (i != leader) order.push_back(i);
+        }
+        std::shuffle(order.begin(), order.end(), rng_);
+        order.insert(order.begin(), leader);
+        Split(std::vector<int>(order.begin(), order.begin() + side),
+              std::vector<int>(order.begin() + side, order.end()), &error);
+        std::this_thread::sleep_for(Hold());
+        for (int i = 0; i < n; ++i) net(network_.Heal(i, &error));
+        break;
+      }
+      case Fault::kOneWayFromLeader:
+      case Fault::kOneWayToLeader: {
+        Cut one_way;
+        for (int i = 0; i < n; ++i) {
+          if (i != leader) one_way.peers.push_back(network_.node_host(i));
+        }
+        one_way.inbound = fault == Fault::kOneWayToLeader;
+        one_way.outbound = fault == Fault::kOneWayFromLeader;
+        net(network_.Apply(leader, {one_way}, &error));
+        std::this_thread::sleep_for(Hold());
+        net(network_.Heal(leader, &error));
+        break;
+      }
+      case Fault::kCutDuringFenceRaise: {
+        // The follower's COMMITs stop reaching MariaDB (every copy of the packet, by its bytes);
+        // then it is made leader. Its fence raise runs the UPDATE, which takes the fence row's
+        // exclusive lock, and its COMMIT never arrives: the server keeps that session and its
+        // lock, as if the new leader had died mid-transaction. Then the node is cut off whole,
+        // so that leadership moves on, and the next leader's raise must get past that lock
+        // while the node is still cut off: the round recovers only if writes resume before it
+        // is healed (a heal would let its COMMIT through and free the lock).
+        Cut commits;
+        commits.peers = {ChaosNetwork::hub_host()};
+        commits.inbound = false;
+        commits.port = cluster_.db().port();
+        // A MySQL packet: 3-byte length (7), sequence 0, COM_QUERY (3), then the statement.
+        commits.payload_prefix = std::string("\x07\x00\x00\x00\x03", 5) + "COMMIT";
+        net(network_.Apply(follower, {commits}, &error));
+        control::Request transfer;
+        transfer.command = control::Command::kTransfer;
+        transfer.transfer_to = "n" + std::to_string(follower);
+        auto reply = control::CallOnce(cluster_.control_socket(leader), transfer, 2s);
+        if (!reply.ok()) fprintf(stderr, "transfer: %s\n", reply.status().message().c_str());
+        const auto led = Clock::now() + 2s;
+        while (!Leads(follower) && Clock::now() < led) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(200ms);  // its raise is out, and stuck before COMMIT
+        deposed = follower;
+        deposing = Clock::now();
+        Cut everything;
+        net(network_.Apply(follower, {everything}, &error));
+        std::this_thread::sleep_for(Hold());
+        resumed_while_cut = FirstAckSince(deposing, deposing + 30s).has_value();
+        net(network_.Heal(follower, &error));
+        break;
+      }
       case Fault::kRestartDatabase:
         cluster_.db().Stop();
         if (!cluster_.db().Start(&error)) fprintf(stderr, "mariadb restart: %s\n", error.c_str());
@@ -415,43 +554,61 @@ class Chaos {
         break;
     }
     if (!error.empty()) fprintf(stderr, "heal: %s\n", error.c_str());
-    const Clock::time_point healed = Clock::now();
     // Recovered: a write acknowledged after the heal, within 30 s.
-    const auto deadline = healed + 30s;
-    std::optional<Clock::time_point> first_ack;
-    while (Clock::now() < deadline && !first_ack) {
-      std::this_thread::sleep_for(20ms);
-      std::lock_guard<std::mutex> lock(ledger_.mu);
-      for (auto it = ledger_.ack_times.rbegin(); it != ledger_.ack_times.rend(); ++it) {
-        if (*it <= healed) break;
-        first_ack = *it;
-      }
-    }
-    r.recovered = first_ack.has_value();
+    const Clock::time_point healed = Clock::now();
+    r.recovered = resumed_while_cut && FirstAckSince(healed, healed + 30s).has_value();
     std::this_thread::sleep_for(300ms);  // the writes settle before the next fault
     const Clock::time_point end = Clock::now();
-    // With the apps watched, losing the leader's app deposes it too.
-    const bool deposes = fault == Fault::kKillLeaderAgent || fault == Fault::kPauseLeaderAgent ||
-                         fault == Fault::kIsolateLeader || fault == Fault::kKillLeaderApp ||
-                         fault == Fault::kPauseLeaderApp;
-    if (auto lease = sampler_->FirstLeaseSince(t0, deposes ? leader : -1)) {
-      r.reelection_ms = MillisBetween(t0, *lease);
+    if (auto lease = sampler_->FirstLeaseSince(deposing, Deposes(fault) ? deposed : -1)) {
+      r.reelection_ms = MillisBetween(deposing, *lease);
     }
     r.longest_gap_ms = LongestGap(t0, end);
     std::map<std::string, uint64_t> after = Unavailable();
-    for (const auto& [reason, n] : after) {
+    for (const auto& [reason, count] : after) {
       const uint64_t was = before.count(reason) ? before[reason] : 0;
-      if (n > was) r.unavailable[reason] = n - was;
+      if (count > was) r.unavailable[reason] = count - was;
     }
     return r;
   }
 
-  void Unplug(int node, bool on) {
-    control::Request request;
-    request.command = control::Command::kUnplug;
-    request.unplug_on = on;
-    auto reply = control::CallOnce(cluster_.control_socket(node), request, 2s);
-    if (!reply.ok()) fprintf(stderr, "unplug n%d: %s\n", node, reply.status().message().c_str());
+  // Waits until `deadline` for a write acknowledged after `since`.
+  std::optional<Clock::time_point> FirstAckSince(Clock::time_point since,
+                                                 Clock::time_point deadline) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(ledger_.mu);
+        std::optional<Clock::time_point> first;
+        for (auto it = ledger_.ack_times.rbegin(); it != ledger_.ack_times.rend(); ++it) {
+          if (*it <= since) break;
+          first = *it;
+        }
+        if (first) return first;
+      }
+      if (Clock::now() >= deadline) return std::nullopt;
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  // No packets between the two sides' nodes; each keeps the hub.
+  void Split(const std::vector<int>& a, const std::vector<int>& b, std::string* error) {
+    auto hosts = [&](const std::vector<int>& nodes) {
+      std::vector<std::string> out;
+      for (int i : nodes) out.push_back(network_.node_host(i));
+      return out;
+    };
+    for (const auto& [side, other] : {std::pair{a, b}, std::pair{b, a}}) {
+      Cut cut;
+      cut.peers = hosts(other);
+      if (cut.peers.empty()) continue;
+      for (int i : side) {
+        if (!network_.Apply(i, {cut}, error)) fprintf(stderr, "split: %s\n", error->c_str());
+      }
+    }
+  }
+
+  bool Leads(int node) {
+    auto view = View::Open(cluster_.shm_name(node));
+    return view.ok() && view->is_leader();
   }
 
   void WaitForApp(int node) {
@@ -526,6 +683,7 @@ class Chaos {
                           db + ".entities WHERE type = 'chaos' GROUP BY k HAVING COUNT(*) > 1) d");
     const std::string rows =
         cluster_.QueryOne("SELECT COUNT(*) FROM " + db + ".entities WHERE type = 'chaos'");
+    const FenceAuditResult audit = AuditFence();
     uint64_t unrecovered = 0;
     json by_fault = json::object();
     for (const RoundResult& r : results_) {
@@ -558,11 +716,19 @@ class Chaos {
                    {"timings", options_.seed_timings ? "seed 500/750/1000" : "fast 50/150/300"},
                    {"rounds", results_.size()},
                    {"writers", options_.writers},
+                   {"attempt_timeout_ms", options_.attempt_timeout_ms},
                    {"faults", by_fault},
                    {"acknowledged", ledger_.acked.size()},
                    {"rows", rows},
                    {"lost", lost},
                    {"duplicates", dup},
+                   {"fence_audit",
+                    {{"rows", audit.rows},
+                     {"below_fence", audit.below_fence},
+                     {"above_fence", audit.above_fence},
+                     {"without_term", audit.without_term},
+                     {"fence_changes", audit.fence_changes},
+                     {"highest_fence", audit.highest_fence}}},
                    {"lease_overlaps", sampler_->overlaps()},
                    {"lease_samples", sampler_->samples()},
                    {"unrecovered_rounds", unrecovered},
@@ -570,6 +736,7 @@ class Chaos {
                    {"writes_left_unknown", ledger_.given_up},
                    {"refused_other", ledger_.refusals.size()}};
     if (!lost_example.empty()) report["lost_example"] = lost_example;
+    if (!audit.first_violation.empty()) report["fence_violation"] = audit.first_violation;
     if (sampler_->overlaps() > 0) report["last_overlap"] = sampler_->last_overlap();
     if (!ledger_.refusals.empty()) report["refusal_example"] = ledger_.refusals.front().second;
     const std::string text = report.dump(2);
@@ -580,14 +747,40 @@ class Chaos {
         fclose(f);
       }
     }
-    const bool failed = lost > 0 || dup > 0 || sampler_->overlaps() > 0 || unrecovered > 0 ||
-                        results_.size() < static_cast<size_t>(options_.rounds) ||
+    const bool off_fence = audit.below_fence + audit.above_fence + audit.without_term > 0 ||
+                           audit.rows < ledger_.acked.size();
+    const bool failed = lost > 0 || dup > 0 || off_fence || sampler_->overlaps() > 0 ||
+                        unrecovered > 0 || results_.size() < static_cast<size_t>(options_.rounds) ||
                         ledger_.given_up > 0 || !ledger_.refusals.empty();
     if (failed) fprintf(stderr, "chaos: FAILED (seed %llu)\n", (unsigned long long)options_.seed);
     return failed ? 1 : 0;
   }
 
+  // Every commit of the run against the fence, in commit order, from the primary's binary log.
+  FenceAuditResult AuditFence() {
+    const std::string db = cluster_.database();
+    std::map<std::string, int> columns;
+    for (const char* table : {"entities", "associations"}) {
+      const std::string position = cluster_.QueryOne(
+          "SELECT ORDINAL_POSITION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '" + db +
+          "' AND TABLE_NAME = '" + table + "' AND COLUMN_NAME = 'leader_term'");
+      columns[table] = std::atoi(position.c_str());
+    }
+    FenceAuditor auditor(db, columns);
+    std::string error;
+    if (!AuditBinlog(cluster_.db().BinlogFiles(), scratch_.path(), auditor, &error)) {
+      fprintf(stderr, "chaos: the fence audit failed: %s\n", error.c_str());
+      FenceAuditResult failed;
+      failed.first_violation = error;
+      failed.without_term = 1;  // fails the run
+      return failed;
+    }
+    return auditor.result();
+  }
+
   GraphCluster& cluster_;
+  ChaosNetwork& network_;
+  TempDir scratch_{"ifx-chaos"};
   const Options options_;
   std::mt19937_64 rng_;
   Ledger ledger_;
@@ -607,11 +800,14 @@ int main(int argc, char** argv) {
   std::string agent = INSTAFACE_AGENT_BINARY;
   std::string graphserver = INSTAFACE_GRAPHSERVER_BINARY;
   CLI::App app{
-      "instaface-chaos: faults drawn from a seed against a whole cluster on loopback (MariaDB, "
-      "Redis, 3 agents, 3 graphservers), writers that retry unknown outcomes under their "
-      "Idempotency-Key, a lease sampler every 10 ms; then every acknowledged write is checked "
-      "in MariaDB. Prints a JSON report; exits 1 on a lost or duplicated write, an overlap of "
-      "valid leases or a round that did not recover."};
+      "instaface-chaos: faults drawn from a seed against a whole cluster (MariaDB, Redis, and an "
+      "agent and a graphserver per node) in network namespaces of its own, writers that retry "
+      "unknown outcomes under their Idempotency-Key, a lease sampler every 10 ms; then every "
+      "acknowledged write is checked in MariaDB and every commit against the fence in the "
+      "binary log. Needs root, ip (iproute2) and nft (nftables). Prints a JSON report; exits 1 "
+      "on a lost or duplicated write, a commit off the fence, an overlap of valid leases or a "
+      "round that did not recover, 2 when the network or the cluster cannot be made."};
+  int nodes = 3;
   app.add_option("--rounds", options.rounds, "faults to inject, one per round")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
@@ -619,6 +815,9 @@ int main(int argc, char** argv) {
   app.add_flag("--seed-timings", options.seed_timings,
                "the agents' default timings (heartbeat 500 ms, election 750-1000 ms) instead of "
                "fast ones (50, 150-300)");
+  app.add_option("--nodes", nodes, "nodes (an agent and a graphserver each)")
+      ->check(CLI::Range(3, 9))
+      ->capture_default_str();
   app.add_option("--writers", options.writers, "concurrent writers")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
@@ -626,10 +825,17 @@ int main(int argc, char** argv) {
                  "how long a fault lasts before it is healed (default 1000, 3000 with "
                  "--seed-timings)")
       ->check(CLI::Range(0, 600000));
+  app.add_option("--attempt-timeout-ms", options.attempt_timeout_ms,
+                 "how long a writer waits for one attempt before it sends the write again, "
+                 "under its key, to another node")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
   app.add_option("--faults", options.faults,
                  "only these fault kinds: leader_agent_killed, leader_agent_paused, "
-                 "leader_app_killed, leader_app_paused, leader_isolated, follower_isolated, "
-                 "mariadb_restarted, redis_stopped")
+                 "leader_app_killed, leader_app_paused, leader_link_down, leader_dropped, "
+                 "leader_rejected, split_leader_in_minority, split_leader_in_majority, "
+                 "one_way_from_leader, one_way_to_leader, follower_isolated, "
+                 "leader_cut_during_fence_raise, mariadb_restarted, redis_stopped")
       ->delimiter(',');
   app.add_option("--report", options.report, "also write the JSON report to this file");
   app.add_option("--agent", agent, "instaface-agent binary")->capture_default_str();
@@ -645,7 +851,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The hosts first, and this thread into the hub before any other thread starts: every thread
+  // and server started from here on is there.
+  ChaosNetwork network;
+  std::string error;
+  if (!network.Create(nodes, &error) || !network.EnterHub(&error)) {
+    fprintf(stderr, "instaface-chaos: the network could not be made: %s\n", error.c_str());
+    return 2;
+  }
   GraphClusterOptions o;
+  o.nodes = nodes;
+  for (int i = 0; i < nodes; ++i) o.node_netns.push_back(network.node_netns(i));
+  o.node_hosts = network.node_hosts();
+  o.server_host = ChaosNetwork::hub_host();
+  o.db_binlog = true;
   o.agent_binary = agent;
   o.graphserver_binary = graphserver;
   o.database = "chaos";
@@ -658,14 +877,13 @@ int main(int argc, char** argv) {
   // Leadership follows a live app: a killed or hung graphserver's agent hands over.
   o.extra_agent_args = {"--app-liveness-ms", options.seed_timings ? "500" : "200"};
   GraphCluster cluster(o);
-  std::string error;
   if (!cluster.Start(&error)) {
     fprintf(stderr, "instaface-chaos: the cluster did not start: %s\n", error.c_str());
     return 2;
   }
   fprintf(stderr, "instaface-chaos: seed %llu, %d rounds, %d writers\n",
           static_cast<unsigned long long>(options.seed), options.rounds, options.writers);
-  Chaos chaos(cluster, options);
+  Chaos chaos(cluster, network, options);
   const int status = chaos.Run();
   if (status != 0) fprintf(stderr, "%s\n", cluster.Logs().c_str());
   return status;

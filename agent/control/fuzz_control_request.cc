@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto again = ParseRequest(SerializeRequest(*request));
   if (!again.ok() || again->command != request->command ||
-      again->transfer_to != request->transfer_to || again->unplug_on != request->unplug_on) {
+      again->transfer_to != request->transfer_to || again->unplug_on != request->unplug_on ||
+      again->unplug_peer != request->unplug_peer) {
     std::abort();
   }
   return 0;

@@ -82,16 +82,18 @@ def main():
     args = p.parse_args()
     ours = json.load(open(args.ours))
     peers = [json.load(open(f)) for f in args.peer]
+    # Only the timings the probe measured (none with --only etcd,zk).
+    settings = [(t, label) for t, label in OURS if any(k.startswith(t + ".") for k in ours)]
 
     def our(key):
         return ours.get(key, []), ours.get(key + ".failed", "-")
 
     def medians(key):
         return {"ours " + t: (stats(ours.get(t + "." + key, [])) or {}).get("median")
-                for t, _ in OURS}
+                for t, _ in settings}
 
     def rows(key, peer_get):
-        out = [(label, *our(t + "." + key), True) for t, label in OURS]
+        out = [(label, *our(t + "." + key), True) for t, label in settings]
         for peer in peers:
             samples, failed = peer_get(peer)
             out.append((peer["name"], samples, failed, False))
@@ -109,7 +111,7 @@ def main():
         return p.get("stop", {}).get(key, [])
 
     stop_rows = []
-    for t, label in OURS:
+    for t, label in settings:
         stop_rows.append((label, *our(t + ".stop.failover"), True,
                           "%.1f" % (ours.get(t + ".stop.hold_ms", [0])[0] / 1000)))
     for peer in peers:
@@ -122,10 +124,10 @@ def main():
     # overlaps the new one's in full, and one table says both.
     overlap_is_all = all(
         sorted(ours.get(t + ".stop.agent_both", [])) == sorted(ours.get(t + ".stop.agent_after_cont", []))
-        for t, _ in OURS) and all(
+        for t, _ in settings) and all(
         sorted(stop_of(p, "both_ms")) == sorted(stop_of(p, "old_after_cont_ms")) for p in peers)
     after_rows = []
-    for t, label in OURS:
+    for t, label in settings:
         after_rows.append((label + ": agent's role", *our(t + ".stop.agent_after_cont"), True))
         after_rows.append((label + ": leadership()", *our(t + ".stop.app_after_cont"), True))
     for peer in peers:
@@ -142,14 +144,14 @@ def main():
            medians("stop.agent_after_cont"), notes)
     if not overlap_is_all:
         both_rows = []
-        for t, label in OURS:
+        for t, label in settings:
             both_rows.append((label + ": agents' roles", *our(t + ".stop.agent_both"), True))
         for peer in peers:
             both_rows.append((peer["name"], stop_of(peer, "both_ms"), "-", False))
         figure("after SIGCONT, both the old and the new leader say they lead", both_rows,
                medians("stop.agent_both"))
     both_apps = ", ".join("%s max %.1f ms" % (t, max(ours[t + ".stop.app_both"]))
-                          for t, _ in OURS if ours.get(t + ".stop.app_both"))
+                          for t, _ in settings if ours.get(t + ".stop.app_both"))
     if both_apps:
         print("    ours, the old and the new leader's leadership() both yes at any time, the stop"
               " included (the")

@@ -21,21 +21,24 @@ Status NewerTermWrote(uint64_t term) {
                            " has written; this node no longer leads");
 }
 
-// The first write of a new term: raise the row to `term` under its exclusive lock, in the same
-// transaction as the body, so a failed body leaves the fence where it was.
-Status RaiseAndRun(Pool& pool, int64_t term, const std::function<Status(Connection&)>& body) {
-  return pool.Transact([&](Connection& conn) -> Status {
+// Raises the row to `term` in one autocommitted statement. Its exclusive lock waits for every
+// write still holding the row's shared lock, so no write of an older term commits after it; and
+// the server holds that lock only while it runs the statement, never across a round trip, so a
+// leader cut off mid-raise leaves no lock behind it for the next leader to wait on.
+Status RaiseTo(Pool& pool, int64_t term) {
+  bool newer = false;
+  Status status = pool.Write([&](Connection& conn) -> Status {
     StatusOr<PreparedStatement*> raise =
         conn.Prepare("UPDATE fence SET term = ? WHERE id = 1 AND term <= ?");
     if (!raise.ok()) return raise.status();
     StatusOr<ExecResult> updated = (*raise)->Execute({term, term});
     if (!updated.ok()) return updated.status();
     // CLIENT_FOUND_ROWS makes this the number of matched rows, so an unchanged term counts.
-    if (updated->affected_rows == 0) {
-      return NewerTermWrote(term);
-    }
-    return body(conn);
+    newer = updated->affected_rows == 0;
+    return Status();
   });
+  if (!status.ok()) return status;
+  return newer ? NewerTermWrote(static_cast<uint64_t>(term)) : Status();
 }
 
 }  // namespace
@@ -47,7 +50,7 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
   }
   const int64_t t = static_cast<int64_t>(term);
   bool must_raise = false;
-  Status status = pool.Transact([&](Connection& conn) -> Status {
+  auto fenced = [&](Connection& conn) -> Status {
     must_raise = false;  // a retried attempt starts over
     // A locking read sees the latest committed term, whatever the transaction's snapshot.
     StatusOr<PreparedStatement*> check =
@@ -66,9 +69,16 @@ Status RunFencedTransaction(Pool& pool, uint64_t term,
       return Status::FenceLost("the fence is behind term " + std::to_string(term));
     }
     return body(conn);
-  });
+  };
+  Status status = pool.Transact(fenced);
   if (!must_raise) return status;
-  return RaiseAndRun(pool, t, body);
+  // The first write of a new term raises the row first, on its own. A body that then fails
+  // leaves the fence at `term`, which is harmless: the view says this node leads in `term`,
+  // and LeaderFence raises it there anyway as soon as it does.
+  if (Status raised = RaiseTo(pool, t); !raised.ok()) return raised;
+  status = pool.Transact(fenced);
+  if (must_raise) return Status::Internal("the fence fell below term " + std::to_string(term));
+  return status;
 }
 
 namespace {

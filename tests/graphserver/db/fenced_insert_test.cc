@@ -271,16 +271,20 @@ TEST_F(FencedInsertTest, FailingInsertAtTheCurrentTermWritesNothing) {
   EXPECT_EQ(Fence(), 6u);
 }
 
-// Under a newer term the fast statement stops at its fence gate, before the bad row; the insert
-// is redone inside RunFencedTransaction after the raise, and its failure must roll the raise
-// back too.
-TEST_F(FencedInsertTest, FailingInsertUnderANewerTermLeavesTheFenceWhereItWas) {
+// Under a newer term the fast statement stops at its fence gate, before the bad row; the fence
+// is raised on its own (its exclusive lock never waits on a round trip) and the insert is redone
+// inside RunFencedTransaction, where its failure writes nothing. The raise stays: the term's
+// leader asked for it, and its LeaderFence raises it there anyway.
+TEST_F(FencedInsertTest, FailingInsertUnderANewerTermWritesNothingAndKeepsTheRaise) {
   RaiseFenceTo(6);
   auto r = RunFencedInsert(*pool_, 7, kEntityInsert, ParamsWithBadJsonInTheMiddle());
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().code(), StatusCode::kFenceLost) << r.status().ToString();
   EXPECT_TRUE(Entities().empty());
-  EXPECT_EQ(Fence(), 6u);
+  EXPECT_EQ(Fence(), 7u);
+  // The older term is refused from now on.
+  auto stale = RunFencedInsert(*pool_, 6, kEntityInsert, RowsOfParams(1, "stale"));
+  EXPECT_EQ(stale.status().code(), StatusCode::kFenceLost) << stale.status().ToString();
 
   // The same term still works afterwards with good rows.
   auto good = RunFencedInsert(*pool_, 7, kEntityInsert, RowsOfParams(2, "good"));
@@ -316,6 +320,37 @@ TEST_F(FencedInsertTest, ALeaderCutOffMidRaiseDoesNotBlockTheNext) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0].attributes["tag"], "next");
   EXPECT_FALSE(cut.Ping()) << "the cut-off session should have been ended by the server";
+}
+
+// A new term's first write raises the fence in a statement of its own and only then runs its
+// body, under the shared lock. So a first write whose client stalls mid-transaction (cut off
+// after its raise, say) holds no exclusive lock: the same term's other writes go through
+// meanwhile, and so would the next leader's raise.
+TEST_F(FencedInsertTest, ANewTermsFirstWriteHoldsNoExclusiveLockAcrossItsBody) {
+  RaiseFenceTo(6);
+  std::promise<void> in_body, release;
+  std::shared_future<void> released = release.get_future().share();
+  std::thread first([&] {
+    Status s = RunFencedTransaction(*pool_, 7, [&](Connection&) -> Status {
+      in_body.set_value();
+      released.wait();  // the client goes quiet with the transaction open
+      return Status();
+    });
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  });
+  in_body.get_future().wait();
+  EXPECT_EQ(Fence(), 7u);
+  std::future<StatusOr<ExecResult>> second = std::async(std::launch::async, [&] {
+    return RunFencedInsert(*pool_, 7, kEntityInsert, RowsOfParams(1, "meanwhile"));
+  });
+  // Well under the server's idle_transaction_timeout (1 s), which would end the first write's
+  // transaction and let the second through in any case.
+  const bool done = second.wait_for(std::chrono::milliseconds(700)) == std::future_status::ready;
+  release.set_value();
+  first.join();
+  ASSERT_TRUE(done) << "a write of the same term waited for the first write's transaction";
+  StatusOr<ExecResult> r = second.get();
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
 }
 
 class FencedInsertIsolationTest : public FencedInsertTest,

@@ -6,16 +6,22 @@
 //   SELECT term FROM fence WHERE id = 1 LOCK IN SHARE MODE
 // - equal to <term>: body runs; the shared lock is held until COMMIT.
 // - newer: a newer leader has written; nothing runs, and the result is FenceLost.
-// - older (this term's first write): the transaction is rolled back and redone as
+// - older (this term's first write): the transaction is rolled back, the row is raised by one
+//   autocommitted statement,
 //     UPDATE fence SET term = <term> WHERE id = 1 AND term <= <term>
-//   then body, under the row's exclusive lock (0 rows matched: FenceLost).
-// If body fails, everything is rolled back (a raise included) and body's Status is returned.
+//   (0 rows matched: FenceLost), and the transaction runs again.
+// If body fails, its transaction is rolled back and body's Status is returned (a raise before
+// it stays: the fence at a term whose leader asked for it is where LeaderFence puts it anyway).
 //
-// Why this is a fence: a raise needs the exclusive lock, so a new leader's first write waits for
-// every in-flight transaction of the old term (each holds the shared lock) to finish; once the
-// raise commits, every later check of the old term sees the newer one and refuses. And why a
-// shared lock: writes of the same term do not wait for each other, so several transactions can
-// be in flight at once and share the database's group commit.
+// Why this is a fence: a raise needs the exclusive lock, so a new leader's raise waits for every
+// in-flight transaction of the old term (each holds the shared lock) to finish; once it commits,
+// every later check of the old term sees the newer one and refuses. Why the raise commits on
+// its own: the server holds its exclusive lock only while it runs that one statement, never
+// across a round trip, so a leader cut off mid-raise leaves nothing locked for the next one
+// (a transaction holding the shared lock that loses its client is ended by the server's
+// idle_transaction_timeout, which every connection sets). And why a shared lock: writes of the
+// same term do not wait for each other, so several transactions can be in flight at once and
+// share the database's group commit.
 //
 // Thread safety: safe from any thread (the Pool is).
 #ifndef INSTAFACE_GRAPHDB_FENCE_H_

@@ -38,7 +38,11 @@ Status RaiseTo(Pool& pool, int64_t term) {
     return Status();
   });
   if (!status.ok()) return status;
-  return newer ? NewerTermWrote(static_cast<uint64_t>(term)) : Status();
+  if (!newer) return Status();
+  // No row matched: a newer term's, or no row at all.
+  StatusOr<uint64_t> stored = ReadFenceTerm(pool);
+  if (!stored.ok()) return stored.status();
+  return NewerTermWrote(static_cast<uint64_t>(term));
 }
 
 }  // namespace
@@ -134,11 +138,18 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   if (status.code() == StatusCode::kOutcomeUnknown) return status;
   // Anything but the gate's NULL is the statement's own error (a duplicate key, bad JSON).
   if (MysqlErrno(status) != ER_BAD_NULL_ERROR) return status;
-  // The fence is not at `term` (or its row is missing). The fenced transaction raises it for a
-  // new term's first write, or says why not, and the same statement then passes its gate.
-  status = RunFencedTransaction(pool, term, execute);
-  if (!status.ok()) return status;
-  return result;
+  // The fence is not at `term` (or its row is missing). A new term's first write raises it (one
+  // autocommitted UPDATE, FenceLost when a newer term has written) and sends the same statement
+  // again: a fenced insert is always one autocommitted statement, so it never holds the fence
+  // row's lock across a round trip, and a leader cut off mid-write leaves no lock behind.
+  if (Status raised = RaiseTo(pool, static_cast<int64_t>(term)); !raised.ok()) return raised;
+  status = pool.Write(execute);
+  if (status.ok()) return result;
+  // Raised to `term`, and the gate still shut: a newer term raised it in between.
+  if (status.code() != StatusCode::kOutcomeUnknown && MysqlErrno(status) == ER_BAD_NULL_ERROR) {
+    return NewerTermWrote(term);
+  }
+  return status;
 }
 
 Status RaiseFence(Pool& pool, uint64_t term) {

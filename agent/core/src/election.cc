@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -32,6 +33,8 @@ constexpr uint32_t kMaxDriftPpm = 500000;
 struct PeerState {
   NodeId id;
   Nanos last_heard{0};       // receipt time of the newest message from this peer; 0: never
+  Nanos heard_since{0};      // start of the current run of contact without a silence of
+                             // election_min or more: the peer has been up at least this long
   Nanos last_acked_send{0};  // leader: send time of the newest lease-eligible heartbeat acked
 };
 
@@ -75,6 +78,12 @@ class Election::Impl {
       if (now >= next_heartbeat_) BroadcastHeartbeat(now);
       return;
     }
+    if (deferred_timeout_now_ && now >= restart_window_until_) {
+      const Message m = *deferred_timeout_now_;
+      deferred_timeout_now_.reset();
+      OnTimeoutNow(m, now);  // as if it had arrived now: every check is made again
+      if (role_ != Role::kFollower) return;
+    }
     if (now >= election_deadline_) {
       if (!eligible_) {
         // A node whose app is gone does not stand; it still votes.
@@ -91,7 +100,12 @@ class Election::Impl {
       ++stats_.messages_dropped_unplugged;
       return;
     }
-    if (PeerState* peer = FindPeer(m.from)) peer->last_heard = now;
+    if (PeerState* peer = FindPeer(m.from)) {
+      if (peer->last_heard == Nanos(0) || now - peer->last_heard >= config_.election_min) {
+        peer->heard_since = now;
+      }
+      peer->last_heard = now;
+    }
 
     switch (m.type) {
       case MessageType::kPreVoteRequest:
@@ -140,10 +154,19 @@ class Election::Impl {
     NodeId chosen;
     if (target.empty()) {
       // The most up-to-date reachable peer: freshest ack among those heard within election_min.
+      // A peer heard for less than election_min may have just restarted, and then ignores a
+      // TimeoutNow in its restart window (TransferAnnounced): it is chosen only when no peer
+      // has been up longer, or a rolling restart's handover would fall back to an election.
       const PeerState* best = nullptr;
+      bool best_settled = false;
       for (const PeerState& p : peers_) {
         if (p.last_heard == Nanos(0) || now - p.last_heard >= config_.election_min) continue;
-        if (best == nullptr || p.last_acked_send > best->last_acked_send) best = &p;
+        const bool settled = now - p.heard_since >= config_.election_min;
+        if (best == nullptr || (settled && !best_settled) ||
+            (settled == best_settled && p.last_acked_send > best->last_acked_send)) {
+          best = &p;
+          best_settled = settled;
+        }
       }
       if (best == nullptr) return false;
       chosen = best->id;
@@ -221,7 +244,10 @@ class Election::Impl {
   }
 
   Nanos NextDeadline() const {
-    if (role_ != Role::kLeader) return election_deadline_;
+    if (role_ != Role::kLeader) {
+      return deferred_timeout_now_ ? std::min(election_deadline_, restart_window_until_)
+                                   : election_deadline_;
+    }
     Nanos next = next_heartbeat_;
     if (config_.check_quorum) next = std::min(next, CheckQuorumDeadline());
     if (transferring_) next = std::min(next, transfer_deadline_);
@@ -544,7 +570,15 @@ class Election::Impl {
       newest_leader_send_ = m.send_time;
       newest_leader_transferring_ = true;
     }
-    if (!TransferAnnounced(now) && !config_.unsafe.late_timeout_now) return;
+    if (!TransferAnnounced(now) && !config_.unsafe.late_timeout_now) {
+      // In its restart window a node cannot override a lease it may have acked before (see
+      // TransferAnnounced). It keeps the request and reconsiders it when the window closes, as
+      // if the network had delayed it until then; so a rolling restart's handover to a node
+      // that just came back costs what is left of its window, not an election.
+      if (now < restart_window_until_ && m.transferring) deferred_timeout_now_ = m;
+      return;
+    }
+    deferred_timeout_now_.reset();
     BecomeCandidate(/*transfer=*/true, now);
   }
 
@@ -633,9 +667,10 @@ class Election::Impl {
   // Voter side of the lease.
   Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader
   Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
-  Term restored_term_ = 0;         // the durable term at start
-  Nanos former_lease_until_{0};    // the lease this node published when it last led
-  Nanos newest_leader_send_{0};    // send time of the newest heartbeat from leader_
+  std::optional<Message> deferred_timeout_now_;  // one that arrived in the restart window
+  Term restored_term_ = 0;                       // the durable term at start
+  Nanos former_lease_until_{0};                  // the lease this node published when it last led
+  Nanos newest_leader_send_{0};                  // send time of the newest heartbeat from leader_
   bool newest_leader_transferring_ = false;
 
   // (Pre)candidate: distinct granted voters, self included.

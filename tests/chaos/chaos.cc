@@ -23,7 +23,8 @@
 // Prints one JSON report: per fault kind, the rounds, how long until a leader held a valid lease
 // again, the longest gap between acknowledged writes, and the 503s by reason; then the totals.
 // Exits 1 on any lost or duplicated write, any commit off the fence, any overlap of valid leases,
-// or any round that did not recover, and 2 when the network or the cluster cannot be made.
+// or any round that did not recover, and 2 when the network or the cluster cannot be made. A
+// stall (no write acknowledged for 3 s) prints a report of where it is to stderr while it lasts.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -36,6 +37,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -379,6 +381,7 @@ class Chaos {
             .Run();
       });
     }
+    std::thread stall_watch([this] { WatchForStalls(); });
     std::this_thread::sleep_for(1s);  // writes flowing before the first fault
     // Every enabled kind once per block of rounds, in an order the seed draws.
     const std::vector<Fault> kinds = EnabledFaults();
@@ -399,11 +402,74 @@ class Chaos {
     }
     stop_writers_ = true;
     for (auto& w : writers) w.join();
+    stall_watch.join();
     sampler_->Stop();
     return Report();
   }
 
  private:
+  // A stall: no write acknowledged for 3 s, longer than any election. Reported once per stall,
+  // while it lasts, with what tells where it is: each node's view, readiness and an answer to a
+  // write of its own (type probe, outside the ledger), each agent's status, what MariaDB is
+  // running and waiting on, and the tails of the logs.
+  void WatchForStalls() {
+    bool reported = false;
+    while (!stop_writers_) {
+      std::this_thread::sleep_for(200ms);
+      Clock::time_point last;
+      {
+        std::lock_guard<std::mutex> lock(ledger_.mu);
+        if (ledger_.ack_times.empty()) continue;
+        last = ledger_.ack_times.back();
+      }
+      if (Clock::now() - last < 3s) {
+        reported = false;
+        continue;
+      }
+      if (reported) continue;
+      reported = true;
+      fprintf(stderr, "STALL: no write acknowledged for %.0f ms\n%s",
+              MillisBetween(last, Clock::now()), StallReport().c_str());
+    }
+  }
+
+  std::string StallReport() {
+    std::string report;
+    for (int i = 0; i < cluster_.size(); ++i) {
+      const std::string node = "n" + std::to_string(i);
+      if (auto view = View::Open(cluster_.shm_name(i)); view.ok()) {
+        const Snapshot v = view->snapshot();
+        report += node + " view: role " + RoleName(v.role) + ", term " + std::to_string(v.term) +
+                  ", leader '" + v.leader_id + "', lease " +
+                  (v.lease_valid ? "valid" : "not valid") + (v.stale ? ", stale" : "") + "\n";
+      }
+      control::Request status;
+      auto agent = control::CallOnce(cluster_.control_socket(i), status, 1s);
+      report += node + " agent: " + (agent.ok() ? agent->dump() : agent.status().message()) + "\n";
+      graphserver::HttpClient client(cluster_.node_host(i), cluster_.app_port(i));
+      for (const auto& [method, target, body] :
+           {std::tuple{http::verb::get, "/readyz", std::string()},
+            std::tuple{http::verb::post, "/api/graph/entities/probe/create",
+                       std::string(R"({"probe":true})")}}) {
+        const Clock::time_point t = Clock::now();
+        auto r = client.Send(method, target, body, 2s);
+        report += node + " " + target + ": " +
+                  (r.ok ? std::to_string(r.response.result_int()) + " " + r.response.body()
+                        : "no answer: " + r.error) +
+                  " (" + std::to_string(static_cast<int>(MillisBetween(t, Clock::now()))) +
+                  " ms)\n";
+      }
+    }
+    std::string out, err;
+    cluster_.db().Execute(
+        "SELECT ID, HOST, COMMAND, TIME, STATE, LEFT(INFO, 80) FROM information_schema.PROCESSLIST "
+        "WHERE COMMAND <> 'Sleep' OR TIME < 100; SELECT * FROM "
+        "information_schema.INNODB_LOCK_WAITS",
+        &out, &err);
+    report += "mariadb:\n" + out + err + "\n" + cluster_.Logs() + "\n";
+    return report;
+  }
+
   std::vector<Fault> EnabledFaults() const {
     std::vector<Fault> kinds;
     for (Fault f : kFaults) {

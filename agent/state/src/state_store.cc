@@ -14,10 +14,18 @@ namespace {
 
 using common::Status;
 
-// Layout (little-endian): u32 magic "IFST" | u32 version | u64 term | u8 voted_len |
+// Version 1 (read, never written): u32 magic "IFST" | u32 version | u64 term | u8 voted_len |
 // voted_for | u32 CRC-32 of every byte before it.
 constexpr uint32_t kMagic = 0x54534649;
 constexpr uint32_t kVersion = 1;
+// Version 2: two copies of one fixed record, kRecordBytes each, little-endian:
+// u32 magic "IFS2" | u32 version | u64 sequence | u64 term | u8 voted_len | voted_for | zeros |
+// u32 CRC-32 of the record's first kRecordBytes - 4 bytes.
+constexpr uint32_t kMagic2 = 0x32534649;
+constexpr uint32_t kVersion2 = 2;
+constexpr size_t kRecordBytes = 128;
+constexpr size_t kFileBytes = 2 * kRecordBytes;
+static_assert(4 + 4 + 8 + 8 + 1 + election::kMaxNodeIdLength + 4 <= kRecordBytes);
 constexpr char kFileName[] = "hard_state";
 constexpr char kTempName[] = "hard_state.tmp";
 constexpr char kLockName[] = "lock";
@@ -66,9 +74,69 @@ class Fd {
   int fd_;
 };
 
+std::string Record(uint64_t sequence, const election::HardState& state) {
+  std::string out;
+  PutLe(out, kMagic2, 4);
+  PutLe(out, kVersion2, 4);
+  PutLe(out, sequence, 8);
+  PutLe(out, state.term, 8);
+  const size_t n = std::min(state.voted_for.size(), election::kMaxNodeIdLength);
+  PutLe(out, n, 1);
+  out.append(state.voted_for, 0, n);
+  out.resize(kRecordBytes - 4, '\0');
+  PutLe(out, Crc32(out), 4);
+  return out;
+}
+
+struct Copy {
+  uint64_t sequence = 0;
+  election::HardState state;
+};
+
+// One record, or why it is not one.
+common::StatusOr<Copy> ParseRecord(const std::string& record) {
+  if (GetLe(record, kRecordBytes - 4, 4) != Crc32(record.substr(0, kRecordBytes - 4))) {
+    return Status::Error("checksum mismatch");
+  }
+  if (GetLe(record, 0, 4) != kMagic2) return Status::Error("bad magic");
+  if (GetLe(record, 4, 4) != kVersion2) {
+    return Status::Error("unsupported version " + std::to_string(GetLe(record, 4, 4)));
+  }
+  const size_t n = static_cast<size_t>(GetLe(record, 24, 1));
+  if (n > election::kMaxNodeIdLength) return Status::Error("voted_for too long");
+  if (record.find_first_not_of('\0', 25 + n) < kRecordBytes - 4) {
+    return Status::Error("bytes after voted_for");
+  }
+  Copy copy;
+  copy.sequence = GetLe(record, 8, 8);
+  copy.state.term = GetLe(record, 16, 8);
+  copy.state.voted_for = record.substr(25, n);
+  return copy;
+}
+
+// The newer of a file's two copies. A save writes the first copy, syncs, then the second: a
+// crash tears at most one, and the other holds the state before that save (or the new one, if
+// the tear is in the second). After a save both copies are the same state, so damage to one
+// later loses nothing.
+common::StatusOr<Copy> ParseFile(const std::string& bytes) {
+  common::StatusOr<Copy> first = ParseRecord(bytes.substr(0, kRecordBytes));
+  common::StatusOr<Copy> second = ParseRecord(bytes.substr(kRecordBytes, kRecordBytes));
+  if (!first.ok() && !second.ok()) {
+    return Status::Error("both copies are damaged (" + first.status().message() + "; " +
+                         second.status().message() + ")");
+  }
+  if (!second.ok() || (first.ok() && first->sequence >= second->sequence)) return first;
+  return second;
+}
+
 }  // namespace
 
 std::string StateStore::Encode(const election::HardState& state) {
+  const std::string record = Record(1, state);
+  return record + record;
+}
+
+std::string StateStore::EncodeVersion1(const election::HardState& state) {
   std::string out;
   PutLe(out, kMagic, 4);
   PutLe(out, kVersion, 4);
@@ -81,6 +149,11 @@ std::string StateStore::Encode(const election::HardState& state) {
 }
 
 common::StatusOr<election::HardState> StateStore::Decode(const std::string& bytes) {
+  if (bytes.size() == kFileBytes) {
+    common::StatusOr<Copy> copy = ParseFile(bytes);
+    if (!copy.ok()) return copy.status();
+    return copy->state;
+  }
   constexpr size_t kFixed = 4 + 4 + 8 + 1 + 4;
   if (bytes.size() < kFixed)
     return Status::Error("truncated (" + std::to_string(bytes.size()) + " bytes)");
@@ -120,10 +193,11 @@ StateStore::StateStore(std::string dir, int lock_fd)
       lock_fd_(lock_fd) {}
 
 StateStore::~StateStore() {
+  if (file_fd_ >= 0) ::close(file_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-common::StatusOr<election::HardState> StateStore::Load() const {
+common::StatusOr<election::HardState> StateStore::Load() {
   Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT) return election::HardState{};
@@ -147,11 +221,28 @@ common::StatusOr<election::HardState> StateStore::Load() const {
                          " (refusing to start with a forgotten vote; move the file away only "
                          "if this node's old votes cannot matter)");
   }
+  if (bytes.size() == kFileBytes) sequence_ = ParseFile(bytes)->sequence;
   return state;
 }
 
 common::Status StateStore::Save(const election::HardState& state) {
-  const std::string bytes = Encode(state);
+  ++sequence_;
+  const std::string record = Record(sequence_, state);
+  if (file_fd_ >= 0) {
+    // In place: the first copy, synced, then the second. The file's size never changes, so
+    // fdatasync flushes the data alone, without a journal commit for metadata.
+    for (const off_t at : {off_t{0}, static_cast<off_t>(kRecordBytes)}) {
+      if (::pwrite(file_fd_, record.data(), record.size(), at) !=
+          static_cast<ssize_t>(record.size())) {
+        return Status::Error(Errno("cannot write", path_));
+      }
+      if (::fdatasync(file_fd_) != 0) return Status::Error(Errno("cannot fdatasync", path_));
+    }
+    return Status::Ok();
+  }
+  // The first save of this process (and the move from version 1): a whole new file, put in
+  // place by rename, which is atomic whatever was there before.
+  const std::string bytes = record + record;
   {
     Fd fd(::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (fd.get() < 0) return Status::Error(Errno("cannot create", temp_path_));
@@ -173,6 +264,8 @@ common::Status StateStore::Save(const election::HardState& state) {
   Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0) return Status::Error(Errno("cannot open directory", dir_));
   if (::fsync(dir.get()) != 0) return Status::Error(Errno("cannot fsync directory", dir_));
+  file_fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (file_fd_ < 0) return Status::Error(Errno("cannot open", path_));
   return Status::Ok();
 }
 

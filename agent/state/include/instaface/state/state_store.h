@@ -1,10 +1,18 @@
 // Durable (term, voted_for) of one node, kept in a directory (--state-dir).
 //
-// Save() writes the whole state to a temporary file, fsyncs it, renames it over the old one and
-// fsyncs the directory, so after a crash the file holds either the old or the new state, never
-// a mix. Load() validates what it reads (magic, version, lengths, checksum): a corrupt file is
-// an error naming the file, never a silent zero — a node that forgot its vote could vote twice.
-// A missing file means a first start and loads as the zero state.
+// The file holds two copies of one fixed-size, checksummed record with a sequence number. A
+// Save() writes the first copy in place and fdatasyncs it, then the second: two small data
+// syncs, where a new file, its rename and the directory's fsync cost several journal commits
+// (a save took 2.5 to 2.8 times as long that way, measured side by side here), and a save sits
+// on the path of every election. A crash tears at most the copy being written; the other holds
+// the state before that save, or after it, never a mix, and the newer valid copy wins. After a
+// save both copies hold the same state, so damage to one later loses nothing. The first save of
+// a process writes a whole new file and renames it into place (which also replaces a version-1
+// file, still read).
+//
+// Load() validates what it reads (magic, version, lengths, checksums): a file with no valid
+// copy is an error naming the file, never a silent zero — a node that forgot its vote could
+// vote twice. A missing file means a first start and loads as the zero state.
 //
 // Open() takes an exclusive flock on the directory so that two agents cannot share it.
 //
@@ -28,13 +36,15 @@ class StateStore {
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
-  common::StatusOr<election::HardState> Load() const;
+  common::StatusOr<election::HardState> Load();
   common::Status Save(const election::HardState& state);
 
   const std::string& path() const { return path_; }
 
-  // The file format, exposed for tests and tools.
+  // The file format, exposed for tests and tools: Encode writes version 2 (both copies the
+  // same), Decode reads either version.
   static std::string Encode(const election::HardState& state);
+  static std::string EncodeVersion1(const election::HardState& state);
   static common::StatusOr<election::HardState> Decode(const std::string& bytes);
 
  private:
@@ -43,6 +53,8 @@ class StateStore {
   std::string path_;
   std::string temp_path_;
   int lock_fd_;
+  int file_fd_ = -1;       // the state file, once this process has written it whole
+  uint64_t sequence_ = 0;  // of the newest copy loaded or saved
 };
 
 }  // namespace instaface::state

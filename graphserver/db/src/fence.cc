@@ -153,7 +153,12 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
 }
 
 Status RaiseFence(Pool& pool, uint64_t term) {
-  return RunFencedTransaction(pool, term, [](Connection&) { return Status(); });
+  if (term > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return Status::InvalidArgument("term " + std::to_string(term) + " is out of range");
+  }
+  // One autocommitted UPDATE, no transaction around it: nothing a cut-off leader could leave
+  // holding the row.
+  return RaiseTo(pool, static_cast<int64_t>(term));
 }
 
 StatusOr<uint64_t> ReadFenceTerm(Pool& pool) {

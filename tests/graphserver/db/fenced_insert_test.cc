@@ -353,6 +353,30 @@ TEST_F(FencedInsertTest, ANewTermsFirstWriteHoldsNoExclusiveLockAcrossItsBody) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
 }
 
+// A new leader's raise (LeaderFence) is one autocommitted UPDATE and nothing around it: it
+// opens no transaction whose COMMIT a leader cut off at that moment could fail to send, holding
+// the row for the next leader to wait on. The server's own counters say what was run.
+TEST_F(FencedInsertTest, ALeadersRaiseIsOneStatementInNoTransaction) {
+  RaiseFenceTo(6);
+  auto counters = [] {
+    std::string out, err;
+    EXPECT_TRUE(MariaDbEnvironment::server()->Execute(
+        "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN "
+        "('COM_BEGIN', 'COM_COMMIT', 'COM_ROLLBACK') ORDER BY VARIABLE_NAME",
+        &out, &err))
+        << err;
+    return out;
+  };
+  const std::string before = counters();
+  Status raised = RaiseFence(*pool_, 7);
+  ASSERT_TRUE(raised.ok()) << raised.ToString();
+  EXPECT_EQ(counters(), before) << "the raise began, committed or rolled back a transaction";
+  EXPECT_EQ(Fence(), 7u);
+  EXPECT_TRUE(RaiseFence(*pool_, 7).ok()) << "the same term again is fine";
+  EXPECT_EQ(RaiseFence(*pool_, 6).code(), StatusCode::kFenceLost);
+  EXPECT_EQ(Fence(), 7u);
+}
+
 class FencedInsertIsolationTest : public FencedInsertTest,
                                   public ::testing::WithParamInterface<const char*> {};
 

@@ -203,7 +203,10 @@ class Election::Impl {
 
   void SetUnplugged(bool unplugged) {
     unplugged_ = unplugged;
-    if (unplugged_) outbox_.clear();
+    if (unplugged_) {
+      outbox_.clear();
+      deferred_timeout_now_.reset();  // it hears nothing while unplugged: that one is lost too
+    }
   }
 
   void SetEligible(bool eligible, Nanos now) {

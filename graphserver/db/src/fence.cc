@@ -37,9 +37,15 @@ Status RaiseTo(Pool& pool, int64_t term) {
     newer = updated->affected_rows == 0;
     return Status();
   });
+  // The UPDATE is idempotent and the caller's write has not been sent: a lost answer means the
+  // database is unreachable, not that anything of the caller's is in doubt.
+  if (status.code() == StatusCode::kOutcomeUnknown) {
+    return Status::Unavailable("raising the fence to term " + std::to_string(term) + ": " +
+                               status.message());
+  }
   if (!status.ok()) return status;
   if (!newer) return Status();
-  // No row matched: a newer term's, or no row at all.
+  // No row matched: a newer term's, or no row at all (NotFound, from the read).
   StatusOr<uint64_t> stored = ReadFenceTerm(pool);
   if (!stored.ok()) return stored.status();
   return NewerTermWrote(static_cast<uint64_t>(term));
@@ -145,9 +151,11 @@ StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInse
   if (Status raised = RaiseTo(pool, static_cast<int64_t>(term)); !raised.ok()) return raised;
   status = pool.Write(execute);
   if (status.ok()) return result;
-  // Raised to `term`, and the gate still shut: a newer term raised it in between.
+  // Raised to `term`, and a NULL refused again: the gate, if a newer term raised the fence in
+  // between; otherwise a NULL of the caller's own rows, the statement's own error.
   if (status.code() != StatusCode::kOutcomeUnknown && MysqlErrno(status) == ER_BAD_NULL_ERROR) {
-    return NewerTermWrote(term);
+    StatusOr<uint64_t> stored = ReadFenceTerm(pool);
+    if (stored.ok() && *stored > term) return NewerTermWrote(term);
   }
   return status;
 }

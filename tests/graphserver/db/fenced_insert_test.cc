@@ -353,6 +353,20 @@ TEST_F(FencedInsertTest, ANewTermsFirstWriteHoldsNoExclusiveLockAcrossItsBody) {
   EXPECT_TRUE(r.ok()) << r.status().ToString();
 }
 
+// A NULL of the caller's own for a NOT NULL column fails as the fence's gate does. Under a new
+// term the fence is raised and the statement sent again; failing again, it is the statement's
+// own error, not FenceLost (which would send a client off to retry a write that cannot work).
+TEST_F(FencedInsertTest, ARowsOwnNullUnderANewTermIsItsOwnErrorNotFenceLost) {
+  RaiseFenceTo(6);
+  std::vector<Value> params = RowsOfParams(2, "null");
+  params[3] = Value{};  // the second row's attributes
+  auto r = RunFencedInsert(*pool_, 7, kEntityInsert, params);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().code(), StatusCode::kFenceLost) << r.status().ToString();
+  EXPECT_TRUE(Entities().empty());
+  EXPECT_EQ(Fence(), 7u);
+}
+
 // A new leader's raise (LeaderFence) is one autocommitted UPDATE and nothing around it: it
 // opens no transaction whose COMMIT a leader cut off at that moment could fail to send, holding
 // the row for the next leader to wait on. The server's own counters say what was run.

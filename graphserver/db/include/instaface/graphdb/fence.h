@@ -63,9 +63,10 @@ struct FencedInsert {
 };
 
 // Runs `insert` for params.size() / params_per_row rows as one autocommitted statement. When the
-// fence is not at `term` it is redone inside RunFencedTransaction, which raises the fence for a
-// new term's first write, or returns FenceLost when a newer term has written. Not retried on a
-// lost connection (the statement may have committed).
+// fence is not at `term` (a new term's first write), the fence is raised by one autocommitted
+// UPDATE and the same statement is sent once more; FenceLost when a newer term has written. So
+// it never holds the fence row's lock across a round trip. Not retried on a lost connection
+// (the statement may have committed).
 common::StatusOr<ExecResult> RunFencedInsert(Pool& pool, uint64_t term, const FencedInsert& insert,
                                              const std::vector<Value>& params);
 

@@ -90,7 +90,18 @@ class Election::Impl {
         ResetElectionTimer(now);
         return;
       }
+      const bool early = early_stand_ && LeaderKnownDead();
+      early_stand_ = false;
+      if (early) ++stats_.early_campaigns;
       Campaign(now);
+      // The voters' own evidence may trail ours by a moment: ask again soon rather than after
+      // a whole election timeout (PreVote raises no term), for as long as the lease we gave up
+      // would have lasted; after that, every voter is free anyway.
+      if (early && role_ == Role::kPreCandidate &&
+          now + config_.death_stand_step < dead_leader_seen_at_ + config_.election_min) {
+        early_stand_ = true;
+        election_deadline_ = now + config_.death_stand_step;
+      }
     }
   }
 
@@ -100,6 +111,7 @@ class Election::Impl {
       ++stats_.messages_dropped_unplugged;
       return;
     }
+    if (m.from == dead_leader_) dead_leader_.clear();  // it speaks: not dead, or back
     if (PeerState* peer = FindPeer(m.from)) {
       if (peer->last_heard == Nanos(0) || now - peer->last_heard >= config_.election_min) {
         peer->heard_since = now;
@@ -129,6 +141,20 @@ class Election::Impl {
       case MessageType::kTimeoutNow:
         OnTimeoutNow(m, now);
         return;
+    }
+  }
+
+  void PeerDied(const NodeId& peer, Nanos observed_at, Nanos now) {
+    if (unplugged_ || peer.empty() || peer != lease_holder_) return;
+    // Anything heard from it since (a delayed heartbeat, a new incarnation) outweighs it.
+    if (last_leader_contact_ >= observed_at) return;
+    if (dead_leader_ == peer && dead_leader_seen_at_ >= observed_at) return;
+    dead_leader_ = peer;
+    dead_leader_seen_at_ = observed_at;
+    ++stats_.leader_deaths_seen;
+    if (role_ == Role::kFollower && eligible_) {
+      early_stand_ = true;
+      election_deadline_ = std::min(election_deadline_, now + EarlyStandDelay(peer));
     }
   }
 
@@ -355,7 +381,17 @@ class Election::Impl {
   bool InLease(Nanos now) const {
     if (role_ == Role::kLeader) return true;
     if (InFormerLease(now)) return true;
+    if (LeaderKnownDead()) return false;
     return now - last_leader_contact_ < config_.election_min;
+  }
+  // This node's own evidence that the leader whose lease it honours has died (PeerDied).
+  bool LeaderKnownDead() const { return !dead_leader_.empty() && dead_leader_ == lease_holder_; }
+
+  // Rank among the live nodes this node knows, by id, times Config::death_stand_step.
+  Nanos EarlyStandDelay(const NodeId& dead) const {
+    int rank = 0;
+    for (const PeerState& p : peers_) rank += p.id != dead && p.id < self_;
+    return config_.death_stand_step * rank;
   }
   bool InFormerLease(Nanos now) const { return now < former_lease_until_; }
 
@@ -390,6 +426,7 @@ class Election::Impl {
     transferring_ = false;
     transfer_target_.clear();
     lease_until_ = Nanos(0);
+    early_stand_ = false;
     ResetElectionTimer(now);
   }
 
@@ -511,6 +548,7 @@ class Election::Impl {
       ResetElectionTimer(now);
     }
     last_leader_contact_ = now;
+    lease_holder_ = m.from;
     if (m.send_time >= newest_leader_send_) {
       newest_leader_send_ = m.send_time;
       newest_leader_transferring_ = m.transferring;
@@ -675,6 +713,11 @@ class Election::Impl {
   Nanos former_lease_until_{0};                  // the lease this node published when it last led
   Nanos newest_leader_send_{0};                  // send time of the newest heartbeat from leader_
   bool newest_leader_transferring_ = false;
+  NodeId lease_holder_;  // sender of the newest heartbeat: whose lease InLease honours
+  // PeerDied: the lease holder whose death this node saw, when, and whether to stand early.
+  NodeId dead_leader_;
+  Nanos dead_leader_seen_at_{0};
+  bool early_stand_ = false;
 
   // (Pre)candidate: distinct granted voters, self included.
   std::vector<NodeId> votes_;
@@ -706,6 +749,9 @@ Election::~Election() = default;
 void Election::tick(Nanos now) { impl_->Tick(now); }
 void Election::step(const Message& message, Nanos now) { impl_->Step(message, now); }
 void Election::set_peers(std::vector<NodeId> peers) { impl_->SetPeers(std::move(peers)); }
+void Election::peer_died(const NodeId& peer, Nanos observed_at, Nanos now) {
+  impl_->PeerDied(peer, observed_at, now);
+}
 bool Election::transfer_leadership(const NodeId& target, Nanos now) {
   return impl_->TransferLeadership(target, now);
 }

@@ -56,6 +56,14 @@ void Driver::Tick() {
   if (now >= next_housekeeping_) Housekeep(now);
 }
 
+void Driver::PeerDied(const election::NodeId& peer, Nanos observed_at) {
+  if (failed_) return;
+  const Nanos now = clock_.Now();
+  core_->peer_died(peer, observed_at, now);
+  core_->tick(now);  // the first in rank stands in this same input
+  Drain(now);
+}
+
 bool Driver::TransferLeadership(const election::NodeId& target) {
   if (failed_) return false;
   const Nanos now = clock_.Now();

@@ -10,6 +10,12 @@
 //
 // A stalled driver (between any two steps of a Ready) and a paused node are modelled alike: the
 // rest of its work takes effect later, and inputs that reach it meanwhile wait until it runs.
+//
+// A crash is a process exit, as the kernel carries it out: the app's view of the lease ends at
+// once (the agent's life lock), and then the dead process's connections close in order. Each
+// peer connected to it learns of that after a network delay and a redial that finds nothing
+// listening (transport/death_watch.h): Driver::PeerDied, unless a partition cut it off from
+// the dead node or the node is back by then. Pauses and partitions tell nobody anything.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
@@ -67,6 +73,7 @@ enum class EventKind : uint8_t {
   kAppGone,  // ... as that node's driver sees it
   kAppBack,
   kSlew,
+  kPeerDied,  // node's transport saw `subject`'s connection close and a redial refused
 };
 
 struct Event {
@@ -77,6 +84,8 @@ struct Event {
   uint64_t tag = 0;  // incarnation, partition or liveness window the event belongs to
   Message message;   // kDeliver, kSendEffect
   Status status;     // kPublishEffect
+  int subject = -1;  // kPeerDied: the node whose death is seen, and its incarnation when it died
+  uint64_t subject_incarnation = 0;
 };
 
 struct RunsLater {
@@ -296,12 +305,15 @@ class World {
             Status status = {}) {
     Event event;
     event.at = at;
-    event.seq = next_seq_++;
     event.kind = kind;
     event.node = node;
     event.tag = tag;
     event.message = std::move(message);
     event.status = std::move(status);
+    PushEvent(std::move(event));
+  }
+  void PushEvent(Event event) {
+    event.seq = next_seq_++;
     queue_.push_back(std::move(event));
     std::push_heap(queue_.begin(), queue_.end(), RunsLater());
   }
@@ -411,6 +423,10 @@ class World {
         Slew(event.node);
         ScheduleSlew(event.node);
         return;
+      case EventKind::kPeerDied:
+        if (DeferIfBusy(event)) return;
+        SeeDeath(event);
+        return;
     }
   }
 
@@ -507,9 +523,12 @@ class World {
     }
     node.elections_started_before += node.driver->core().stats().elections_started;
     node.driver.reset();
-    // The app keeps reading the record its agent left: the checker keeps its last lease.
+    // The app reads the record its agent left, but the kernel marked the agent's life lock as
+    // the process exited: the app stops seeing a lease now (sdk/include/instaface/shm_layout.h).
     node.status = Status{};
+    ReportLease(i);
     ++node.incarnation;
+    TellOfDeath(i, /*only_connected=*/true);
     node.scheduled_tick = Nanos(-1);
     node.busy_until = now_;
     node.paused_until = now_;
@@ -517,6 +536,44 @@ class World {
         fault_rng_.Between(Nanos(milliseconds(100)).count(), 3 * options_.election_max.count());
     Push(now_ + Nanos(down), EventKind::kRestart, i, node.incarnation);
     TopologyChanged();
+  }
+
+  // The dead (or, with the unsafe switch, silent) node's connections close: each live node
+  // that can reach it sees that after the FIN's trip and a redial's round trip.
+  void TellOfDeath(int dead, bool only_connected) {
+    for (int j = 0; j < options_.nodes; ++j) {
+      if (j == dead || !nodes_[j].driver) continue;
+      const bool cut = Cut(dead, j) || Cut(j, dead);
+      if (only_connected == cut) continue;
+      const FaultOptions& f = options_.faults;
+      const Nanos trip(net_rng_.Between(f.delay_min.count(), f.delay_max.count()) +
+                       2 * net_rng_.Between(f.delay_min.count(), f.delay_max.count()));
+      Event event;
+      event.at = now_ + trip;
+      event.kind = EventKind::kPeerDied;
+      event.node = j;
+      event.tag = nodes_[j].incarnation;
+      event.subject = dead;
+      event.subject_incarnation = nodes_[dead].incarnation;
+      PushEvent(std::move(event));
+    }
+  }
+
+  void SeeDeath(const Event& event) {
+    SimNode& node = nodes_[event.node];
+    const SimNode& dead = nodes_[event.subject];
+    if (!node.driver || event.tag != node.incarnation) return;  // its connection died with it
+    if (!options_.unsafe_partition_is_death) {
+      // A redial reaches whatever listens now: a restarted process is no evidence.
+      if (dead.driver || dead.incarnation != event.subject_incarnation) return;
+      // The FIN or the redial's refusal did not get through a partition that came meanwhile.
+      if (Cut(event.subject, event.node) || Cut(event.node, event.subject)) return;
+    }
+    ++result_.injected.deaths_seen;
+    Trace(&node, "sees %s's process gone", dead.name.c_str());
+    const NodeId& id = dead.name;
+    const Nanos observed_at = LocalNow(event.node);
+    Input(event.node, [&](runtime::Driver& driver) { driver.PeerDied(id, observed_at); });
   }
 
   // Half of the crashes and pauses hit the leader: those are the ones that need a failover.
@@ -577,6 +634,7 @@ class World {
     ++result_.injected.pauses;
     Trace(&node, "paused for %.3f ms%s", static_cast<double>(pause.count()) / 1e6,
           node.status.role == Role::kLeader ? " (leader)" : "");
+    if (options_.unsafe_partition_is_death) TellOfDeath(victim, /*only_connected=*/true);
     TopologyChanged();
     Push(node.paused_until, EventKind::kResume, victim);
   }
@@ -789,6 +847,9 @@ class World {
     Push(now_ + Nanos(lasts), EventKind::kHeal, -1, partition_id_);
     Trace(nullptr, "partition for %.3f ms, groups%s", static_cast<double>(lasts) / 1e6,
           layout.c_str());
+    if (options_.unsafe_partition_is_death) {
+      for (int i = 0; i < n; ++i) TellOfDeath(i, /*only_connected=*/false);
+    }
     TopologyChanged();
   }
 

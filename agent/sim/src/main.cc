@@ -133,9 +133,10 @@ int main(int argc, char** argv) {
   app.add_option("--unsafe", unsafe,
                  "UNSAFE: undo one fix to see the checker catch it (repeatable): "
                  "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
-                 "send-before-publish")
-      ->check(CLI::IsMember({"late-timeout-now", "transfer-in-restart-window",
-                             "former-leader-votes", "send-before-publish"}));
+                 "send-before-publish, partition-is-death (a lost connection is taken for a "
+                 "dead process)")
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(instaface::sim::kUnsafeSwitches),
+                                                     std::end(instaface::sim::kUnsafeSwitches))));
   auto* flaky_opt = app.add_flag("--flaky-discovery", flaky_discovery,
                                  "Nodes know only a random, changing subset of their peers");
   app.add_flag("--quorum-from-discovery", quorum_from_discovery,

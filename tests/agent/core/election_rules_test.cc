@@ -537,6 +537,110 @@ TEST(ElectionRules, FollowerInLeaseRefusesPreVotes) {
   EXPECT_TRUE(OnlyReply(*e, MessageType::kPreVoteResponse).granted);
 }
 
+// ---- The leader's death, from the transport (peer_died) -------------------------------------
+
+TEST(ElectionRules, EvidenceOfTheLeadersDeathVoidsItsLeaseForThisVoter) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 1ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "in lease";
+  e->peer_died("b", heard + 2ms, heard + 2ms);
+  e->ready();
+  e->step(Make(MessageType::kPreVoteRequest, "c", 2), heard + 3ms);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kPreVoteResponse).granted);
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 3ms);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->hard_state(), (HardState{2, "c"}));
+  EXPECT_EQ(e->stats().leader_deaths_seen, 1u);
+}
+
+TEST(ElectionRules, EvidenceAboutAnyoneButTheLeaseHolderIsIgnored) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  e->peer_died("c", heard + 1ms, heard + 1ms);  // c is not whose lease a honours
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 2ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->stats().leader_deaths_seen, 0u);
+}
+
+TEST(ElectionRules, EvidenceOlderThanTheLeadersNewestHeartbeatIsIgnored) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  // Gathered before that heartbeat was taken in: the heartbeat came from a live process.
+  e->peer_died("b", heard - 1ms, heard + 1ms);
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 2ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, AnyMessageFromTheDeadLeaderRestoresItsLease) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->ready();
+  e->peer_died("b", heard + 1ms, heard + 1ms);
+  e->ready();
+  e->step(Make(MessageType::kHeartbeatResponse, "b", 1, true), heard + 2ms);
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 3ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, ARestartedNodeCannotVoidTheLeaseItMayHaveAcked) {
+  // It does not know whose lease it may have acked before it went down; no evidence can be
+  // about that one.
+  auto e = MakeNode(Config(), HardState{1, ""});
+  e->peer_died("b", kT0 + 1ms, kT0 + 1ms);
+  e->ready();
+  e->step(Make(MessageType::kVoteRequest, "c", 2), kT0 + 2ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+}
+
+TEST(ElectionRules, AFollowerStandsOnItsLeadersDeathByRank) {
+  Config c;
+  auto first = MakeNode(c, HardState{1, ""});  // "a" ranks first among a and c
+  const Nanos heard = kAfterStart;
+  first->step(Heartbeat("b", 1, heard), heard);
+  first->ready();
+  first->peer_died("b", heard + 1ms, heard + 1ms);
+  EXPECT_EQ(first->next_deadline(), heard + 1ms) << "rank 0 stands at once";
+  first->tick(heard + 1ms);
+  EXPECT_EQ(first->status().role, Role::kPreCandidate);
+  EXPECT_EQ(first->stats().early_campaigns, 1u);
+  Ready r = first->ready();
+  EXPECT_EQ(OfType(r.messages, MessageType::kPreVoteRequest).size(), 2u);
+  // Its voters' evidence may come a moment later: it asks again a step later.
+  EXPECT_EQ(first->next_deadline(), heard + 1ms + c.death_stand_step);
+
+  auto second =
+      std::make_unique<Election>(c, "z", std::vector<NodeId>{"b", "c"}, HardState{1, ""}, 1, kT0);
+  Message hb = Heartbeat("b", 1, heard);
+  hb.to = "z";
+  second->step(hb, heard);
+  second->ready();
+  second->peer_died("b", heard + 1ms, heard + 1ms);
+  EXPECT_EQ(second->next_deadline(), heard + 1ms + c.death_stand_step) << "c ranks before z";
+}
+
+TEST(ElectionRules, AnIneligibleFollowerDoesNotStandOnItsLeadersDeath) {
+  auto e = MakeNode(Config(), HardState{1, ""});
+  const Nanos heard = kAfterStart;
+  e->step(Heartbeat("b", 1, heard), heard);
+  e->set_eligible(false, heard);
+  e->ready();
+  e->peer_died("b", heard + 1ms, heard + 1ms);
+  EXPECT_GT(e->next_deadline(), heard + 100ms);
+  e->step(Make(MessageType::kVoteRequest, "c", 2), heard + 2ms);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "it still votes";
+}
+
 TEST(ElectionRules, LeaderRefusesVotesWhileLeading) {
   auto e = MakeNode();
   const Nanos t = MakeLeader(*e);

@@ -48,6 +48,12 @@ struct Config {
   // million. The lease is shortened by this bound so that drift cannot make two leases overlap.
   uint32_t max_clock_drift_ppm = 1000;
 
+  // A follower that learns its leader's process is gone (peer_died) stands this long times its
+  // rank among the nodes it knows (by id, the dead one left out) instead of waiting out its
+  // election timeout: rank 0 at once, the next one step later should rank 0 be gone too. Above
+  // one vote round, a data sync included, so that the first candidate usually wins alone.
+  Nanos death_stand_step = std::chrono::milliseconds(5);
+
   // UNSAFE, for the simulator only: count quorum from the peers this node currently knows
   // (known peers + itself) instead of cluster_size. Exists to demonstrate why it is wrong.
   bool quorum_from_discovery = false;
@@ -117,6 +123,10 @@ struct Stats {
   uint64_t same_term_heartbeats_as_leader = 0;
   uint64_t messages_dropped_unplugged = 0;
   uint64_t became_ineligible = 0;  // times this node became ineligible (its app went)
+  // Evidence that the leader's process is gone (peer_died) that this node acted on: it stopped
+  // honouring that leader's lease, as a voter, and stood early when it was a follower.
+  uint64_t leader_deaths_seen = 0;
+  uint64_t early_campaigns = 0;  // PreVotes started on that evidence, before the timeout
 };
 
 struct PeerProgress {
@@ -167,6 +177,17 @@ class Election {
   // leaving the others to elect. Safe by construction: it only removes candidacies and uses the
   // transfer's and the step-down's own rules.
   void set_eligible(bool eligible, Nanos now);
+
+  // The transport's evidence that `peer`'s process has ended, gathered at `observed_at` on this
+  // node's clock: the peer's own kernel closed our connection to it in order (FIN, as at
+  // process exit) and a redial then found nothing listening. A live process, however hung or
+  // cut off, cannot produce it (transport/death_watch.h); and the process's app stopped seeing
+  // a lease before its sockets closed (its life lock, shm_layout.h). So if `peer` is the leader
+  // whose lease this node honours, and nothing from it has arrived since `observed_at`, the
+  // lease is void here: this node votes as if it had run out, and a follower stands early (see
+  // Config::death_stand_step). Every voter decides on its own evidence only; a node without any
+  // keeps every lease rule as before. Evidence about any other peer is ignored.
+  void peer_died(const NodeId& peer, Nanos observed_at, Nanos now);
 
   // Collects everything produced since the last call.
   Ready ready();

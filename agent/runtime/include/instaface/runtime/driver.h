@@ -118,6 +118,9 @@ class Driver {
   void Step(const election::Message& message);
   // Runs the core's timers and housekeeping that are due.
   void Tick();
+  // The transport's evidence that `peer`'s process ended, gathered at `observed_at` on the
+  // lease clock (election::Election::peer_died).
+  void PeerDied(const election::NodeId& peer, Nanos observed_at);
   bool TransferLeadership(const election::NodeId& target);  // empty: the best peer
   bool StepDown();
   void SetUnplugged(bool unplugged);

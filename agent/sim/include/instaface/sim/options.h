@@ -80,6 +80,10 @@ struct SimOptions {
   // (election::Config::Unsafe) or the driver's publish-before-send order.
   election::Config::Unsafe unsafe;
   bool unsafe_send_before_publish = false;
+  // UNSAFE: take a lost connection for a dead process, as a transport that cannot tell a
+  // process's exit from a partition or a pause would: every node cut off from another, or
+  // beside a paused one, is told that it died (election::Election::peer_died).
+  bool unsafe_partition_is_death = false;
 
   election::Config MakeConfig() const;
   // Sets the unsafe switch called `name` (see kUnsafeSwitches); false for an unknown name.
@@ -91,7 +95,8 @@ struct SimOptions {
 
 // The names of the unsafe switches, as --unsafe takes them.
 inline constexpr const char* kUnsafeSwitches[] = {"late-timeout-now", "transfer-in-restart-window",
-                                                  "former-leader-votes", "send-before-publish"};
+                                                  "former-leader-votes", "send-before-publish",
+                                                  "partition-is-death"};
 // The switches set in `options`, by name.
 std::vector<std::string> UnsafeNames(const SimOptions& options);
 

@@ -35,7 +35,9 @@ struct InjectedFaults {
   uint64_t app_losses = 0;     // apps that died or hung beside their agent
   uint64_t late_messages = 0;  // copies delayed past election_max
   uint64_t replays = 0;        // old messages delivered again
+  uint64_t deaths_seen = 0;    // a peer's transport saw a crashed process's connection close
   InjectedFaults& operator+=(const InjectedFaults& o) {
+    deaths_seen += o.deaths_seen;
     stalls += o.stalls;
     pauses += o.pauses;
     app_losses += o.app_losses;

@@ -51,7 +51,9 @@ json ToJson(const AgentStatus& s) {
           {"unplugged_peers", s.unplugged_peers},
           {"transferring", s.transferring},
           {"peers", std::move(peers)},
-          {"messages_rejected", s.messages_rejected}};
+          {"messages_rejected", s.messages_rejected},
+          {"leader_deaths_seen", s.leader_deaths_seen},
+          {"early_elections", s.early_elections}};
 }
 
 StatusOr<AgentStatus> ParseAgentStatus(const json& j) {
@@ -65,6 +67,11 @@ StatusOr<AgentStatus> ParseAgentStatus(const json& j) {
         Read(j, "unplugged", s.unplugged), Read(j, "transferring", s.transferring),
         Read(j, "messages_rejected", s.messages_rejected)}) {
     if (!st.ok()) return st;
+  }
+  for (auto [key, field] : {std::pair{"leader_deaths_seen", &s.leader_deaths_seen},
+                            std::pair{"early_elections", &s.early_elections}}) {
+    if (!j.contains(key)) continue;
+    if (Status st = Read(j, key, *field); !st.ok()) return st;
   }
   if (auto cut = j.find("unplugged_peers"); cut != j.end()) {
     if (!cut->is_array()) return Status::Error("status \"unplugged_peers\" is not an array");

@@ -148,6 +148,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   void Stop(bool hand_over);
   void ApplyPeers();
   void WatchApp();
+  void WatchLeader();
 
   std::future<bool> Submit(std::function<bool(Driver&)> fn) {
     auto promise = std::make_shared<std::promise<bool>>();
@@ -189,6 +190,8 @@ class Node::Impl : public control::Handler, public StatusSink {
     {
       common::MutexLock lock(status_mu);
       published.messages_rejected = rejected_total;
+      published.leader_deaths_seen = d.core().stats().leader_deaths_seen;
+      published.early_elections = d.core().stats().early_campaigns;
       published.peers_known = d.peers().size();
       published.peers = std::move(peers);
       published.lease_valid = d.status().election.role == election::Role::kLeader &&
@@ -212,6 +215,8 @@ class Node::Impl : public control::Handler, public StatusSink {
     a.unplugged_peers.assign(s.unplugged_peers.begin(), s.unplugged_peers.end());
     a.transferring = s.election.transferring;
     a.messages_rejected = s.messages_rejected;
+    a.leader_deaths_seen = s.leader_deaths_seen;
+    a.early_elections = s.early_elections;
     for (const PeerReachability& p : s.peers) {
       control::PeerStatus peer;
       peer.id = p.id;
@@ -290,12 +295,15 @@ class Node::Impl : public control::Handler, public StatusSink {
   // Its app's presence, when options.app_liveness is set; read on the driver thread.
   std::unique_ptr<AppPresenceReader> app;
   bool app_alive = true;  // what the driver was last told
+  std::string watched;    // whose process the transport watches: the leader, if another node
   election::HardState restored;
 
   // Inputs to the driver thread.
   mutable common::Mutex mu;
   std::condition_variable cv;
   std::deque<election::Message> inbox GUARDED_BY(mu);
+  // The transport's evidence of a peer's death: (peer, lease clock when its connection ended).
+  std::deque<std::pair<std::string, Nanos>> deaths GUARDED_BY(mu);
   std::deque<Command> commands GUARDED_BY(mu);
   std::optional<std::map<std::string, PeerAddresses>> discovered GUARDED_BY(mu);
   std::map<std::string, std::string> static_peers GUARDED_BY(mu);
@@ -324,18 +332,27 @@ common::Status Node::Impl::Init() {
 
   transport::TransportOptions t;
   t.listen_url = options.listen_url;
+  t.self_id = options.id;
   t.cluster = options.cluster;
   t.secret = options.secret;
   // Below election_min, so a dead peer never holds a campaign past its deadline.
   t.request_timeout = std::max(milliseconds(1), options.election_min / 2);
   t.requests_per_peer = 8;
-  auto started = transport::Transport::Start(t, [this](election::Message m) {
+  auto deliver = [this](election::Message m) {
     {
       common::MutexLock lock(mu);
       inbox.push_back(std::move(m));
     }
     cv.notify_one();
-  });
+  };
+  auto peer_died = [this](const std::string& peer, int64_t observed_at_ns) {
+    {
+      common::MutexLock lock(mu);
+      deaths.emplace_back(peer, Nanos(observed_at_ns));
+    }
+    cv.notify_one();
+  };
+  auto started = transport::Transport::Start(t, deliver, peer_died);
   if (!started.ok()) return started.status();
   transport = std::move(*started);
   outbox.emplace(*transport);
@@ -454,6 +471,7 @@ common::Status Node::Impl::Init() {
 void Node::Impl::Run() {
   for (;;) {
     std::deque<election::Message> messages;
+    std::deque<std::pair<std::string, Nanos>> died;
     std::deque<Command> todo;
     bool peers_changed = false;
     {
@@ -462,11 +480,13 @@ void Node::Impl::Run() {
       // The app's presence is polled: two loads every few ms, no system call.
       if (app) wait = std::min(wait, Nanos(kAppPollInterval));
       const auto wake = std::chrono::steady_clock::now() + wait;
-      while (!stopping_driver && inbox.empty() && commands.empty() && !peers_dirty) {
+      while (!stopping_driver && inbox.empty() && deaths.empty() && commands.empty() &&
+             !peers_dirty) {
         if (cv.wait_until(lock.native(), wake) == std::cv_status::timeout) break;
       }
       if (stopping_driver && commands.empty()) break;
       messages.swap(inbox);
+      died.swap(deaths);
       todo.swap(commands);
       peers_changed = peers_dirty;
       peers_dirty = false;
@@ -480,10 +500,31 @@ void Node::Impl::Run() {
     // Answers go back as requests to known peers only, so a newcomer we have not read from Redis
     // yet would go unanswered until the next periodic refresh.
     if (unknown_sender && discovery) discovery->RefreshSoon();
+    for (const auto& [peer, observed_at] : died) {
+      spdlog::info("[{}] the process of {} has ended (its connection closed, a redial refused)",
+                   options.id, peer);
+      driver->PeerDied(peer, observed_at);
+    }
     for (Command& c : todo) c.done->set_value(c.run(*driver));
     if (app) WatchApp();
     driver->Tick();
+    WatchLeader();
   }
+}
+
+void Node::Impl::WatchLeader() {
+  // The leader it last knew, kept while it stands or waits for a new one: that is the process
+  // whose death would free this node's vote.
+  const election::Status& s = driver->status().election;
+  std::string next = watched;
+  if (s.role == election::Role::kLeader) {
+    next.clear();
+  } else if (!s.leader.empty() && s.leader != options.id) {
+    next = s.leader;
+  }
+  if (next == watched) return;
+  watched = next;
+  transport->WatchPeer(watched);
 }
 
 void Node::Impl::WatchApp() {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <ctime>
+#include <optional>
 #include <future>
 #include <mutex>
 #include <random>
@@ -47,6 +48,23 @@ void CloseSocketBounded(nng_socket socket, std::chrono::milliseconds limit) {
   closed.wait_for(limit);
 }
 constexpr std::chrono::milliseconds kCloseLimit{500};
+
+// The host of a tcp:// (tcp4://, tcp6://) nng URL, without brackets; empty for anything else.
+// An empty or "*" host (nng's "every address") is returned as is.
+std::optional<std::string> TcpHost(const std::string& url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return std::nullopt;
+  const std::string scheme = url.substr(0, scheme_end);
+  if (scheme != "tcp" && scheme != "tcp4" && scheme != "tcp6") return std::nullopt;
+  const std::string rest = url.substr(scheme_end + 3);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = rest.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host;
+}
 
 }  // namespace
 
@@ -103,6 +121,14 @@ struct Transport::Impl {
   std::array<std::atomic<uint64_t>, wire::kRejectReasonCount> rejected{};
   std::atomic<uint64_t> delivered{0};
 
+  // The death watch (null without one), the peer it watches and every peer's advertised port.
+  std::unique_ptr<DeathWatch> death_watch;
+  uint16_t watch_port = 0;
+  std::mutex watch_mu;
+  std::string watched;                       // guarded by watch_mu
+  std::map<std::string, uint16_t> ports;     // guarded by watch_mu
+  std::map<std::string, std::string> hosts;  // guarded by watch_mu: from the peers' URLs
+
   Impl(TransportOptions o, Deliver d)
       : options(std::move(o)),
         deliver(std::move(d)),
@@ -125,6 +151,7 @@ struct Transport::Impl {
     }
     const wire::Envelope& e = decoded.envelope();
     if (Blocked(e.message.from)) return false;
+    if (death_watch) LearnWatchPort(e.message.from, e.watch_port);
     if (auto reason = replay.Check(e.message.from, e.timestamp_ns, e.nonce, RealtimeNs())) {
       rejected[static_cast<size_t>(*reason)]++;
       return true;
@@ -132,6 +159,26 @@ struct Transport::Impl {
     delivered++;
     deliver(std::move(decoded.envelope().message));
     return true;
+  }
+
+  // A peer's frames say where its death watch listens; only an authenticated frame gets here.
+  void LearnWatchPort(const std::string& from, uint16_t port) {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    auto [it, inserted] = ports.emplace(from, port);
+    if (!inserted && it->second == port) return;
+    it->second = port;
+    if (from == watched) UpdateWatch();
+  }
+
+  // Points the death watch at the watched peer's host and port, as far as both are known.
+  void UpdateWatch() {
+    auto host = hosts.find(watched);
+    auto port = ports.find(watched);
+    if (watched.empty() || host == hosts.end() || port == ports.end()) {
+      death_watch->Watch(std::string(), std::string(), 0);
+      return;
+    }
+    death_watch->Watch(watched, host->second, port->second);
   }
 
   static void OnReply(void* arg) {
@@ -272,11 +319,15 @@ struct Transport::Impl {
       if (slot->aio != nullptr) nng_aio_free(slot->aio);
       slot->aio = nullptr;
     }
+    // Last, once no callback can reach it: its watchers' connections end in resets, which are
+    // no evidence of death (death_watch.h).
+    death_watch.reset();
   }
 };
 
 common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions options,
-                                                              Deliver deliver) {
+                                                              Deliver deliver,
+                                                              PeerDied peer_died) {
   if (Status st = wire::ValidateCodecArguments(options.cluster, options.secret); !st.ok()) {
     return st;
   }
@@ -315,6 +366,24 @@ common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions o
     }
     i.replies.push_back(std::move(slot));
   }
+  // Started before the first request is answered, so that every frame advertises its port.
+  const std::optional<std::string> host = TcpHost(i.bound_url);
+  if (i.options.death_watch && host && peer_died) {
+    DeathWatchOptions w;
+    w.bind_host = host->empty() || *host == "*" ? "0.0.0.0" : *host;
+    w.cluster = i.options.cluster;
+    w.secret = i.options.secret;
+    w.timeout = std::max(std::chrono::milliseconds(1), i.options.request_timeout);
+    w.retry = std::min(std::chrono::milliseconds(100), w.timeout);
+    w.self_id = i.options.self_id;
+    auto watch = DeathWatch::Start(std::move(w), std::move(peer_died));
+    if (!watch.ok()) {
+      i.Stop();
+      return watch.status();
+    }
+    i.death_watch = std::move(*watch);
+    i.watch_port = i.death_watch->port();
+  }
   for (auto& slot : i.replies) i.StartReceive(slot.get());
   return std::unique_ptr<Transport>(new Transport(std::move(impl)));
 }
@@ -341,6 +410,16 @@ void Transport::SetPeers(const std::map<std::string, std::string>& wanted) {
       if (impl_->peers.count(id) == 0) to_open[id] = url;
     }
   }
+  if (impl_->death_watch) {
+    std::lock_guard<std::mutex> lock(impl_->watch_mu);
+    impl_->hosts.clear();
+    for (const auto& [id, url] : wanted) {
+      if (auto host = TcpHost(url); host && !host->empty() && *host != "*") {
+        impl_->hosts[id] = *host;
+      }
+    }
+    impl_->UpdateWatch();
+  }
   // Stopping aios waits for callbacks, which never take peers_mu; still, do it unlocked.
   for (auto& peer : to_close) Impl::ClosePeer(*peer);
   for (const auto& [id, url] : to_open) {
@@ -352,9 +431,24 @@ void Transport::SetPeers(const std::map<std::string, std::string>& wanted) {
 }
 
 void Transport::SetBlocked(std::set<std::string> peers) {
+  if (impl_->death_watch) impl_->death_watch->SetBlocked(peers);
   std::lock_guard<std::mutex> lock(impl_->blocked_mu);
   impl_->blocked = std::move(peers);
 }
+
+void Transport::WatchPeer(const std::string& peer) {
+  if (!impl_->death_watch) return;
+  std::lock_guard<std::mutex> lock(impl_->watch_mu);
+  if (peer == impl_->watched) return;
+  impl_->watched = peer;
+  impl_->UpdateWatch();
+}
+
+DeathWatchCounters Transport::death_watch_counters() const {
+  return impl_->death_watch ? impl_->death_watch->counters() : DeathWatchCounters();
+}
+
+uint16_t Transport::death_watch_port() const { return impl_->watch_port; }
 
 bool Transport::Send(const election::Message& message) {
   std::shared_ptr<Impl::Peer> peer;
@@ -382,7 +476,8 @@ bool Transport::Send(const election::Message& message) {
       std::lock_guard<std::mutex> random_lock(impl_->random_mu);
       nonce = impl_->random();
     }
-    const std::vector<uint8_t> bytes = impl_->codec.Encode(message, RealtimeNs(), nonce);
+    const std::vector<uint8_t> bytes =
+        impl_->codec.Encode(message, RealtimeNs(), nonce, impl_->watch_port);
     nng_msg* msg = nullptr;
     if (nng_msg_alloc(&msg, 0) != 0 || nng_msg_append(msg, bytes.data(), bytes.size()) != 0) {
       if (msg != nullptr) nng_msg_free(msg);

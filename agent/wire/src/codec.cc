@@ -121,7 +121,8 @@ common::Status ValidateCodecArguments(const std::string& cluster, const std::str
 Codec::Codec(std::string cluster, std::string secret)
     : cluster_(std::move(cluster)), secret_(std::move(secret)) {}
 
-std::vector<uint8_t> Codec::Encode(const Message& m, uint64_t timestamp_ns, uint64_t nonce) const {
+std::vector<uint8_t> Codec::Encode(const Message& m, uint64_t timestamp_ns, uint64_t nonce,
+                                   uint16_t watch_port) const {
   std::vector<uint8_t> out;
   out.reserve(kMaxFrameBytes);
   PutU32(out, kMagic);
@@ -138,6 +139,8 @@ std::vector<uint8_t> Codec::Encode(const Message& m, uint64_t timestamp_ns, uint
   PutU64(out, static_cast<uint64_t>(m.send_time.count()));
   PutU64(out, timestamp_ns);
   PutU64(out, nonce);
+  PutU8(out, static_cast<uint8_t>(watch_port & 0xff));
+  PutU8(out, static_cast<uint8_t>(watch_port >> 8));
   uint8_t mac[kMacBytes];
   ComputeMac(secret_, out.data(), out.size(), mac);
   out.insert(out.end(), mac, mac + kMacBytes);
@@ -153,7 +156,9 @@ Decoded Codec::Decode(const uint8_t* data, size_t size) const {
   r.U32(magic);
   if (magic != kMagic) return RejectReason::kBadMagic;
   r.U8(version);
-  if (version != kVersion) return RejectReason::kBadVersion;
+  if (version != kVersion && version != kVersionWithoutWatchPort) {
+    return RejectReason::kBadVersion;
+  }
   r.U8(type);
   if (!KnownType(type)) return RejectReason::kBadType;
   r.U8(flags);
@@ -184,6 +189,11 @@ Decoded Codec::Decode(const uint8_t* data, size_t size) const {
     return RejectReason::kTooShort;
   }
   m.send_time = election::Nanos(static_cast<int64_t>(send_time));
+  if (version == kVersion) {
+    uint8_t low = 0, high = 0;
+    if (!r.U8(low) || !r.U8(high)) return RejectReason::kTooShort;
+    e.watch_port = static_cast<uint16_t>(low | (high << 8));
+  }
   if (r.remaining() < kMacBytes) return RejectReason::kTooShort;
   if (r.remaining() > kMacBytes) return RejectReason::kTooLong;
 

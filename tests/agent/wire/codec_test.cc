@@ -1,6 +1,8 @@
 #include "instaface/wire/codec.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <set>
 #include <string>
@@ -48,6 +50,39 @@ TEST(CodecTest, RoundTripsEveryTypeAndFlag) {
       EXPECT_EQ(d.envelope().nonce, 2222u);
     }
   }
+}
+
+TEST(CodecTest, CarriesTheDeathWatchPort) {
+  Codec codec("graph", "s3cret");
+  for (uint16_t port : {0, 1, 0x1234, 65535}) {
+    const auto bytes = codec.Encode(SampleMessage(), 1, 2, port);
+    const Decoded d = codec.Decode(bytes.data(), bytes.size());
+    ASSERT_TRUE(d.ok()) << RejectReasonName(d.reason());
+    EXPECT_EQ(d.envelope().watch_port, port);
+  }
+}
+
+TEST(CodecTest, AVersionOneFrameDecodesWithoutAWatchPort) {
+  // A version 1 sender's frame: the same fields without the port, under its own MAC.
+  Codec codec("graph", "s3cret");
+  const auto v2 = codec.Encode(SampleMessage(), 7, 8, 0x4242);
+  std::vector<uint8_t> v1(v2.begin(), v2.end() - kMacBytes - 2);
+  v1[kVersionOffset] = kVersionWithoutWatchPort;
+  unsigned int mac_size = 0;
+  uint8_t mac[EVP_MAX_MD_SIZE];
+  const std::string key = "s3cret";
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), v1.data(), v1.size(), mac,
+       &mac_size);
+  ASSERT_EQ(mac_size, kMacBytes);
+  v1.insert(v1.end(), mac, mac + kMacBytes);
+  const Decoded d = codec.Decode(v1.data(), v1.size());
+  ASSERT_TRUE(d.ok()) << RejectReasonName(d.reason());
+  EXPECT_EQ(d.envelope().message, SampleMessage());
+  EXPECT_EQ(d.envelope().watch_port, 0);
+  // The port is covered by the MAC: a version 2 frame relabelled as version 1 fails.
+  auto relabelled = v2;
+  relabelled[kVersionOffset] = kVersionWithoutWatchPort;
+  EXPECT_FALSE(codec.Decode(relabelled.data(), relabelled.size()).ok());
 }
 
 TEST(CodecTest, RoundTripsMaximalLengths) {
@@ -110,9 +145,11 @@ TEST(CodecTest, RejectsBadHeaderFields) {
   bytes[0] ^= 0xff;
   EXPECT_EQ(DecodeBytes(codec, bytes).reason(), RejectReason::kBadMagic);
 
-  bytes = good;
-  bytes[kVersionOffset] = 2;
-  EXPECT_EQ(DecodeBytes(codec, bytes).reason(), RejectReason::kBadVersion);
+  for (uint8_t version : {0, 3, 255}) {
+    bytes = good;
+    bytes[kVersionOffset] = version;
+    EXPECT_EQ(DecodeBytes(codec, bytes).reason(), RejectReason::kBadVersion) << int(version);
+  }
 
   for (uint8_t type : {0, 8, 255}) {
     bytes = good;

@@ -46,13 +46,18 @@ struct AgentStatus {
   bool transferring = false;
   std::vector<PeerStatus> peers;  // every peer the agent knows, by id
   uint64_t messages_rejected = 0;
+  // Times this agent saw the process of the leader it followed end (transport/death_watch.h),
+  // and elections it started early on that evidence. Optional in the JSON (older agents).
+  uint64_t leader_deaths_seen = 0;
+  uint64_t early_elections = 0;
   friend bool operator==(const AgentStatus& a, const AgentStatus& b) {
     return a.role == b.role && a.term == b.term && a.self_id == b.self_id &&
            a.leader_id == b.leader_id && a.leader_app_address == b.leader_app_address &&
            a.leader_peer_address == b.leader_peer_address && a.lease_valid == b.lease_valid &&
            a.stale == b.stale && a.unplugged == b.unplugged &&
            a.unplugged_peers == b.unplugged_peers && a.transferring == b.transferring &&
-           a.peers == b.peers && a.messages_rejected == b.messages_rejected;
+           a.peers == b.peers && a.messages_rejected == b.messages_rejected &&
+           a.leader_deaths_seen == b.leader_deaths_seen && a.early_elections == b.early_elections;
   }
 };
 

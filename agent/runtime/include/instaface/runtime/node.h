@@ -108,6 +108,10 @@ struct NodeStatus {
   std::vector<PeerReachability> peers;    // refreshed every heartbeat/2
   std::set<std::string> unplugged_peers;  // links cut by SetLinkUnplugged
   uint64_t messages_rejected = 0;
+  // The election's evidence of its leader's death (election::Stats), refreshed every
+  // heartbeat/2.
+  uint64_t leader_deaths_seen = 0;
+  uint64_t early_elections = 0;
 };
 
 class Node {

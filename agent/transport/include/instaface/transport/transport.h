@@ -18,7 +18,11 @@
 // `deliver` runs on nng's callback threads: it must not block (push to a queue and return) and
 // must not call back into the Transport.
 //
-// Thread safety: Send(), SetPeers() and the counters may be called from any thread. The
+// Death: beside a tcp:// listener runs a DeathWatch (death_watch.h), whose port every frame
+// advertises; WatchPeer names the one peer (the leader) whose process it watches, and
+// `peer_died` hears of its death.
+//
+// Thread safety: Send(), SetPeers(), WatchPeer() and the counters may be called from any thread. The
 // destructor stops every aio (waiting for running callbacks) before freeing anything.
 #ifndef INSTAFACE_TRANSPORT_TRANSPORT_H_
 #define INSTAFACE_TRANSPORT_TRANSPORT_H_
@@ -35,6 +39,7 @@
 
 #include "instaface/common/status.h"
 #include "instaface/election/message.h"
+#include "instaface/transport/death_watch.h"
 #include "instaface/wire/codec.h"
 #include "instaface/wire/replay_window.h"
 
@@ -42,12 +47,17 @@ namespace instaface::transport {
 
 struct TransportOptions {
   std::string listen_url;  // nng URL for the REP socket, e.g. tcp://0.0.0.0:7400 or ipc:///x
+  std::string self_id;     // this node's id, which its death watch's hello names
   std::string cluster;
   std::string secret;
   std::chrono::milliseconds request_timeout{300};
   int reply_contexts = 8;
   int requests_per_peer = 4;
   wire::ReplayWindowOptions replay;
+  // Run a death watch (death_watch.h) beside a tcp:// listener, advertise its port in every
+  // frame, and watch the peer named by WatchPeer. Not for ipc:// (a Unix socket's orderly close
+  // cannot be told from its owner's).
+  bool death_watch = true;
 };
 
 struct PeerCounters {
@@ -62,10 +72,14 @@ struct PeerCounters {
 class Transport {
  public:
   using Deliver = std::function<void(election::Message message)>;
+  // The watched peer's process is gone (DeathWatch::Died); runs on the watch's thread, with the
+  // same rules as `deliver`.
+  using PeerDied = std::function<void(const std::string& peer, int64_t observed_at_ns)>;
 
   // Binds `listen_url` and starts answering. Bad options or a failed bind are errors.
   static common::StatusOr<std::unique_ptr<Transport>> Start(TransportOptions options,
-                                                            Deliver deliver);
+                                                            Deliver deliver,
+                                                            PeerDied peer_died = nullptr);
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -73,6 +87,10 @@ class Transport {
   // Replaces the peer set (id -> nng URL). New peers are dialed (without waiting: the dial
   // retries in the background), removed ones closed, and a peer whose URL changed redialed.
   void SetPeers(const std::map<std::string, std::string>& peers);
+
+  // Watches `peer`'s process for its death from now on (empty: nobody): at its advertised
+  // death-watch port, on the host of its URL. Only one peer is watched: the leader.
+  void WatchPeer(const std::string& peer);
 
   // Sends `message` to message.to. Returns false when that peer is unknown, blocked, or every
   // one of its request contexts is busy (counted as failed).
@@ -86,6 +104,8 @@ class Transport {
   std::vector<PeerCounters> peer_counters() const;
   std::array<uint64_t, wire::kRejectReasonCount> rejected() const;
   uint64_t delivered() const;
+  DeathWatchCounters death_watch_counters() const;  // zero without a death watch
+  uint16_t death_watch_port() const;                // 0 without one
   // The URL actually bound; for tcp:// with port 0, the chosen port is filled in.
   const std::string& bound_url() const;
 

@@ -1,13 +1,17 @@
 // The wire format of election messages between agents, and its authenticated decoder.
 //
-// Layout (little-endian, version 1):
+// Layout (little-endian, version 2):
 //   u32 magic "IFW1" | u8 version | u8 type | u8 flags | u8 reserved (0)
 //   u8 cluster_len | cluster (1..64 bytes)
 //   u64 term
 //   u8 from_len | from (1..64) | u8 to_len | to (1..64)
 //   i64 send_time_ns
 //   u64 timestamp_ns (sender's CLOCK_REALTIME, for the replay window) | u64 nonce
+//   u16 watch_port (the sender's death-watch port, transport/death_watch.h; 0: none)
 //   32 bytes HMAC-SHA256(cluster secret, every byte before it)
+// Version 1 is the same without watch_port; it is still decoded (watch_port 0), so an agent
+// of either version understands the other's frames only if it decodes version 2: upgrade
+// every agent of a cluster before any of them sends version 2 (every release since 0.2 does).
 //
 // Decode never trusts a byte before checking it: every length is bounds-checked, the MAC is
 // compared in constant time, and a rejected message yields a RejectReason so that the caller
@@ -31,14 +35,15 @@
 namespace instaface::wire {
 
 inline constexpr uint32_t kMagic = 0x31574649;  // "IFW1" read little-endian
-inline constexpr uint8_t kVersion = 1;
+inline constexpr uint8_t kVersion = 2;
+inline constexpr uint8_t kVersionWithoutWatchPort = 1;
 inline constexpr size_t kMaxClusterLength = 64;
 inline constexpr size_t kMacBytes = 32;
 // Smallest possible frame: 1-byte cluster, from and to.
 inline constexpr size_t kMinFrameBytes =
     4 + 4 + (1 + 1) + 8 + (1 + 1) + (1 + 1) + 8 + 8 + 8 + kMacBytes;
 inline constexpr size_t kMaxFrameBytes = 4 + 4 + (1 + kMaxClusterLength) + 8 +
-                                         2 * (1 + election::kMaxNodeIdLength) + 8 + 8 + 8 +
+                                         2 * (1 + election::kMaxNodeIdLength) + 8 + 8 + 8 + 2 +
                                          kMacBytes;
 
 enum class RejectReason : uint8_t {
@@ -63,6 +68,7 @@ struct Envelope {
   election::Message message;
   uint64_t timestamp_ns = 0;
   uint64_t nonce = 0;
+  uint16_t watch_port = 0;  // 0: the sender runs no death watch (or speaks version 1)
 };
 
 class Decoded {
@@ -87,9 +93,9 @@ class Codec {
   // Encodes `message` under this codec's cluster and secret. Ids longer than kMaxNodeIdLength
   // or empty are a programming error in the caller (ids are validated at configuration); they
   // are truncated to keep the frame decodable. `timestamp_ns` and `nonce` feed the receiver's
-  // replay window.
+  // replay window; `watch_port` tells the receiver where to watch this node's process.
   std::vector<uint8_t> Encode(const election::Message& message, uint64_t timestamp_ns,
-                              uint64_t nonce) const;
+                              uint64_t nonce, uint16_t watch_port = 0) const;
   Decoded Decode(const uint8_t* data, size_t size) const;
 
   const std::string& cluster() const { return cluster_; }

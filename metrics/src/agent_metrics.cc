@@ -46,6 +46,12 @@ AgentMetrics::AgentMetrics(prometheus::Registry& registry)
       votes_granted_(CounterFamily(registry, "instaface_votes_granted_total",
                                    "Votes this node granted to candidates")
                          .Add({})),
+      leader_deaths_seen_(CounterFamily(registry, "instaface_leader_deaths_seen_total",
+                                        "Times the process of this node's leader was seen to end")
+                              .Add({})),
+      early_elections_(CounterFamily(registry, "instaface_early_elections_total",
+                                     "Elections started on a leader's death, before the timeout")
+                           .Add({})),
       heartbeats_sent_(CounterFamily(registry, "instaface_heartbeats_sent_total",
                                      "Heartbeats sent by this node as leader, per peer")),
       heartbeats_failed_(CounterFamily(registry, "instaface_heartbeats_failed_total",
@@ -94,6 +100,8 @@ void AgentMetrics::LeaderChanged() { leader_changes_.Increment(); }
 void AgentMetrics::ElectionStarted() { elections_started_.Increment(); }
 void AgentMetrics::ElectionWon() { elections_won_.Increment(); }
 void AgentMetrics::VoteGranted() { votes_granted_.Increment(); }
+void AgentMetrics::LeaderDeathSeen() { leader_deaths_seen_.Increment(); }
+void AgentMetrics::EarlyElectionStarted() { early_elections_.Increment(); }
 
 void AgentMetrics::HeartbeatSent(const std::string& peer) {
   heartbeats_sent_.Add({{"peer", peer}}).Increment();

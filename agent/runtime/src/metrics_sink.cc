@@ -38,6 +38,12 @@ void MetricsSink::Housekeep(Nanos now, const Driver& driver) {
   }
   for (uint64_t i = last_stats_.elections_won; i < stats.elections_won; ++i) metrics_.ElectionWon();
   for (uint64_t i = last_stats_.votes_granted; i < stats.votes_granted; ++i) metrics_.VoteGranted();
+  for (uint64_t i = last_stats_.leader_deaths_seen; i < stats.leader_deaths_seen; ++i) {
+    metrics_.LeaderDeathSeen();
+  }
+  for (uint64_t i = last_stats_.early_campaigns; i < stats.early_campaigns; ++i) {
+    metrics_.EarlyElectionStarted();
+  }
   last_stats_ = stats;
 
   size_t reachable = 0;

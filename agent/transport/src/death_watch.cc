@@ -181,25 +181,25 @@ struct DeathWatch::Impl {
     deadline->async_wait([this, socket](const error_code& ec) {
       if (!ec) Drop(socket);  // no nonce in time
     });
-    asio::async_read(
-        *socket, asio::buffer(*nonce),
-        [this, socket, nonce, deadline](const error_code& ec, size_t) {
-          deadline->cancel();
-          if (ec || stopping) {
-            Drop(socket);
-            return;
-          }
-          auto hello = std::make_shared<std::array<uint8_t, kWatchHelloBytes>>(
-              EncodeWatchHello(options.cluster, options.secret, options.self_id, *nonce));
-          asio::async_write(*socket, asio::buffer(*hello),
-                            [this, socket, hello](const error_code& e, size_t) {
-                              if (e || stopping) {
-                                Drop(socket);
-                                return;
-                              }
-                              Hold(socket);
-                            });
-        });
+    asio::async_read(*socket, asio::buffer(*nonce),
+                     [this, socket, nonce, deadline](const error_code& ec, size_t) {
+                       deadline->cancel();
+                       if (ec || stopping) {
+                         Drop(socket);
+                         return;
+                       }
+                       auto hello =
+                           std::make_shared<std::array<uint8_t, kWatchHelloBytes>>(EncodeWatchHello(
+                               options.cluster, options.secret, options.self_id, *nonce));
+                       asio::async_write(*socket, asio::buffer(*hello),
+                                         [this, socket, hello](const error_code& e, size_t) {
+                                           if (e || stopping) {
+                                             Drop(socket);
+                                             return;
+                                           }
+                                           Hold(socket);
+                                         });
+                     });
   }
 
   // Nothing more is expected from the watcher: whatever ends this read (it went away, or sent
@@ -308,8 +308,8 @@ struct DeathWatch::Impl {
             }
             return no_evidence();
           }
-          if (!CheckWatchHello(hello->data(), hello->size(), options.cluster, options.secret,
-                               peer, *nonce)
+          if (!CheckWatchHello(hello->data(), hello->size(), options.cluster, options.secret, peer,
+                               *nonce)
                    .ok()) {
             return no_evidence();
           }
@@ -326,25 +326,26 @@ struct DeathWatch::Impl {
     watched = socket;
     ++established;
     auto byte = std::make_shared<std::array<uint8_t, 1>>();
-    socket->async_read_some(
-        asio::buffer(*byte), [this, gen, socket, endpoint, byte](const error_code& ec, size_t) {
-          if (gen != generation || stopping) return;  // replaced: StopWatching aborted it
-          watched.reset();
-          Abort(*socket);
-          if (ec != asio::error::eof) {
-            // A reset, a timeout, or bytes the peer must not send: no evidence.
-            RetryLater(gen);
-            return;
-          }
-          const int64_t observed_at = instaface::LeaseClockNowNs();
-          ++ended;
-          if (Blocked(peer)) {
-            ++not_evidence;
-            RetryLater(gen);
-            return;
-          }
-          Connect(gen, endpoint, /*probe=*/true, 0, observed_at);
-        });
+    socket->async_read_some(asio::buffer(*byte),
+                            [this, gen, socket, endpoint, byte](const error_code& ec, size_t) {
+                              if (gen != generation || stopping)
+                                return;  // replaced: StopWatching aborted it
+                              watched.reset();
+                              Abort(*socket);
+                              if (ec != asio::error::eof) {
+                                // A reset, a timeout, or bytes the peer must not send: no evidence.
+                                RetryLater(gen);
+                                return;
+                              }
+                              const int64_t observed_at = instaface::LeaseClockNowNs();
+                              ++ended;
+                              if (Blocked(peer)) {
+                                ++not_evidence;
+                                RetryLater(gen);
+                                return;
+                              }
+                              Connect(gen, endpoint, /*probe=*/true, 0, observed_at);
+                            });
   }
 
   // ---- life ---------------------------------------------------------------------------------
@@ -414,7 +415,8 @@ DeathWatch::~DeathWatch() { impl_->Stop(); }
 uint16_t DeathWatch::port() const { return impl_->bound_port; }
 
 void DeathWatch::Watch(const std::string& peer, const std::string& host, uint16_t port) {
-  asio::post(impl_->io, [impl = impl_.get(), peer, host, port] { impl->SetTarget(peer, host, port); });
+  asio::post(impl_->io,
+             [impl = impl_.get(), peer, host, port] { impl->SetTarget(peer, host, port); });
 }
 
 void DeathWatch::SetBlocked(std::set<std::string> peers) {

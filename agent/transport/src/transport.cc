@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <ctime>
-#include <optional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -326,8 +326,7 @@ struct Transport::Impl {
 };
 
 common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions options,
-                                                              Deliver deliver,
-                                                              PeerDied peer_died) {
+                                                              Deliver deliver, PeerDied peer_died) {
   if (Status st = wire::ValidateCodecArguments(options.cluster, options.secret); !st.ok()) {
     return st;
   }

@@ -19,9 +19,16 @@ std::string BinaryFromEnvOr(const char* env, const char* built) {
   return built;
 }
 
+RedisServerOptions RedisOptions(const ClusterOptions& options) {
+  RedisServerOptions r;
+  r.host = options.redis_host;
+  return r;
+}
+
 }  // namespace
 
-Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
+Cluster::Cluster(ClusterOptions options)
+    : options_(std::move(options)), redis_(RedisOptions(options_)) {
   if (options_.agent_binary.empty()) {
     options_.agent_binary = BinaryFromEnvOr("INSTAFACE_AGENT", INSTAFACE_AGENT_BINARY);
   }
@@ -75,13 +82,16 @@ AgentProcess& Cluster::AddAgent(const std::string& secret) {
 
 void Cluster::Spawn(AgentProcess& a) {
   const Timings& t = options_.timings;
+  const size_t i = static_cast<size_t>(a.index);
+  const std::string host = i < options_.hosts.size() ? options_.hosts[i] : "127.0.0.1";
   SubprocessOptions o;
+  if (i < options_.netns.size()) o.netns = options_.netns[i];
   o.argv = {options_.agent_binary,
             "--id=" + a.id,
             "--cluster=cluster-test",
             "--cluster-size=" + std::to_string(options_.cluster_size),
-            "--listen=tcp://127.0.0.1:" + std::to_string(a.port),
-            "--app-address=http://127.0.0.1:" + std::to_string(10000 + a.index),
+            "--listen=tcp://" + host + ":" + std::to_string(a.port),
+            "--app-address=http://" + host + ":" + std::to_string(10000 + a.index),
             "--redis=" + redis_.url(),
             "--shm=" + a.shm,
             "--socket=" + a.socket,

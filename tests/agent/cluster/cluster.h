@@ -35,6 +35,12 @@ struct ClusterOptions {
   Timings timings = kFastTimings;
   bool metrics = false;      // serve /metrics on a free port per agent
   std::string agent_binary;  // empty: INSTAFACE_AGENT or the build's instaface-agent
+  // Hosts of their own (tests/chaos/chaos_network.h): agent i runs in network namespace
+  // netns[i] and listens on hosts[i]; Redis listens on redis_host, which every namespace
+  // reaches. Empty: everything on loopback.
+  std::vector<std::string> netns;
+  std::vector<std::string> hosts;
+  std::string redis_host = "127.0.0.1";
 };
 
 struct AgentProcess {

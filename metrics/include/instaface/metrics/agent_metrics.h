@@ -7,6 +7,8 @@
 //   instaface_elections_started_total           counter  candidacies (real, not pre-votes)
 //   instaface_elections_won_total               counter
 //   instaface_votes_granted_total               counter
+//   instaface_leader_deaths_seen_total          counter  the leader's process seen to end
+//   instaface_early_elections_total             counter  PreVotes started on that evidence
 //   instaface_heartbeats_sent_total{peer}       counter
 //   instaface_heartbeats_failed_total{peer}     counter  timed out or refused
 //   instaface_peers_registered                  gauge    live members in Redis, self included
@@ -54,6 +56,8 @@ class AgentMetrics {
   void ElectionStarted();
   void ElectionWon();
   void VoteGranted();
+  void LeaderDeathSeen();
+  void EarlyElectionStarted();
   void HeartbeatSent(const std::string& peer);
   void HeartbeatFailed(const std::string& peer);
   void SetPeersRegistered(size_t count);
@@ -74,6 +78,8 @@ class AgentMetrics {
   prometheus::Counter& elections_started_;
   prometheus::Counter& elections_won_;
   prometheus::Counter& votes_granted_;
+  prometheus::Counter& leader_deaths_seen_;
+  prometheus::Counter& early_elections_;
   prometheus::Family<prometheus::Counter>& heartbeats_sent_;
   prometheus::Family<prometheus::Counter>& heartbeats_failed_;
   prometheus::Gauge& peers_registered_;

@@ -80,8 +80,7 @@ class DeathWatch {
   // (instaface/clock.h) when its connection ended.
   using Died = std::function<void(const std::string& peer, int64_t observed_at_ns)>;
 
-  static common::StatusOr<std::unique_ptr<DeathWatch>> Start(DeathWatchOptions options,
-                                                             Died died);
+  static common::StatusOr<std::unique_ptr<DeathWatch>> Start(DeathWatchOptions options, Died died);
   // Aborts every connection (resets, not an orderly close: see above) and stops the thread.
   ~DeathWatch();
   DeathWatch(const DeathWatch&) = delete;

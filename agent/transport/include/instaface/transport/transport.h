@@ -22,8 +22,8 @@
 // advertises; WatchPeer names the one peer (the leader) whose process it watches, and
 // `peer_died` hears of its death.
 //
-// Thread safety: Send(), SetPeers(), WatchPeer() and the counters may be called from any thread. The
-// destructor stops every aio (waiting for running callbacks) before freeing anything.
+// Thread safety: Send(), SetPeers(), WatchPeer() and the counters may be called from any thread.
+// The destructor stops every aio (waiting for running callbacks) before freeing anything.
 #ifndef INSTAFACE_TRANSPORT_TRANSPORT_H_
 #define INSTAFACE_TRANSPORT_TRANSPORT_H_
 

@@ -1,0 +1,181 @@
+// The early path of a failover, as real agents take it and refuse it: each agent in a network
+// namespace of its own (tests/chaos/chaos_network.h), so that a firewall rule can cut one off.
+// A leader whose process is killed is seen dead (its connections close, a redial is refused) and
+// replaced at once; a leader that is stopped, or cut off by a rule that rejects (resets) or
+// drops, is alive as far as anyone can tell, and is replaced only once its lease has run out:
+// no agent may count any of those as a death. What is asserted is which path the election took
+// (the agents' own counters), not how long it took: scripts/bench-failover measures that.
+//
+// Needs root, `ip` and `nft` (scripts/setup installs them); skipped otherwise.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "chaos_network.h"
+#include "cluster.h"
+#include "instaface/control/control_client.h"
+
+namespace instaface::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kElect = 10s;
+
+struct Evidence {
+  uint64_t deaths_seen = 0;
+  uint64_t early_elections = 0;
+};
+
+class DeathEvidenceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    network_ = new ChaosNetwork();
+    std::string error;
+    if (!network_->Create(3, &error) || !network_->EnterHub(&error)) {
+      setup_error_ = error;
+      delete network_;
+      network_ = nullptr;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete network_;
+    network_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and nftables";
+    ASSERT_NE(network_, nullptr) << setup_error_;
+    ClusterOptions o;
+    o.timings = kFastTimings;
+    o.redis_host = ChaosNetwork::hub_host();
+    for (int i = 0; i < network_->size(); ++i) {
+      o.netns.push_back(network_->node_netns(i));
+      o.hosts.push_back(network_->node_host(i));
+    }
+    cluster_ = std::make_unique<Cluster>(o);
+    std::string error;
+    ASSERT_TRUE(cluster_->Start(network_->size(), &error)) << error;
+  }
+
+  void TearDown() override {
+    if (network_ == nullptr) return;
+    for (int i = 0; i < network_->size(); ++i) {
+      std::string error;
+      network_->Heal(i, &error);
+    }
+    cluster_.reset();
+  }
+
+  int ElectedLeader(uint64_t* term) {
+    auto leader = cluster_->WaitForAgreedLeader(cluster_->All(), kElect, 0, term);
+    EXPECT_TRUE(leader.has_value()) << cluster_->Logs();
+    // Every follower watches the leader once it has heard from it; give the watch a moment.
+    std::this_thread::sleep_for(300ms);
+    return leader.value_or(-1);
+  }
+
+  Evidence EvidenceOf(int i) {
+    auto status = control::QueryStatusOnce(cluster_->agent(i).socket, 2s);
+    EXPECT_TRUE(status.ok()) << status.status().message();
+    if (!status.ok()) return {};
+    return {status->leader_deaths_seen, status->early_elections};
+  }
+
+  // The survivors elect a new leader without `leader`, in a term above `term`.
+  void ExpectANewLeaderWithout(int leader, uint64_t term) {
+    auto next = cluster_->WaitForAgreedLeader(cluster_->AllBut(leader), kElect, term);
+    ASSERT_TRUE(next.has_value()) << cluster_->Logs();
+    EXPECT_NE(*next, leader);
+  }
+
+  // Nobody took the early path: every survivor waited out the leader's lease.
+  void ExpectNoEvidenceAnywhere(int leader) {
+    // The counters are refreshed every heartbeat/2.
+    std::this_thread::sleep_for(100ms);
+    for (int i : cluster_->AllBut(leader)) {
+      const Evidence e = EvidenceOf(i);
+      EXPECT_EQ(e.deaths_seen, 0u) << "agent " << i << "\n" << cluster_->Logs();
+      EXPECT_EQ(e.early_elections, 0u) << "agent " << i;
+    }
+  }
+
+  // Cuts `leader` off from every peer and Redis with one nftables rule set.
+  void CutOff(int leader, bool reject) {
+    Cut cut;
+    cut.reject = reject;
+    std::string error;
+    ASSERT_TRUE(network_->Apply(leader, {cut}, &error)) << error;
+  }
+
+  static ChaosNetwork* network_;
+  static std::string setup_error_;
+  std::unique_ptr<Cluster> cluster_;
+};
+
+ChaosNetwork* DeathEvidenceTest::network_ = nullptr;
+std::string DeathEvidenceTest::setup_error_;
+
+TEST_F(DeathEvidenceTest, AKilledLeaderIsSeenDeadAndReplacedEarly) {
+  uint64_t term = 0;
+  const int leader = ElectedLeader(&term);
+  ASSERT_GE(leader, 0);
+  cluster_->agent(leader).process.Kill();
+  ExpectANewLeaderWithout(leader, term);
+  std::this_thread::sleep_for(100ms);
+  uint64_t seen = 0, early = 0;
+  for (int i : cluster_->AllBut(leader)) {
+    const Evidence e = EvidenceOf(i);
+    seen += e.deaths_seen;
+    early += e.early_elections;
+  }
+  EXPECT_GE(seen, 1u) << "the survivors watched the leader and saw it die\n" << cluster_->Logs();
+  EXPECT_GE(early, 1u) << cluster_->Logs();
+}
+
+TEST_F(DeathEvidenceTest, AStoppedLeaderIsNotTakenForDead) {
+  uint64_t term = 0;
+  const int leader = ElectedLeader(&term);
+  ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster_->agent(leader).process.Stop());
+  ExpectANewLeaderWithout(leader, term);
+  ExpectNoEvidenceAnywhere(leader);
+  ASSERT_TRUE(cluster_->agent(leader).process.Continue());
+  // Woken, it learns of the new term and steps down: still alive, still no death anywhere.
+  std::this_thread::sleep_for(500ms);
+  ExpectNoEvidenceAnywhere(leader);
+}
+
+TEST_F(DeathEvidenceTest, ALeaderBehindARejectingFirewallIsNotTakenForDead) {
+  uint64_t term = 0;
+  const int leader = ElectedLeader(&term);
+  ASSERT_GE(leader, 0);
+  CutOff(leader, /*reject=*/true);
+  ExpectANewLeaderWithout(leader, term);
+  ExpectNoEvidenceAnywhere(leader);
+  std::string error;
+  ASSERT_TRUE(network_->Heal(leader, &error)) << error;
+  std::this_thread::sleep_for(500ms);
+  ExpectNoEvidenceAnywhere(leader);
+}
+
+TEST_F(DeathEvidenceTest, ALeaderBehindADroppingFirewallIsNotTakenForDead) {
+  uint64_t term = 0;
+  const int leader = ElectedLeader(&term);
+  ASSERT_GE(leader, 0);
+  CutOff(leader, /*reject=*/false);
+  ExpectANewLeaderWithout(leader, term);
+  ExpectNoEvidenceAnywhere(leader);
+  std::string error;
+  ASSERT_TRUE(network_->Heal(leader, &error)) << error;
+  std::this_thread::sleep_for(500ms);
+  ExpectNoEvidenceAnywhere(leader);
+}
+
+}  // namespace
+}  // namespace instaface::testing

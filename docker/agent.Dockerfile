@@ -34,6 +34,8 @@ RUN ldconfig
 COPY --from=build /out/bin/instaface-agent /usr/local/bin/instaface-agent
 COPY --from=build /out/bin/instafacectl /usr/local/bin/instafacectl
 USER 10001:10001
-# nng peers, Prometheus metrics.
-EXPOSE 7400 9400
+# nng peers, the death watch, Prometheus metrics. The death watch's port is fixed here so that
+# it can be published and let through a firewall (any --death-watch-port flag wins).
+ENV INSTAFACE_DEATH_WATCH_PORT=7401
+EXPOSE 7400 7401 9400
 ENTRYPOINT ["/usr/local/bin/instaface-agent"]

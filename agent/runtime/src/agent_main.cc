@@ -106,6 +106,16 @@ int main(int argc, char** argv) {
        "hand leadership to a peer at once when it dies or hangs. 0: the app is not watched")
       ->capture_default_str()
       ->check(CLI::Range(0, 600000));
+  flag("death-watch-port", o.death_watch_port,
+       "TCP port on the --listen host where this agent's death can be watched: a follower "
+       "connected there sees its leader's process end (an orderly close, then a refused redial) "
+       "and elects at once instead of waiting out the lease. 0: any free port; every message "
+       "advertises it, so only a firewall needs it fixed")
+      ->capture_default_str();
+  app.add_flag("!--no-death-watch", o.death_watch,
+               "Run no death watch: a dead leader is then replaced only when its lease and an "
+               "election timeout have run out")
+      ->envname(EnvName("no-death-watch"));
   flag("log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
 
   try {

@@ -333,6 +333,8 @@ common::Status Node::Impl::Init() {
   transport::TransportOptions t;
   t.listen_url = options.listen_url;
   t.self_id = options.id;
+  t.death_watch = options.death_watch;
+  t.death_watch_port = options.death_watch_port;
   t.cluster = options.cluster;
   t.secret = options.secret;
   // Below election_min, so a dead peer never holds a campaign past its deadline.

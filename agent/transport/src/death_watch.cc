@@ -352,22 +352,24 @@ struct DeathWatch::Impl {
 
   Status Listen() {
     error_code ec;
-    tcp::endpoint endpoint(asio::ip::make_address(options.bind_host, ec), 0);
+    tcp::endpoint endpoint(asio::ip::make_address(options.bind_host, ec), options.port);
     if (ec) {
       // A host name, as nng accepts one: listen where it resolves.
       tcp::resolver resolver(io);
-      const auto results = resolver.resolve(options.bind_host, "0", ec);
+      const auto results = resolver.resolve(options.bind_host, std::to_string(options.port), ec);
       if (ec || results.empty()) {
         return Status::Error("death watch: cannot resolve '" + options.bind_host + "'");
       }
       endpoint = results.begin()->endpoint();
     }
     acceptor.open(endpoint.protocol(), ec);
+    // A restarted agent takes its fixed port back at once, TIME_WAIT or not.
+    if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor.bind(endpoint, ec);
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
-      return Status::Error("death watch: cannot listen on " + options.bind_host + ": " +
-                           ec.message());
+      return Status::Error("death watch: cannot listen on " + options.bind_host + " port " +
+                           std::to_string(options.port) + ": " + ec.message());
     }
     bound_port = acceptor.local_endpoint(ec).port();
     Accept();

@@ -370,6 +370,7 @@ common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions o
   if (i.options.death_watch && host && peer_died) {
     DeathWatchOptions w;
     w.bind_host = host->empty() || *host == "*" ? "0.0.0.0" : *host;
+    w.port = i.options.death_watch_port;
     w.cluster = i.options.cluster;
     w.secret = i.options.secret;
     w.timeout = std::max(std::chrono::milliseconds(1), i.options.request_timeout);

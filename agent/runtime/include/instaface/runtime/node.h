@@ -82,6 +82,12 @@ struct NodeOptions {
   // leadership to a peer as soon as it does not. Zero: the app is not watched. Needs shm_name.
   std::chrono::milliseconds app_liveness{0};
 
+  // The death watch (transport/death_watch.h): a follower sees its leader's process end and
+  // stands at once. Its TCP port, on the host of listen_url; 0: any free port, which every
+  // message advertises.
+  bool death_watch = true;
+  uint16_t death_watch_port = 0;
+
   uint64_t seed = 0;  // 0: from std::random_device
   std::string version = "0.1.0";
 };

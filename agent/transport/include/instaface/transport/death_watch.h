@@ -56,6 +56,7 @@ common::Status CheckWatchHello(const uint8_t* bytes, size_t size, const std::str
 
 struct DeathWatchOptions {
   std::string bind_host;  // an address of this host to listen on ("0.0.0.0", "127.0.0.1", "::")
+  uint16_t port = 0;      // 0: any free port (peers learn it from every frame)
   std::string cluster;
   std::string secret;
   std::string self_id;

@@ -58,6 +58,7 @@ struct TransportOptions {
   // frame, and watch the peer named by WatchPeer. Not for ipc:// (a Unix socket's orderly close
   // cannot be told from its owner's).
   bool death_watch = true;
+  uint16_t death_watch_port = 0;  // 0: any free port
 };
 
 struct PeerCounters {

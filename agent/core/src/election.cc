@@ -36,6 +36,7 @@ struct PeerState {
   Nanos heard_since{0};      // start of the current run of contact without a silence of
                              // election_min or more: the peer has been up at least this long
   Nanos last_acked_send{0};  // leader: send time of the newest lease-eligible heartbeat acked
+  bool restarting = false;   // its newest message said it is in its restart window
 };
 
 }  // namespace
@@ -61,6 +62,7 @@ class Election::Impl {
   // ---- inputs -------------------------------------------------------------------------------
 
   void Tick(Nanos now) {
+    Advance(now);
     if (role_ == Role::kLeader) {
       if (transferring_ && now >= transfer_deadline_) AbortTransfer(now);
       if (!eligible_ && !transferring_) {
@@ -106,6 +108,7 @@ class Election::Impl {
   }
 
   void Step(const Message& m, Nanos now) {
+    Advance(now);
     if (m.to != self_ || m.from.empty() || m.from == self_) return;
     if (unplugged_) {
       ++stats_.messages_dropped_unplugged;
@@ -117,6 +120,7 @@ class Election::Impl {
         peer->heard_since = now;
       }
       peer->last_heard = now;
+      peer->restarting = m.restarting;
     }
 
     switch (m.type) {
@@ -145,6 +149,7 @@ class Election::Impl {
   }
 
   void PeerDied(const NodeId& peer, Nanos observed_at, Nanos now) {
+    Advance(now);
     if (unplugged_ || peer.empty() || peer != lease_holder_) return;
     // Anything heard from it since (a delayed heartbeat, a new incarnation) outweighs it.
     if (last_leader_contact_ >= observed_at) return;
@@ -176,6 +181,7 @@ class Election::Impl {
   }
 
   bool TransferLeadership(const NodeId& target, Nanos now) {
+    Advance(now);
     if (role_ != Role::kLeader || transferring_) return false;
     NodeId chosen;
     if (target.empty()) {
@@ -187,7 +193,8 @@ class Election::Impl {
       bool best_settled = false;
       for (const PeerState& p : peers_) {
         if (p.last_heard == Nanos(0) || now - p.last_heard >= config_.election_min) continue;
-        const bool settled = now - p.heard_since >= config_.election_min;
+        // (A peer that came back within election_min of its last word says so itself.)
+        const bool settled = now - p.heard_since >= config_.election_min && !p.restarting;
         if (best == nullptr || (settled && !best_settled) ||
             (settled == best_settled && p.last_acked_send > best->last_acked_send)) {
           best = &p;
@@ -208,20 +215,22 @@ class Election::Impl {
     // voters were told (transferring=true) that they may vote despite our lease.
     for (PeerState& p : peers_) p.last_acked_send = Nanos(0);
     lease_until_ = Nanos(0);
-    BroadcastHeartbeat(now);
+    // The TimeoutNow leaves first: it is what the handover waits for. It announces the transfer
+    // as the heartbeat after it does, with the same send time, so it counts on its own; the
+    // heartbeat tells the other voters before the target's vote request can reach them.
     Message timeout_now;
     timeout_now.type = MessageType::kTimeoutNow;
     timeout_now.term = hard_.term;
     timeout_now.to = chosen;
-    // It announces the transfer as the heartbeat just sent does, with the same send time, so
-    // that it still counts when it overtakes that heartbeat on the way.
     timeout_now.send_time = now;
     timeout_now.transferring = true;
     Send(std::move(timeout_now));
+    BroadcastHeartbeat(now);
     return true;
   }
 
   bool StepDown(Nanos now) {
+    Advance(now);
     if (role_ != Role::kLeader) return false;
     BecomeFollower(hard_.term, NodeId(), now);
     return true;
@@ -236,6 +245,7 @@ class Election::Impl {
   }
 
   void SetEligible(bool eligible, Nanos now) {
+    Advance(now);
     if (eligible_ == eligible) return;
     eligible_ = eligible;
     if (eligible_) return;
@@ -346,9 +356,13 @@ class Election::Impl {
 
   void ResetElectionTimer(Nanos now) { election_deadline_ = now + RandomElectionTimeout(); }
 
+  // Every input first: what this node's messages say about its restart window.
+  void Advance(Nanos now) { restarting_ = now < restart_window_until_; }
+
   void Send(Message m) {
     if (unplugged_) return;  // the unplugged node's timers run, but nothing leaves it
     m.from = self_;
+    m.restarting = restarting_;
     outbox_.push_back(std::move(m));
   }
 
@@ -458,6 +472,8 @@ class Election::Impl {
 
   // §5.2: increment the term, vote for self, ask everyone in parallel.
   void BecomeCandidate(bool transfer, Nanos now) {
+    // A transfer's leader votes for its target at once: it is asked first.
+    const NodeId ask_first = transfer ? leader_ : NodeId();
     role_ = Role::kCandidate;
     hard_.term += 1;
     hard_.voted_for = self_;
@@ -467,13 +483,22 @@ class Election::Impl {
     lease_until_ = Nanos(0);
     ResetElectionTimer(now);
     ++stats_.elections_started;
-    for (const PeerState& p : peers_) {
+    campaign_sent_ = now;
+    auto ask = [&](const PeerState& p) {
       Message m;
       m.type = MessageType::kVoteRequest;
       m.term = hard_.term;
       m.to = p.id;
       m.transfer = transfer;
+      m.send_time = now;  // echoed by a granted vote: the start of the lease it promises
       Send(std::move(m));
+    };
+    for (PeerState& p : peers_) {
+      p.last_acked_send = Nanos(0);
+      if (p.id == ask_first) ask(p);
+    }
+    for (const PeerState& p : peers_) {
+      if (p.id != ask_first) ask(p);
     }
     if (HasQuorum()) BecomeLeader(now);
   }
@@ -484,11 +509,13 @@ class Election::Impl {
     votes_.clear();
     ++stats_.elections_won;
     became_leader_at_ = now;
-    lease_counts_from_ = now;
+    // A granted vote is a lease promise like an acked heartbeat (OnVoteRequest): the votes that
+    // made this node leader already hold a lease from the campaign's start, so the app may act
+    // at once instead of a heartbeat round later.
+    lease_counts_from_ = campaign_sent_;
     transferring_ = false;
     transfer_target_.clear();
     lease_until_ = Nanos(0);
-    for (PeerState& p : peers_) p.last_acked_send = Nanos(0);
     BroadcastHeartbeat(now);
   }
 
@@ -507,8 +534,12 @@ class Election::Impl {
   }
 
   void OnVoteRequest(const Message& m, Nanos now) {
+    // The lease this node honours may be the requester's own (a vote already given, asked
+    // again; its leader standing again): keeping it from that node protects nobody.
+    const bool own_lease = role_ != Role::kLeader && !lease_holder_.empty() &&
+                           m.from == lease_holder_ && !InFormerLease(now);
     const bool lease_allows =
-        !InLease(now) || (m.transfer && TransferAnnounced(now) && !InFormerLease(now));
+        !InLease(now) || own_lease || (m.transfer && TransferAnnounced(now) && !InFormerLease(now));
     if (!lease_allows) {
       // Refused without adopting the higher term: adopting it would depose the leader whose
       // lease we acked just as surely as voting would.
@@ -523,8 +554,14 @@ class Election::Impl {
       hard_.voted_for = m.from;
       ++stats_.votes_granted;
       ResetElectionTimer(now);
+      // The vote is also this node's lease promise to the candidate, exactly as an ack of a
+      // heartbeat sent at m.send_time would be: no vote for anyone else within election_min.
+      if (!config_.unsafe.vote_without_lease_promise) {
+        last_leader_contact_ = now;
+        lease_holder_ = m.from;
+      }
     }
-    Reply(m, MessageType::kVoteResponse, grant, hard_.term);
+    Reply(m, MessageType::kVoteResponse, grant, hard_.term, grant ? m.send_time : Nanos(0));
   }
 
   void OnHeartbeat(const Message& m, Nanos now) {
@@ -574,6 +611,10 @@ class Election::Impl {
     }
     if (role_ != Role::kCandidate || m.term != hard_.term || !m.granted) return;
     AddVote(m.from);
+    // Only the echo of this campaign's requests is a promise about this campaign.
+    if (PeerState* peer = FindPeer(m.from); peer != nullptr && m.send_time == campaign_sent_) {
+      peer->last_acked_send = campaign_sent_;
+    }
     if (HasQuorum()) BecomeLeader(now);
   }
 
@@ -708,6 +749,7 @@ class Election::Impl {
   // Voter side of the lease.
   Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader
   Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
+  bool restarting_ = true;         // the last input came before restart_window_until_
   std::optional<Message> deferred_timeout_now_;  // one that arrived in the restart window
   Term restored_term_ = 0;                       // the durable term at start
   Nanos former_lease_until_{0};                  // the lease this node published when it last led
@@ -727,6 +769,7 @@ class Election::Impl {
   Nanos next_heartbeat_{0};
   Nanos last_heartbeat_sent_{0};
   Nanos lease_counts_from_{0};  // acks of heartbeats sent before this do not extend the lease
+  Nanos campaign_sent_{0};      // candidate: send time of this term's vote requests
   Nanos lease_until_{0};
   bool transferring_ = false;
   NodeId transfer_target_;

@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     return Fail(kConfigError, "unknown --log-level '" + log_level + "'");
   }
   auto logger = spdlog::stderr_color_mt("instaface-agent");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [" + o.id + "] %v");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f %^%l%$ [" + o.id + "] %v");
   logger->set_level(level);
   spdlog::set_default_logger(logger);
 

@@ -129,11 +129,13 @@ void Driver::Drain(Nanos now) {
         return;
       }
     }
-    const bool early = ready.status && !options_.unsafe_send_before_publish &&
-                       ShrinksLease(published_.election, *ready.status);
-    if (early) PublishToSinks(*ready.status, now);
+    // Published first, whatever the status: a lease given up must reach the app before any
+    // message that could let a rival win, and a lease gained rests on promises already made
+    // (acks, votes), so the app may act on it before this node's heartbeats leave.
+    const bool first = ready.status && !options_.unsafe_send_before_publish;
+    if (first) PublishToSinks(*ready.status, now);
     for (const election::Message& m : ready.messages) outbox_.Send(m);
-    if (ready.status && !early) PublishToSinks(*ready.status, now);
+    if (ready.status && !first) PublishToSinks(*ready.status, now);
   }
 }
 

@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
                  "UNSAFE: undo one fix to see the checker catch it (repeatable): "
                  "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
                  "send-before-publish, partition-is-death (a lost connection is taken for a "
-                 "dead process)")
+                 "dead process), vote-without-promise (a new leader counts its votes as lease "
+                 "acks but the voters promise nothing; shows with --loss 30)")
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(instaface::sim::kUnsafeSwitches),
                                                      std::end(instaface::sim::kUnsafeSwitches))));
   auto* flaky_opt = app.add_flag("--flaky-discovery", flaky_discovery,

@@ -56,6 +56,8 @@ bool SimOptions::SetUnsafe(std::string_view name) {
     unsafe.former_leader_votes_in_own_lease = true;
   } else if (name == "send-before-publish") {
     unsafe_send_before_publish = true;
+  } else if (name == "vote-without-promise") {
+    unsafe.vote_without_lease_promise = true;
   } else if (name == "partition-is-death") {
     unsafe_partition_is_death = true;
   } else {
@@ -71,6 +73,7 @@ std::vector<std::string> UnsafeNames(const SimOptions& o) {
   if (o.unsafe.former_leader_votes_in_own_lease) names.emplace_back("former-leader-votes");
   if (o.unsafe_send_before_publish) names.emplace_back("send-before-publish");
   if (o.unsafe_partition_is_death) names.emplace_back("partition-is-death");
+  if (o.unsafe.vote_without_lease_promise) names.emplace_back("vote-without-promise");
   return names;
 }
 

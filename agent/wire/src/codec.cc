@@ -17,7 +17,8 @@ using election::MessageType;
 constexpr uint8_t kFlagGranted = 1u << 0;
 constexpr uint8_t kFlagTransfer = 1u << 1;
 constexpr uint8_t kFlagTransferring = 1u << 2;
-constexpr uint8_t kKnownFlags = kFlagGranted | kFlagTransfer | kFlagTransferring;
+constexpr uint8_t kFlagRestarting = 1u << 3;  // version 2
+constexpr uint8_t kKnownFlags = kFlagGranted | kFlagTransfer | kFlagTransferring | kFlagRestarting;
 
 void PutU8(std::vector<uint8_t>& out, uint8_t v) { out.push_back(v); }
 void PutU32(std::vector<uint8_t>& out, uint32_t v) {
@@ -128,9 +129,9 @@ std::vector<uint8_t> Codec::Encode(const Message& m, uint64_t timestamp_ns, uint
   PutU32(out, kMagic);
   PutU8(out, kVersion);
   PutU8(out, static_cast<uint8_t>(m.type));
-  PutU8(out,
-        static_cast<uint8_t>((m.granted ? kFlagGranted : 0) | (m.transfer ? kFlagTransfer : 0) |
-                             (m.transferring ? kFlagTransferring : 0)));
+  PutU8(out, static_cast<uint8_t>(
+                 (m.granted ? kFlagGranted : 0) | (m.transfer ? kFlagTransfer : 0) |
+                 (m.transferring ? kFlagTransferring : 0) | (m.restarting ? kFlagRestarting : 0)));
   PutU8(out, 0);
   PutString(out, cluster_, kMaxClusterLength);
   PutU64(out, m.term);
@@ -164,6 +165,9 @@ Decoded Codec::Decode(const uint8_t* data, size_t size) const {
   r.U8(flags);
   r.U8(reserved);
   if ((flags & ~kKnownFlags) != 0 || reserved != 0) return RejectReason::kBadFlags;
+  if (version == kVersionWithoutWatchPort && (flags & kFlagRestarting) != 0) {
+    return RejectReason::kBadFlags;
+  }
 
   Envelope e;
   Message& m = e.message;
@@ -171,6 +175,7 @@ Decoded Codec::Decode(const uint8_t* data, size_t size) const {
   m.granted = flags & kFlagGranted;
   m.transfer = flags & kFlagTransfer;
   m.transferring = flags & kFlagTransferring;
+  m.restarting = flags & kFlagRestarting;
 
   auto read_string = [&r](size_t max, std::string& s) -> std::optional<RejectReason> {
     uint8_t len = 0;

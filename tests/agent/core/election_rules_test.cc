@@ -710,6 +710,58 @@ TEST(ElectionRules, LeaseFromQuorumAcks) {
       << "the lease ends before any acking follower's refusal window";
 }
 
+TEST(ElectionRules, ANewLeadersVotesAreItsFirstLease) {
+  Config c;
+  c.cluster_size = 5;
+  const Nanos margin = c.election_min * 2 * c.max_clock_drift_ppm / 1000000;
+  // Stands, and wins with the votes of b and `third`, which echoes `third_echo`.
+  auto campaign = [&](const NodeId& third, bool third_echoes) {
+    auto e = MakeNode(c, HardState(), kT0, {"b", "c", "d", "e"});
+    const Nanos stood = e->next_deadline();
+    e->tick(stood);
+    e->step(Make(MessageType::kPreVoteResponse, "b", 1, true), stood);
+    e->step(Make(MessageType::kPreVoteResponse, "c", 1, true), stood);
+    const auto requests = OfType(e->ready().messages, MessageType::kVoteRequest);
+    EXPECT_EQ(requests.size(), 4u);
+    EXPECT_EQ(requests.empty() ? Nanos(0) : requests[0].send_time, stood)
+        << "vote requests carry the campaign's send time";
+    Message b = Make(MessageType::kVoteResponse, "b", 1, true);
+    b.send_time = stood;
+    e->step(b, stood + 1ms);
+    Message other = Make(MessageType::kVoteResponse, third, 1, true);
+    other.send_time = third_echoes ? stood : stood - 1ns;
+    e->step(other, stood + 2ms);
+    EXPECT_EQ(e->status().role, Role::kLeader);
+    return std::make_pair(stood, e->status().lease_until);
+  };
+  const auto [stood, lease] = campaign("c", true);
+  EXPECT_EQ(lease, stood + c.election_min - margin)
+      << "self, b and c promised from the campaign's start: a lease before any heartbeat";
+  EXPECT_EQ(campaign("d", false).second, Nanos(0))
+      << "a vote that echoes another time is a vote, and no promise about this campaign";
+}
+
+TEST(ElectionRules, AGrantedVoteIsALeasePromiseToTheCandidate) {
+  const Config c;
+  auto e = MakeNode();
+  Message request = Make(MessageType::kVoteRequest, "b", 2);
+  request.send_time = 123ms;
+  e->step(request, kAfterStart);
+  const Message granted = OnlyReply(*e, MessageType::kVoteResponse);
+  ASSERT_TRUE(granted.granted);
+  EXPECT_EQ(granted.send_time, 123ms) << "the echo the candidate's lease starts from";
+  e->step(Make(MessageType::kPreVoteRequest, "c", 3), kAfterStart + 1ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kPreVoteResponse).granted);
+  e->step(Make(MessageType::kVoteRequest, "c", 3), kAfterStart + 1ms);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  EXPECT_EQ(e->hard_state(), (HardState{2, "b"}));
+  // The candidate itself may ask again, in a later term too: its own lease protects nobody.
+  e->step(Make(MessageType::kVoteRequest, "b", 3), kAfterStart + 2ms);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
+  e->step(Make(MessageType::kVoteRequest, "c", 4), kAfterStart + 2ms + c.election_min);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "the promise has run out";
+}
+
 TEST(ElectionRules, LeaseIgnoresStaleAndUnsentAcks) {
   auto e = MakeNode();
   const Nanos t = MakeLeader(*e);
@@ -797,7 +849,7 @@ TEST(ElectionRules, TimeoutNowFromANonLeaderIsIgnored) {
   EXPECT_EQ(e->hard_state().term, 1u);
 }
 
-TEST(ElectionRules, TransferGivesUpLeaseAndAnnouncesBeforeTimeoutNow) {
+TEST(ElectionRules, TransferGivesUpLeaseAndSendsTimeoutNowFirst) {
   auto e = MakeNode();
   const Nanos t = MakeLeader(*e);
   e->step(Ack("b", 1, t), t + 1ms);
@@ -810,13 +862,13 @@ TEST(ElectionRules, TransferGivesUpLeaseAndAnnouncesBeforeTimeoutNow) {
   ASSERT_TRUE(r.status);
   EXPECT_TRUE(r.status->transferring);
   ASSERT_EQ(r.messages.size(), 3u);
-  EXPECT_EQ(r.messages[0].type, MessageType::kHeartbeat);
+  EXPECT_EQ(r.messages[0].type, MessageType::kTimeoutNow) << "what the handover waits for";
+  EXPECT_EQ(r.messages[0].to, "c");
   EXPECT_TRUE(r.messages[0].transferring);
   EXPECT_EQ(r.messages[1].type, MessageType::kHeartbeat);
-  EXPECT_EQ(r.messages[2].type, MessageType::kTimeoutNow);
-  EXPECT_EQ(r.messages[2].to, "c");
-  EXPECT_TRUE(r.messages[2].transferring);
-  EXPECT_EQ(r.messages[2].send_time, r.messages[0].send_time) << "the announcement's send time";
+  EXPECT_TRUE(r.messages[1].transferring);
+  EXPECT_EQ(r.messages[2].type, MessageType::kHeartbeat);
+  EXPECT_EQ(r.messages[0].send_time, r.messages[1].send_time) << "the announcement's send time";
   EXPECT_EQ(e->stats().transfers_started, 1u);
   // Acks during the transfer do not bring the lease back.
   e->step(Ack("b", 1, t + 2ms), t + 3ms);
@@ -836,6 +888,45 @@ TEST(ElectionRules, TransferWithoutTargetPicksFreshestReachablePeer) {
   std::vector<Message> timeout_now = OfType(e->ready().messages, MessageType::kTimeoutNow);
   ASSERT_EQ(timeout_now.size(), 1u);
   EXPECT_EQ(timeout_now[0].to, "c");
+}
+
+TEST(ElectionRules, TransferWithoutTargetSkipsAPeerThatSaysItJustRestarted) {
+  // c came back so fast that the leader never noticed a silence, and it acks the newest
+  // heartbeats (b lags one behind): only its own word tells that it would defer a TimeoutNow.
+  const Config c;
+  auto e = MakeNode();
+  const Nanos won = MakeLeader(*e);
+  Nanos previous = won;
+  Nanos at = won;
+  for (int i = 0; i < 6; ++i) {
+    at += c.heartbeat_interval;
+    e->tick(at);
+    const auto beats = OfType(e->ready().messages, MessageType::kHeartbeat);
+    ASSERT_FALSE(beats.empty());
+    const Nanos sent = beats[0].send_time;
+    e->step(Ack("b", 1, previous), at + 1ms);
+    Message from_c = Ack("c", 1, sent);
+    from_c.restarting = i >= 4;
+    e->step(from_c, at + 1ms);
+    previous = sent;
+  }
+  e->ready();
+  ASSERT_TRUE(e->transfer_leadership("", at + 2ms));
+  const auto sent = OfType(e->ready().messages, MessageType::kTimeoutNow);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].to, "b");
+}
+
+TEST(ElectionRules, MessagesSayWhetherTheSenderIsInItsRestartWindow) {
+  const Config c;
+  auto e = MakeNode(NoPreVote());
+  e->tick(kT0 + c.election_max + 1ms);  // stands: past its window
+  for (const Message& m : e->ready().messages) EXPECT_FALSE(m.restarting);
+  auto fresh = MakeNode();
+  fresh->step(Make(MessageType::kVoteRequest, "b", 5), kT0 + 1ms);
+  const Message refused = OnlyReply(*fresh, MessageType::kVoteResponse);
+  EXPECT_FALSE(refused.granted);
+  EXPECT_TRUE(refused.restarting);
 }
 
 TEST(ElectionRules, TransferRefusedWithoutLeadershipOrReachablePeer) {

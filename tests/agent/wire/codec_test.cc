@@ -36,12 +36,13 @@ constexpr size_t kClusterLengthOffset = 8;
 TEST(CodecTest, RoundTripsEveryTypeAndFlag) {
   Codec codec("graph", "s3cret");
   for (int t = 1; t <= 7; ++t) {
-    for (int flags = 0; flags < 8; ++flags) {
+    for (int flags = 0; flags < 16; ++flags) {
       Message m = SampleMessage();
       m.type = static_cast<MessageType>(t);
       m.granted = flags & 1;
       m.transfer = flags & 2;
       m.transferring = flags & 4;
+      m.restarting = flags & 8;
       const auto bytes = codec.Encode(m, 1111, 2222);
       const Decoded d = codec.Decode(bytes.data(), bytes.size());
       ASSERT_TRUE(d.ok()) << RejectReasonName(d.reason());

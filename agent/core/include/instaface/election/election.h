@@ -68,6 +68,8 @@ struct Config {
     bool transfer_in_restart_window = false;
     // A leader that steps down votes at once, before its own lease has run out.
     bool former_leader_votes_in_own_lease = false;
+    // A granted vote promises nothing, while the new leader still counts its votes as acks.
+    bool vote_without_lease_promise = false;
   } unsafe;
 };
 

@@ -50,11 +50,14 @@ struct Message {
   bool transfer = false;      // kVoteRequest: campaign started by TimeoutNow
   bool transferring = false;  // kHeartbeat: leader is transferring leadership
   Nanos send_time{0};         // kHeartbeat: sender clock; kHeartbeatResponse: echoed
+  // Every type: the sender started less than election_min ago, so it refuses votes and defers a
+  // TimeoutNow (election.h); a leader does not pick it as a transfer target while another will do.
+  bool restarting = false;
 
   friend bool operator==(const Message& a, const Message& b) {
     return a.type == b.type && a.term == b.term && a.from == b.from && a.to == b.to &&
            a.granted == b.granted && a.transfer == b.transfer && a.transferring == b.transferring &&
-           a.send_time == b.send_time;
+           a.send_time == b.send_time && a.restarting == b.restarting;
   }
 };
 

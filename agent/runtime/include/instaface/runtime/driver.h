@@ -4,10 +4,10 @@
 // one order that keeps leases and votes safe:
 //
 //   1. persist (term, voted_for)        -- before any message that depends on it leaves
-//   2. publish, if the status shrinks the lease the app sees
-//                                        -- before any message that could let a rival win
+//   2. publish the status                -- a lease given up before any message that could
+//                                           let a rival win; a lease gained (it rests on acks
+//                                           and votes already received) without waiting
 //   3. send the messages
-//   4. publish, otherwise
 //
 // Everything outside the core sits behind a narrow seam: the lease Clock, the Outbox that sends,
 // the HardStateStore that makes the vote durable, and the StatusSinks that publish (shared
@@ -101,7 +101,7 @@ struct DriverOptions {
   // does on a failed WAL write); the driver sends nothing after it in any case.
   std::function<void(const std::string& error)> on_persist_failure;
   // UNSAFE, for the simulator and regression tests only: send a Ready's messages before
-  // publishing a status that gives up the lease (the order before the fix).
+  // publishing its status, even one that gives up the lease (the order before the fix).
   bool unsafe_send_before_publish = false;
 };
 

@@ -94,9 +94,9 @@ struct SimOptions {
 };
 
 // The names of the unsafe switches, as --unsafe takes them.
-inline constexpr const char* kUnsafeSwitches[] = {"late-timeout-now", "transfer-in-restart-window",
-                                                  "former-leader-votes", "send-before-publish",
-                                                  "partition-is-death"};
+inline constexpr const char* kUnsafeSwitches[] = {
+    "late-timeout-now",    "transfer-in-restart-window", "former-leader-votes",
+    "send-before-publish", "partition-is-death",         "vote-without-promise"};
 // The switches set in `options`, by name.
 std::vector<std::string> UnsafeNames(const SimOptions& options);
 

@@ -2,6 +2,7 @@
 //
 // Layout (little-endian, version 2):
 //   u32 magic "IFW1" | u8 version | u8 type | u8 flags | u8 reserved (0)
+//     flags: 1 granted, 2 transfer, 4 transferring, 8 restarting (version 2)
 //   u8 cluster_len | cluster (1..64 bytes)
 //   u64 term
 //   u8 from_len | from (1..64) | u8 to_len | to (1..64)
@@ -9,7 +10,7 @@
 //   u64 timestamp_ns (sender's CLOCK_REALTIME, for the replay window) | u64 nonce
 //   u16 watch_port (the sender's death-watch port, transport/death_watch.h; 0: none)
 //   32 bytes HMAC-SHA256(cluster secret, every byte before it)
-// Version 1 is the same without watch_port; it is still decoded (watch_port 0), so an agent
+// Version 1 is the same without watch_port and the restarting flag; it is still decoded (watch_port 0), so an agent
 // of either version understands the other's frames only if it decodes version 2: upgrade
 // every agent of a cluster before any of them sends version 2 (every release since 0.2 does).
 //

@@ -6,7 +6,8 @@
 // leader holds a valid lease).
 //
 //   instaface-failover-probe [--trials=20] [--idle-seconds=30] [--idle-nodes=5]
-//                            [--only=start,kill,term,idle,stop] [--stop-ms=N]
+//                            [--only=start,kill,term,idle,stop,scale] [--stop-ms=N]
+//                            [--scale-nodes=3,51,101,201]
 //                            [--samples=PATH]
 //
 // Without --only it measures start, kill, term and idle; stop runs only when named, since each
@@ -289,6 +290,7 @@ void MeasureStop(const Timings& t, int trials, std::chrono::milliseconds hold,
 struct ProcSample {
   double cpu_seconds = 0;
   long rss_kib = 0;
+  int threads = 0;
 };
 
 ProcSample SampleProc(pid_t pid) {
@@ -312,6 +314,7 @@ ProcSample SampleProc(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) s.rss_kib = std::stol(line.substr(6));
+    if (line.rfind("Threads:", 0) == 0) s.threads = std::stoi(line.substr(8));
   }
   return s;
 }
@@ -351,6 +354,69 @@ void MeasureIdle(int nodes, int seconds) {
   std::fflush(stdout);
 }
 
+// `nodes` agents started at once (seed timings): the time until all of them name one leader, then
+// `seconds` of holding it, sampled every 10 ms for any change of leader or term; what each agent
+// costs meanwhile (CPU, RSS, threads).
+void MeasureScale(int nodes, int seconds) {
+  Cluster c(Options(kSeedTimings, nodes));
+  std::string error;
+  const auto t0 = Clock::now();
+  if (!c.Start(nodes, &error)) {
+    std::cerr << "scale " << nodes << ": " << error << "\n";
+    return;
+  }
+  uint64_t term = 0;
+  std::optional<int> leader;
+  while (!leader && Clock::now() - t0 < std::chrono::seconds(60)) {
+    leader = c.AgreedLeader(c.All(), &term);
+    if (!leader) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!leader) {
+    std::map<std::string, int> views;
+    for (int i : c.All()) {
+      Observation o = c.Observe(i);
+      views[!o.readable ? "unreadable"
+                        : (o.snapshot.stale ? "stale " : "") +
+                              std::string(RoleName(o.snapshot.role)) + " of '" +
+                              o.snapshot.leader_id + "' term " + std::to_string(o.snapshot.term)]++;
+    }
+    std::string seen;
+    for (const auto& [view, count] : views) seen += " " + std::to_string(count) + "x " + view + ";";
+    std::printf("scale %3d agents: no agreed leader within 60 s of the start (views:%s)\n", nodes,
+                seen.c_str());
+    std::fflush(stdout);
+    return;
+  }
+  const double elect_ms = Ms(Clock::now() - t0);
+  std::vector<ProcSample> before;
+  for (int i : c.All()) before.push_back(SampleProc(c.agent(i).process.pid()));
+  int changes = 0;
+  const auto hold_end = Clock::now() + std::chrono::seconds(seconds);
+  while (Clock::now() < hold_end) {
+    uint64_t now_term = 0;
+    auto now_leader = c.AgreedLeader({*leader}, &now_term);
+    if (!now_leader || now_term != term) ++changes;
+    if (now_term > term) term = now_term;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  double cpu_sum = 0;
+  long rss_sum = 0, rss_max = 0;
+  int threads_max = 0;
+  for (int i : c.All()) {
+    ProcSample after = SampleProc(c.agent(i).process.pid());
+    cpu_sum += 100.0 * (after.cpu_seconds - before[i].cpu_seconds) / seconds;
+    rss_sum += after.rss_kib;
+    rss_max = std::max(rss_max, after.rss_kib);
+    threads_max = std::max(threads_max, after.threads);
+  }
+  std::printf(
+      "scale %3d agents: all agree in %7.1f ms; %d samples of %d s without the leader's lease in "
+      "its first term; per agent cpu %.2f %% of a core, VmRSS mean %ld KiB max %ld KiB, threads "
+      "%d\n",
+      nodes, elect_ms, changes, seconds, cpu_sum / nodes, rss_sum / nodes, rss_max, threads_max);
+  std::fflush(stdout);
+}
+
 bool Wants(const std::string& only, const char* what) {
   if (only.empty()) return true;
   std::string list = "," + only + ",";
@@ -359,6 +425,7 @@ bool Wants(const std::string& only, const char* what) {
 
 int Main(int argc, char** argv) {
   int trials = 20, idle_seconds = 30, idle_nodes = 5, stop_ms = 0;
+  std::vector<int> scale_nodes = {3, 51, 101, 201};
   std::string only, samples;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -378,12 +445,19 @@ int Main(int argc, char** argv) {
       stop_ms = std::max(1, std::atoi(v));
     } else if (const char* v = value("samples")) {
       samples = v;
+    } else if (const char* v = value("scale-nodes")) {
+      scale_nodes.clear();
+      std::istringstream list(v);
+      std::string n;
+      while (std::getline(list, n, ',')) scale_nodes.push_back(std::max(1, std::atoi(n.c_str())));
     } else {
       std::cerr << "usage: " << argv[0]
                 << " [--trials=N] [--idle-seconds=S] [--idle-nodes=N]"
-                   " [--only=start,kill,term,idle,stop] [--stop-ms=N] [--samples=PATH]\n"
+                   " [--only=start,kill,term,idle,stop,scale] [--stop-ms=N] [--samples=PATH]"
+                   " [--scale-nodes=3,51,101,201]\n"
                    "  without --only: start,kill,term,idle; stop holds the leader stopped for"
-                   " --stop-ms\n  (default election_max + 2000 ms)\n";
+                   " --stop-ms\n  (default election_max + 2000 ms); scale starts each of"
+                   " --scale-nodes agents at once and holds for --idle-seconds\n";
       return 2;
     }
   }
@@ -409,6 +483,9 @@ int Main(int argc, char** argv) {
                     "< 100 ms", "seed.term");
   }
   if (Wants(only, "idle")) MeasureIdle(idle_nodes, idle_seconds);
+  if (!only.empty() && Wants(only, "scale")) {
+    for (int n : scale_nodes) MeasureScale(n, idle_seconds);
+  }
   if (!only.empty() && Wants(only, "stop")) {
     for (const auto& [t, label, key] : {std::tuple{kSeedTimings, "seed", "seed.stop"},
                                         std::tuple{kFastTimings, "fast", "fast.stop"}}) {

@@ -53,6 +53,7 @@ class Election::Impl {
         // A restarted node may have acked a live leader's heartbeat just before it went down;
         // it cannot know whose, so it honours that possible lease (see election.h).
         last_leader_contact_(now),
+        lease_promise_until_(now + config_.election_min),
         restart_window_until_(now + config_.election_min),
         restored_term_(hard_.term) {
     SetPeers(std::move(peers));
@@ -396,8 +397,16 @@ class Election::Impl {
     if (role_ == Role::kLeader) return true;
     if (InFormerLease(now)) return true;
     if (LeaderKnownDead()) return false;
-    return now - last_leader_contact_ < config_.election_min;
+    return now < lease_promise_until_;
   }
+  // How long a granted vote binds the voter (Config::vote_promise): long enough for the new
+  // leader's first heartbeats to come back acked, short enough that a lost election frees the
+  // voters well before anyone stands again.
+  Nanos VotePromise() const {
+    return config_.vote_promise > Nanos(0) ? std::min(config_.vote_promise, config_.election_min)
+                                           : config_.election_min / 4;
+  }
+
   // This node's own evidence that the leader whose lease it honours has died (PeerDied).
   bool LeaderKnownDead() const { return !dead_leader_.empty() && dead_leader_ == lease_holder_; }
 
@@ -559,6 +568,7 @@ class Election::Impl {
       if (!config_.unsafe.vote_without_lease_promise) {
         last_leader_contact_ = now;
         lease_holder_ = m.from;
+        lease_promise_until_ = std::max(lease_promise_until_, now + VotePromise());
       }
     }
     Reply(m, MessageType::kVoteResponse, grant, hard_.term, grant ? m.send_time : Nanos(0));
@@ -586,6 +596,7 @@ class Election::Impl {
     }
     last_leader_contact_ = now;
     lease_holder_ = m.from;
+    lease_promise_until_ = std::max(lease_promise_until_, now + config_.election_min);
     if (m.send_time >= newest_leader_send_) {
       newest_leader_send_ = m.send_time;
       newest_leader_transferring_ = m.transferring;
@@ -612,8 +623,10 @@ class Election::Impl {
     if (role_ != Role::kCandidate || m.term != hard_.term || !m.granted) return;
     AddVote(m.from);
     // Only the echo of this campaign's requests is a promise about this campaign.
+    // Its promise is shorter than a heartbeat ack's (VotePromise): counted as an ack of a send
+    // that much earlier, the lease it gives ends with it.
     if (PeerState* peer = FindPeer(m.from); peer != nullptr && m.send_time == campaign_sent_) {
-      peer->last_acked_send = campaign_sent_;
+      peer->last_acked_send = campaign_sent_ - (config_.election_min - VotePromise());
     }
     if (HasQuorum()) BecomeLeader(now);
   }
@@ -747,7 +760,8 @@ class Election::Impl {
   Nanos election_deadline_{0};
 
   // Voter side of the lease.
-  Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader
+  Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader (or vote)
+  Nanos lease_promise_until_{0};   // no vote or PreVote for anyone else before this
   Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
   bool restarting_ = true;         // the last input came before restart_window_until_
   std::optional<Message> deferred_timeout_now_;  // one that arrived in the restart window

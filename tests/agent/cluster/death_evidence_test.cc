@@ -125,7 +125,26 @@ TEST_F(DeathEvidenceTest, AKilledLeaderIsSeenDeadAndReplacedEarly) {
   uint64_t term = 0;
   const int leader = ElectedLeader(&term);
   ASSERT_GE(leader, 0);
+  ASSERT_TRUE(cluster_->Observe(leader).snapshot.lease_valid);
   cluster_->agent(leader).process.Kill();
+  // The dead agent's own app must stop seeing itself lead before any peer leads: each round
+  // reads the survivors first, then the dead one's record, so a survivor leading while that
+  // record still claims is caught however the reads interleave with the failover.
+  const auto deadline = std::chrono::steady_clock::now() + kElect;
+  bool new_leader = false;
+  while (!new_leader && std::chrono::steady_clock::now() < deadline) {
+    for (int i : cluster_->AllBut(leader)) {
+      const Observation o = cluster_->Observe(i);
+      new_leader |= o.readable && o.snapshot.role == Role::kLeader && o.snapshot.term > term;
+    }
+    if (new_leader) {
+      const Snapshot old = cluster_->Observe(leader).snapshot;
+      EXPECT_FALSE(old.lease_valid && !old.stale) << "a peer leads while the dead agent's app "
+                                                     "still sees a valid lease";
+      EXPECT_FALSE(cluster_->agent(leader).view->is_leader());
+    }
+  }
+  ASSERT_TRUE(new_leader) << cluster_->Logs();
   ExpectANewLeaderWithout(leader, term);
   std::this_thread::sleep_for(100ms);
   uint64_t seen = 0, early = 0;

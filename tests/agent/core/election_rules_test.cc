@@ -735,8 +735,9 @@ TEST(ElectionRules, ANewLeadersVotesAreItsFirstLease) {
     return std::make_pair(stood, e->status().lease_until);
   };
   const auto [stood, lease] = campaign("c", true);
-  EXPECT_EQ(lease, stood + c.election_min - margin)
-      << "self, b and c promised from the campaign's start: a lease before any heartbeat";
+  EXPECT_EQ(lease, stood + c.election_min / 4 - margin)
+      << "self, b and c promised a vote's worth (election_min / 4) from the campaign's start: a "
+         "lease before any heartbeat";
   EXPECT_EQ(campaign("d", false).second, Nanos(0))
       << "a vote that echoes another time is a vote, and no promise about this campaign";
 }
@@ -758,8 +759,11 @@ TEST(ElectionRules, AGrantedVoteIsALeasePromiseToTheCandidate) {
   // The candidate itself may ask again, in a later term too: its own lease protects nobody.
   e->step(Make(MessageType::kVoteRequest, "b", 3), kAfterStart + 2ms);
   EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted);
-  e->step(Make(MessageType::kVoteRequest, "c", 4), kAfterStart + 2ms + c.election_min);
-  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "the promise has run out";
+  e->step(Make(MessageType::kVoteRequest, "c", 4), kAfterStart + 1ms + c.election_min / 4);
+  EXPECT_FALSE(OnlyReply(*e, MessageType::kVoteResponse).granted) << "b's second vote renewed it";
+  e->step(Make(MessageType::kVoteRequest, "c", 4), kAfterStart + 2ms + c.election_min / 4);
+  EXPECT_TRUE(OnlyReply(*e, MessageType::kVoteResponse).granted)
+      << "a vote binds for election_min / 4, not a heartbeat's election_min";
 }
 
 TEST(ElectionRules, LeaseIgnoresStaleAndUnsentAcks) {

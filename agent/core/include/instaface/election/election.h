@@ -54,6 +54,12 @@ struct Config {
   // one vote round, a data sync included, so that the first candidate usually wins alone.
   Nanos death_stand_step = std::chrono::milliseconds(5);
 
+  // A granted vote promises the candidate no vote for anyone else for this long, and the votes
+  // that make a node leader are its first lease, ending this long after its campaign started
+  // (less the drift margin), until its heartbeats' acks extend it. Zero: election_min / 4. At
+  // most election_min.
+  Nanos vote_promise{0};
+
   // UNSAFE, for the simulator only: count quorum from the peers this node currently knows
   // (known peers + itself) instead of cluster_size. Exists to demonstrate why it is wrong.
   bool quorum_from_discovery = false;

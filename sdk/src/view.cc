@@ -220,44 +220,101 @@ bool View::is_leader() const noexcept {
   return ReadLeadership(*record_, stale_after_ns_, &unused);
 }
 
-Snapshot View::snapshot() const {
-  Snapshot out;
-  // The counter first: a publish racing with this copy then shows up as a change the caller
-  // has not seen yet (one extra wakeup), never as a change it has seen but missed.
-  out.change_counter = record_->change_counter.load(kAcquire);
-  uint32_t role = 0;
-  uint64_t term = 0;
-  uint64_t lease_until = 0;
+namespace {
+
+// One stable copy of the payload, each text as far as LoadUsedText read it.
+struct PayloadCopy {
+  uint32_t role;
+  uint64_t term;
+  uint64_t lease_until;
   uint64_t self_id[shm::kIdBytes / 8];
   uint64_t leader_id[shm::kIdBytes / 8];
   uint64_t peer[shm::kAddressBytes / 8];
   uint64_t app[shm::kAddressBytes / 8];
-  const bool stable = internal::SeqlockRead(*record_, stale_after_ns_, [&] {
-    role = record_->role.load(kAcquire);
-    term = record_->term.load(kAcquire);
-    lease_until = record_->lease_until_ns.load(kAcquire);
-    internal::LoadText(record_->self_id, self_id);
-    internal::LoadText(record_->leader_id, leader_id);
-    internal::LoadText(record_->leader_peer_address, peer);
-    internal::LoadText(record_->leader_app_address, app);
+  size_t self_id_words;
+  size_t leader_id_words;
+  size_t peer_words;
+  size_t app_words;
+};
+
+// Copies n bytes with a few fixed-size moves, overlapping at the end, rather than a call to
+// memcpy: these texts are short, and the call and its dispatch cost more than the bytes.
+inline void CopyShort(char* to, const char* from, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) std::memcpy(to + i, from + i, 8);
+    std::memcpy(to + n - 8, from + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(to, from, 4);
+    std::memcpy(to + n - 4, from + n - 4, 4);
+  } else if (n > 0) {
+    to[0] = from[0];
+    to[n / 2] = from[n / 2];
+    to[n - 1] = from[n - 1];
+  }
+}
+
+// Into the caller's string: no allocation once its capacity holds the text, and, when its
+// length is unchanged (the usual case in a loop: the same leader as last time), no library call
+// at all.
+void AssignText(std::string* out, const uint64_t* words, size_t word_count) {
+  const size_t size = internal::UsedTextSize(words, word_count);
+  const char* text = reinterpret_cast<const char*>(words);
+  if (size == out->size()) {
+    CopyShort(out->data(), text, size);
+  } else {
+    out->assign(text, size);
+  }
+}
+
+}  // namespace
+
+Snapshot View::snapshot() const {
+  Snapshot out;
+  snapshot(&out);
+  return out;
+}
+
+void View::snapshot(Snapshot* into) const {
+  Snapshot& out = *into;
+  // The counter first: a publish racing with this copy then shows up as a change the caller
+  // has not seen yet (one extra wakeup), never as a change it has seen but missed.
+  out.change_counter = record_->change_counter.load(kAcquire);
+  PayloadCopy p;  // left uninitialised: the copy writes the words it reads, and only those
+  const shm::Record& r = *record_;
+  const bool stable = internal::SeqlockRead(r, stale_after_ns_, [&] {
+    p.role = r.role.load(kAcquire);
+    p.term = r.term.load(kAcquire);
+    p.lease_until = r.lease_until_ns.load(kAcquire);
+    p.self_id_words = internal::LoadUsedText(r.self_id, p.self_id);
+    p.leader_id_words = internal::LoadUsedText(r.leader_id, p.leader_id);
+    p.peer_words = internal::LoadUsedText(r.leader_peer_address, p.peer);
+    p.app_words = internal::LoadUsedText(r.leader_app_address, p.app);
   });
   const uint64_t now = internal::LeaseNowNs();
-  out.stale = internal::IsStale(now, record_->liveness_ns.load(kAcquire), stale_after_ns_) ||
-              internal::AgentGone(*record_);
+  out.stale = internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns_) ||
+              internal::AgentGone(r);
   if (!stable) {
-    out.stale = true;  // a writer that died mid-update left nothing trustworthy
-    return out;
+    // A writer that died mid-update left nothing trustworthy: what a fresh Snapshot says.
+    out.role = Role::kFollower;
+    out.term = 0;
+    out.lease_until_ns = 0;
+    out.lease_valid = false;
+    out.stale = true;
+    out.self_id.clear();
+    out.leader_id.clear();
+    out.leader_peer_address.clear();
+    out.leader_app_address.clear();
+    return;
   }
   out.role =
-      role <= static_cast<uint32_t>(Role::kLeader) ? static_cast<Role>(role) : Role::kFollower;
-  out.term = term;
-  out.lease_until_ns = lease_until;
-  out.lease_valid = out.role == Role::kLeader && now < lease_until;
-  out.self_id = internal::TextToString<shm::kIdBytes>(self_id);
-  out.leader_id = internal::TextToString<shm::kIdBytes>(leader_id);
-  out.leader_peer_address = internal::TextToString<shm::kAddressBytes>(peer);
-  out.leader_app_address = internal::TextToString<shm::kAddressBytes>(app);
-  return out;
+      p.role <= static_cast<uint32_t>(Role::kLeader) ? static_cast<Role>(p.role) : Role::kFollower;
+  out.term = p.term;
+  out.lease_until_ns = p.lease_until;
+  out.lease_valid = out.role == Role::kLeader && now < p.lease_until;
+  AssignText(&out.self_id, p.self_id, p.self_id_words);
+  AssignText(&out.leader_id, p.leader_id, p.leader_id_words);
+  AssignText(&out.leader_peer_address, p.peer, p.peer_words);
+  AssignText(&out.leader_app_address, p.app, p.app_words);
 }
 
 namespace {

@@ -78,7 +78,16 @@ class View {
   std::optional<Leadership> leadership() const noexcept;
   // leadership().has_value(): whether this node leads, for when the term does not matter.
   bool is_leader() const noexcept;
+  // A consistent copy of the whole record. Each string longer than 15 bytes (a URL, say) is
+  // a heap allocation, made afresh on every call; a reader that snapshots in a loop should use
+  // the overload below.
   Snapshot snapshot() const;
+  // The same into *into, overwriting every field and reusing its strings' capacity: once they
+  // have held texts this long, the call allocates nothing, and it copies a text whose length
+  // has not changed in place (about half the time of snapshot(); sdk/README.md). *into may
+  // start as any Snapshot, e.g. a default one; the caller owns it, and no other thread may use
+  // it during the call.
+  void snapshot(Snapshot* into) const;
   // Sleeps (futex) until change_counter differs from `last_seen`, the agent dies, or `timeout`
   // passes. Returns the current change counter; spurious wakeups are absorbed. The counter is
   // still last_seen after a timeout and after a death (a dead agent publishes nothing), so a

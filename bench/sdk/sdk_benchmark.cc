@@ -1,10 +1,13 @@
 // How fast an app learns who leads, by every route it could take, in one run:
-//   is_leader(), leadership() and snapshot() on the shared-memory record of a real
-//   instaface-agent (with the lease clock they read, and is_leader() on a follower);
+//   is_leader(), leadership() and snapshot() (a new Snapshot, and into a reused one) on the
+//   shared-memory record of a real instaface-agent (with the lease clock they read, and
+//   is_leader() on a follower);
 //   the status request over the agent's Unix control socket (NDJSON);
 //   GET of the same JSON from a localhost HTTP endpoint (keep-alive);
 //   GET of the same JSON from Redis, over TCP loopback and over a Unix socket;
-//   and the latency from a publish to a sleeping WaitForChange waking (p50/p99 counters).
+//   the latency from a publish to a sleeping WaitForChange waking (p50/p99 counters);
+//   and from kill -9 of the process that holds the record's life lock to a sleeping
+//   WaitForChange waking.
 // Every route but shared memory also parses the JSON it gets, as an app would.
 //
 // The agent comes from $INSTAFACE_AGENT or the build tree; without one, an in-process writer
@@ -12,7 +15,10 @@
 // `source` label says which). scripts/bench-sdk runs this and prints the ratios.
 #include <benchmark/benchmark.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +29,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -277,12 +284,26 @@ void BM_IsLeaderOnAFollower(benchmark::State& state) {
 }
 BENCHMARK(BM_IsLeaderOnAFollower);
 
+// A new Snapshot each time: the agent's addresses are longer than a string holds inline, so
+// each call allocates (and frees) them.
 void BM_Snapshot(benchmark::State& state) {
   const View& view = *env->view;
   for (auto _ : state) benchmark::DoNotOptimize(view.snapshot());
   state.SetLabel(env->source);
 }
 BENCHMARK(BM_Snapshot);
+
+// Into the same Snapshot each time, as a reader that snapshots in a loop does: no allocation.
+void BM_SnapshotInto(benchmark::State& state) {
+  const View& view = *env->view;
+  Snapshot s;
+  for (auto _ : state) {
+    view.snapshot(&s);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetLabel(env->source);
+}
+BENCHMARK(BM_SnapshotInto);
 
 void BM_UnixSocketStatus(benchmark::State& state) {
   asio::io_context io;
@@ -360,6 +381,20 @@ void BM_RedisGetUnix(benchmark::State& state) {
 }
 BENCHMARK(BM_RedisGetUnix);
 
+// p50, p99 and max of a sample, in microseconds, as counters.
+void ReportLatencies(benchmark::State& state, std::vector<double> latencies_ns) {
+  if (latencies_ns.empty()) return;
+  std::sort(latencies_ns.begin(), latencies_ns.end());
+  auto at = [&](double q) {
+    return latencies_ns[std::min(latencies_ns.size() - 1,
+                                 static_cast<size_t>(q * latencies_ns.size()))] /
+           1000.0;
+  };
+  state.counters["p50_us"] = at(0.50);
+  state.counters["p99_us"] = at(0.99);
+  state.counters["max_us"] = latencies_ns.back() / 1000.0;
+}
+
 // Publisher (this thread) to a waiter asleep in WaitForChange on another thread, through a
 // named segment: the futex path an app uses, measured from just before Publish to the
 // waiter's first instruction after waking.
@@ -405,24 +440,111 @@ void BM_ChangeNotification(benchmark::State& state) {
   writer->Publish(shm::PublishedState{});
   waiter.join();
   (void)writer->Unlink();
-  std::sort(latencies_ns.begin(), latencies_ns.end());
-  if (!latencies_ns.empty()) {
-    auto at = [&](double q) {
-      return latencies_ns[std::min(latencies_ns.size() - 1,
-                                   static_cast<size_t>(q * latencies_ns.size()))] /
-             1000.0;
-    };
-    state.counters["p50_us"] = at(0.50);
-    state.counters["p99_us"] = at(0.99);
-    state.counters["max_us"] = latencies_ns.back() / 1000.0;
-  }
+  ReportLatencies(state, std::move(latencies_ns));
 }
 BENCHMARK(BM_ChangeNotification)->UseManualTime()->Iterations(2000)->Unit(benchmark::kMicrosecond);
+
+// BM_AgentDeathWake's stand-in for the agent: this binary again, run with this flag, holds a
+// segment through the SDK's writer (and so its life lock, on a thread of its own, as the agent
+// does) until it is killed.
+constexpr char kHoldSegmentFlag[] = "--hold-segment=";
+
+int HoldSegment(const std::string& name) {
+  auto writer = shm::Writer::Create(name, 0600, 3600s);
+  if (!writer.ok()) {
+    std::fprintf(stderr, "%s\n", writer.error().c_str());
+    return 1;
+  }
+  for (;;) pause();
+}
+
+#ifdef SYS_futex_waitv
+constexpr long kSysFutexWaitv = SYS_futex_waitv;
+#else
+constexpr long kSysFutexWaitv = 449;
+#endif
+
+// The system call a thread of this process is blocked in, or -1 while it runs.
+long BlockedIn(pid_t tid) {
+  std::ifstream file("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long number = -1;
+  return file >> number ? number : -1;
+}
+
+// From kill -9 of the process that holds the life lock to a WaitForChange asleep on another
+// thread returning: the signal, the process's exit up to the kernel marking the lock (and waking
+// the sleeper), and the sleeper's return. Without futex_waitv the sleeper looks every 10 ms
+// instead (the label says which it slept in).
+void BM_AgentDeathWake(benchmark::State& state) {
+  char self[PATH_MAX];
+  const ssize_t length = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (length <= 0) {
+    state.SkipWithError("cannot find this binary to run the lock holder");
+    return;
+  }
+  self[length] = '\0';
+  std::vector<double> latencies_ns;
+  latencies_ns.reserve(static_cast<size_t>(state.max_iterations));
+  long slept_in = -1;
+  int round = 0;
+  for (auto _ : state) {
+    const std::string name =
+        "instaface-bench-death-" + std::to_string(getpid()) + "-" + std::to_string(round++);
+    SubprocessOptions o;
+    o.argv = {self, kHoldSegmentFlag + name};
+    o.stderr_path = env->dir.File("holder.log");
+    Subprocess holder(o);
+    std::optional<View> view;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline && holder.Running()) {
+      auto opened = View::Open(name);
+      if (opened.ok() && !opened->snapshot().stale) {
+        view.emplace(std::move(*opened));
+        break;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+    if (!view) {
+      state.SkipWithError(("the lock holder did not start: " + holder.ReadStderr()).c_str());
+      shm_unlink(("/" + name).c_str());
+      return;
+    }
+    const uint32_t seen = view->snapshot().change_counter;
+    std::atomic<pid_t> tid{0};
+    std::atomic<uint64_t> woke{0};
+    std::thread sleeper([&] {
+      tid.store(static_cast<pid_t>(syscall(SYS_gettid)));
+      view->WaitForChange(seen, 30s);
+      woke.store(MonotonicNs());
+    });
+    // Into the kernel, so that the wake path is what is measured.
+    while (tid.load() == 0) std::this_thread::yield();
+    for (long call = BlockedIn(tid); call != SYS_futex && call != kSysFutexWaitv;
+         call = BlockedIn(tid)) {
+      std::this_thread::sleep_for(50us);
+    }
+    slept_in = BlockedIn(tid);
+    const uint64_t killed = MonotonicNs();
+    holder.Kill();
+    sleeper.join();
+    latencies_ns.push_back(static_cast<double>(woke.load() - killed));
+    state.SetIterationTime(latencies_ns.back() / 1e9);
+    view.reset();
+    shm_unlink(("/" + name).c_str());
+  }
+  ReportLatencies(state, std::move(latencies_ns));
+  state.SetLabel(slept_in == kSysFutexWaitv ? "futex_waitv" : "FUTEX_WAIT, 10 ms slices");
+}
+BENCHMARK(BM_AgentDeathWake)->UseManualTime()->Iterations(100)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace instaface::bench
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::strncmp(argv[1], instaface::bench::kHoldSegmentFlag,
+                                std::strlen(instaface::bench::kHoldSegmentFlag)) == 0) {
+    return instaface::bench::HoldSegment(argv[1] + std::strlen(instaface::bench::kHoldSegmentFlag));
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   instaface::bench::Environment environment;

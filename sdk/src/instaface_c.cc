@@ -133,10 +133,11 @@ int instaface_wait_for_change(const instaface_view* view, uint32_t last_seen, ui
     return Fail(INSTAFACE_ERR_INVALID_ARGUMENT, "instaface_wait_for_change: null view", nullptr, 0);
   }
   const uint64_t capped = std::min<uint64_t>(timeout_ns, INT64_MAX);
-  const uint32_t now =
-      view->view.WaitForChange(last_seen, std::chrono::nanoseconds(static_cast<int64_t>(capped)));
+  uint32_t now = last_seen;
+  const bool news = instaface::internal::ViewAccess::WaitForChangeOrDeath(
+      view->view, last_seen, std::chrono::nanoseconds(static_cast<int64_t>(capped)), &now);
   if (current != nullptr) *current = now;
-  return now == last_seen ? INSTAFACE_ERR_TIMEOUT : INSTAFACE_OK;
+  return news ? INSTAFACE_OK : INSTAFACE_ERR_TIMEOUT;
 }
 
 void instaface_close(instaface_view* view) { delete view; }

@@ -3,7 +3,8 @@
 // marks it owner-died the moment the holding thread's process exits, so a reader learns of the
 // death at once, from one load of the lock's word, without a system call.
 //
-// Thread safety: LifeLock is created and destroyed by one thread; OwnerGone is safe anywhere.
+// Thread safety: LifeLock is created and destroyed by one thread; the functions on a lock's word
+// (OwnerGone, ArmOwnerDeathWake) are safe anywhere.
 #ifndef INSTAFACE_SDK_SRC_LIFE_LOCK_H_
 #define INSTAFACE_SDK_SRC_LIFE_LOCK_H_
 
@@ -12,6 +13,7 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -85,11 +87,39 @@ class LifeLock {
   bool release_ = false;
 };
 
-// Whether the holder of `lock` is gone: the kernel marked it owner-died, or nobody holds it.
-inline bool OwnerGone(const pthread_mutex_t& lock) {
-  // The kernel updates this word with atomic operations on the futex; read it as one.
-  const int word = __atomic_load_n(&lock.__data.__lock, __ATOMIC_ACQUIRE);
+// The lock's futex word. The kernel and glibc update it with atomic operations; read it as one.
+inline uint32_t LifeLockWord(const pthread_mutex_t& lock) {
+  return static_cast<uint32_t>(__atomic_load_n(&lock.__data.__lock, __ATOMIC_ACQUIRE));
+}
+
+// Whether a word of LifeLockWord says its holder is gone: the kernel marked it owner-died, or
+// nobody holds it.
+inline bool OwnerGoneWord(uint32_t word) {
   return (word & FUTEX_OWNER_DIED) != 0 || (word & FUTEX_TID_MASK) == 0;
+}
+
+// Whether the holder of `lock` is gone.
+inline bool OwnerGone(const pthread_mutex_t& lock) { return OwnerGoneWord(LifeLockWord(lock)); }
+
+// Makes the holder's death wake a sleeper on the lock's word: sets FUTEX_WAITERS in it, if it
+// still is `observed` (a live holder's), exactly as a thread that blocks in pthread_mutex_lock
+// does. Returns the word as it is afterwards: observed | FUTEX_WAITERS, or whatever it changed
+// to (the holder died or let go, or another sleeper set the bit first).
+//
+// This is glibc's own protocol for a robust mutex, so the holder is none the worse for it: its
+// unlock swaps the word to 0 and, seeing FUTEX_WAITERS, wakes one sleeper (FUTEX_WAKE, 1); a
+// process that takes the lock over from a dead holder keeps the bit. When the holder dies, the
+// kernel (handle_futex_death, as the thread exits) sets FUTEX_OWNER_DIED, keeps FUTEX_WAITERS,
+// and because that bit is set wakes one sleeper on the word. One: the one woken must wake the
+// rest (View's wait does). Needs a writable mapping of the lock.
+inline uint32_t ArmOwnerDeathWake(pthread_mutex_t* lock, uint32_t observed) {
+  int expected = static_cast<int>(observed);
+  const int armed = static_cast<int>(observed | FUTEX_WAITERS);
+  if (__atomic_compare_exchange_n(&lock->__data.__lock, &expected, armed, false, __ATOMIC_SEQ_CST,
+                                  __ATOMIC_ACQUIRE)) {
+    return static_cast<uint32_t>(armed);
+  }
+  return static_cast<uint32_t>(expected);
 }
 
 }  // namespace instaface::internal

@@ -259,7 +259,7 @@ Status Writer::Unlink() {
 }
 
 View Writer::view() const {
-  return internal::ViewAccess::Make(record_, &record_->waiters, record_->stale_after_ns, segment_);
+  return internal::ViewAccess::Make(record_, record_, record_->stale_after_ns, segment_);
 }
 
 }  // namespace instaface::shm

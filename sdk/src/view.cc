@@ -1,6 +1,7 @@
 #include "instaface/view.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "clocks.h"
 #include "futex.h"
 #include "instaface/shm_layout.h"
+#include "life_lock.h"
 #include "record_access.h"
 #include "view_access.h"
 
@@ -26,12 +28,17 @@ constexpr auto kAcquire = std::memory_order_acquire;
 // the wake; such readers sleep in slices this long instead.
 constexpr uint64_t kUnregisteredSliceNs = 1000000;
 
+// Where a sleeper cannot be woken by the agent's death (no futex_waitv), it looks for it this
+// often: a bound on the delay for a few wakeups a second.
+constexpr uint64_t kDeathPollSliceNs = 10000000;
+
 std::string Quoted(const std::string& name) { return "shared-memory segment '" + name + "'"; }
 
 }  // namespace
 
 // The segment's mappings: the record read-only (a stray write in the app cannot corrupt what
-// other readers see), and, when permitted, the same page writable for the `waiters` word alone.
+// other readers see), and, when permitted, the same page writable for two words only: the
+// `waiters` count and the FUTEX_WAITERS bit of the life lock (View::Wait).
 struct View::Mapping {
   void* read_only = MAP_FAILED;
   void* writable = MAP_FAILED;
@@ -126,11 +133,11 @@ Result<View> internal::ViewAccess::Open(const std::string& shm_name, OpenFailure
                                                 "-byte record but this libinstaface expects " +
                                                 std::to_string(sizeof(shm::Record)) + " bytes");
   }
-  std::atomic<uint32_t>* waiters = nullptr;
+  shm::Record* writable_record = nullptr;
   if (mapping->writable != MAP_FAILED) {
-    waiters = &static_cast<shm::Record*>(mapping->writable)->waiters;
+    writable_record = static_cast<shm::Record*>(mapping->writable);
   }
-  return View(record, waiters, record->stale_after_ns, std::move(mapping));
+  return View(record, writable_record, record->stale_after_ns, std::move(mapping));
 }
 
 Result<View> View::Open(const std::string& shm_name) {
@@ -139,14 +146,14 @@ Result<View> View::Open(const std::string& shm_name) {
 
 View View::FromRecord(const shm::Record* record, std::shared_ptr<const void> owner) {
   // An in-process record is ordinary writable memory; only this interface is const.
-  auto* waiters = const_cast<std::atomic<uint32_t>*>(&record->waiters);
-  return View(record, waiters, record->stale_after_ns, std::move(owner));
+  auto* writable = const_cast<shm::Record*>(record);
+  return View(record, writable, record->stale_after_ns, std::move(owner));
 }
 
-View::View(const shm::Record* record, std::atomic<uint32_t>* waiters, uint64_t stale_after_ns,
+View::View(const shm::Record* record, shm::Record* writable, uint64_t stale_after_ns,
            std::shared_ptr<const void> owner)
     : record_(record),
-      waiters_(waiters),
+      writable_(writable),
       stale_after_ns_(stale_after_ns),
       owner_(std::move(owner)) {}
 
@@ -213,55 +220,178 @@ bool View::is_leader() const noexcept {
   return ReadLeadership(*record_, stale_after_ns_, &unused);
 }
 
-Snapshot View::snapshot() const {
-  Snapshot out;
-  // The counter first: a publish racing with this copy then shows up as a change the caller
-  // has not seen yet (one extra wakeup), never as a change it has seen but missed.
-  out.change_counter = record_->change_counter.load(kAcquire);
-  uint32_t role = 0;
-  uint64_t term = 0;
-  uint64_t lease_until = 0;
+namespace {
+
+// One stable copy of the payload, each text as far as LoadUsedText read it.
+struct PayloadCopy {
+  uint32_t role;
+  uint64_t term;
+  uint64_t lease_until;
   uint64_t self_id[shm::kIdBytes / 8];
   uint64_t leader_id[shm::kIdBytes / 8];
   uint64_t peer[shm::kAddressBytes / 8];
   uint64_t app[shm::kAddressBytes / 8];
-  const bool stable = internal::SeqlockRead(*record_, stale_after_ns_, [&] {
-    role = record_->role.load(kAcquire);
-    term = record_->term.load(kAcquire);
-    lease_until = record_->lease_until_ns.load(kAcquire);
-    internal::LoadText(record_->self_id, self_id);
-    internal::LoadText(record_->leader_id, leader_id);
-    internal::LoadText(record_->leader_peer_address, peer);
-    internal::LoadText(record_->leader_app_address, app);
-  });
-  const uint64_t now = internal::LeaseNowNs();
-  out.stale = internal::IsStale(now, record_->liveness_ns.load(kAcquire), stale_after_ns_) ||
-              internal::AgentGone(*record_);
-  if (!stable) {
-    out.stale = true;  // a writer that died mid-update left nothing trustworthy
-    return out;
+  size_t self_id_words;
+  size_t leader_id_words;
+  size_t peer_words;
+  size_t app_words;
+};
+
+// Copies n bytes with a few fixed-size moves, overlapping at the end, rather than a call to
+// memcpy: these texts are short, and the call and its dispatch cost more than the bytes.
+inline void CopyShort(char* to, const char* from, size_t n) {
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) std::memcpy(to + i, from + i, 8);
+    std::memcpy(to + n - 8, from + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(to, from, 4);
+    std::memcpy(to + n - 4, from + n - 4, 4);
+  } else if (n > 0) {
+    to[0] = from[0];
+    to[n / 2] = from[n / 2];
+    to[n - 1] = from[n - 1];
   }
-  out.role =
-      role <= static_cast<uint32_t>(Role::kLeader) ? static_cast<Role>(role) : Role::kFollower;
-  out.term = term;
-  out.lease_until_ns = lease_until;
-  out.lease_valid = out.role == Role::kLeader && now < lease_until;
-  out.self_id = internal::TextToString<shm::kIdBytes>(self_id);
-  out.leader_id = internal::TextToString<shm::kIdBytes>(leader_id);
-  out.leader_peer_address = internal::TextToString<shm::kAddressBytes>(peer);
-  out.leader_app_address = internal::TextToString<shm::kAddressBytes>(app);
+}
+
+// Into the caller's string: no allocation once its capacity holds the text, and, when its
+// length is unchanged (the usual case in a loop: the same leader as last time), no library call
+// at all.
+void AssignText(std::string* out, const uint64_t* words, size_t word_count) {
+  const size_t size = internal::UsedTextSize(words, word_count);
+  const char* text = reinterpret_cast<const char*>(words);
+  if (size == out->size()) {
+    CopyShort(out->data(), text, size);
+  } else {
+    out->assign(text, size);
+  }
+}
+
+}  // namespace
+
+Snapshot View::snapshot() const {
+  Snapshot out;
+  snapshot(&out);
   return out;
 }
 
-uint32_t View::WaitForChange(uint32_t last_seen, std::chrono::nanoseconds timeout) const {
-  return WaitForChangeOrInterrupt(last_seen, timeout, nullptr);
+void View::snapshot(Snapshot* into) const {
+  Snapshot& out = *into;
+  // The counter first: a publish racing with this copy then shows up as a change the caller
+  // has not seen yet (one extra wakeup), never as a change it has seen but missed.
+  out.change_counter = record_->change_counter.load(kAcquire);
+  PayloadCopy p;  // left uninitialised: the copy writes the words it reads, and only those
+  const shm::Record& r = *record_;
+  const bool stable = internal::SeqlockRead(r, stale_after_ns_, [&] {
+    p.role = r.role.load(kAcquire);
+    p.term = r.term.load(kAcquire);
+    p.lease_until = r.lease_until_ns.load(kAcquire);
+    p.self_id_words = internal::LoadUsedText(r.self_id, p.self_id);
+    p.leader_id_words = internal::LoadUsedText(r.leader_id, p.leader_id);
+    p.peer_words = internal::LoadUsedText(r.leader_peer_address, p.peer);
+    p.app_words = internal::LoadUsedText(r.leader_app_address, p.app);
+  });
+  const uint64_t now = internal::LeaseNowNs();
+  out.stale = internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns_) ||
+              internal::AgentGone(r);
+  if (!stable) {
+    // A writer that died mid-update left nothing trustworthy: what a fresh Snapshot says.
+    out.role = Role::kFollower;
+    out.term = 0;
+    out.lease_until_ns = 0;
+    out.lease_valid = false;
+    out.stale = true;
+    out.self_id.clear();
+    out.leader_id.clear();
+    out.leader_peer_address.clear();
+    out.leader_app_address.clear();
+    return;
+  }
+  out.role =
+      p.role <= static_cast<uint32_t>(Role::kLeader) ? static_cast<Role>(p.role) : Role::kFollower;
+  out.term = p.term;
+  out.lease_until_ns = p.lease_until;
+  out.lease_valid = out.role == Role::kLeader && now < p.lease_until;
+  AssignText(&out.self_id, p.self_id, p.self_id_words);
+  AssignText(&out.leader_id, p.leader_id, p.leader_id_words);
+  AssignText(&out.leader_peer_address, p.peer, p.peer_words);
+  AssignText(&out.leader_app_address, p.app, p.app_words);
 }
 
-uint32_t View::WaitForChangeOrInterrupt(uint32_t last_seen, std::chrono::nanoseconds timeout,
-                                        const std::atomic<bool>* interrupt) const {
+namespace {
+
+// The deaths this thread has been told of by WaitForChange, so that each is reported once per
+// thread (view.h). An entry is the record, its agent's pid and the counter that agent left:
+// a restarted agent publishes, and a new counter is a new entry. A thread that waits on more
+// records than this is told of a death again at worst, never less.
+struct ToldDeath {
+  const shm::Record* record;
+  uint32_t agent_pid;
+  uint32_t counter;
+};
+constexpr size_t kToldDeaths = 4;
+
+// A new agent rewrites agent_pid when it takes the segment over, maybe while this reads it.
+uint32_t AgentPid(const shm::Record& record) {
+  return __atomic_load_n(&record.agent_pid, __ATOMIC_RELAXED);
+}
+
+thread_local ToldDeath told_deaths[kToldDeaths];
+thread_local size_t told_next;
+
+bool ThreadWasTold(const shm::Record* record, uint32_t counter) {
+  for (const ToldDeath& told : told_deaths) {
+    if (told.record == record && told.agent_pid == AgentPid(*record) && told.counter == counter) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void RememberTold(const shm::Record* record, uint32_t counter) {
+  told_deaths[told_next] = ToldDeath{record, AgentPid(*record), counter};
+  told_next = (told_next + 1) % kToldDeaths;
+}
+
+}  // namespace
+
+uint32_t View::WaitForChange(uint32_t last_seen, std::chrono::nanoseconds timeout) const {
+  return WaitForChangeOrDeath(last_seen, timeout).counter;
+}
+
+View::WaitResult View::WaitForChangeOrDeath(uint32_t last_seen,
+                                            std::chrono::nanoseconds timeout) const {
+  const WaitResult result =
+      Wait(last_seen, timeout, nullptr, /*death_ends_wait=*/!ThreadWasTold(record_, last_seen));
+  if (result.end == WaitEnd::kAgentGone) RememberTold(record_, result.counter);
+  return result;
+}
+
+// Waking on the agent's death. A sleeper must wake for a publish (a FUTEX_WAKE on
+// change_counter, from a writer that knows nothing of this) and for the death, so it waits on
+// two words at once with futex_waitv: change_counter and the life lock's word. Nothing wakes a
+// futex word merely because its value changes, and the kernel's only wake at a robust mutex
+// holder's death is handle_futex_death's FUTEX_WAKE of one sleeper on the lock's word, issued
+// only if FUTEX_WAITERS is set in it. So a sleeper first sets that bit (ArmOwnerDeathWake: the
+// same as a blocked pthread_mutex_lock, which the holder's unlock and the kernel both expect),
+// then sleeps expecting the armed value; a death after the arming either fails that check (the
+// word already says owner-died) or wakes one sleeper, and that one, finding the agent gone,
+// wakes every sleeper on change_counter (all of ours, in every process, are queued there too).
+// It passes the wake on even when it leaves for another reason at the same moment (a publish,
+// its timeout, an interrupt), so the kernel's one wake is never swallowed.
+//
+// Rejected: a sleeper on the lock word alone (a publish does not wake it, and readers must keep
+// working with agents that only wake change_counter); readers incrementing change_counter at a
+// death (it is the writer's word, and a read-only reader could not); a helper thread per process
+// blocked on the lock word (a thread in every app, for what futex_waitv does in the sleeper).
+View::WaitResult View::Wait(uint32_t last_seen, std::chrono::nanoseconds timeout,
+                            const std::atomic<bool>* interrupt, bool death_ends_wait) const {
   const std::atomic<uint32_t>& counter = record_->change_counter;
   uint32_t current = counter.load(kAcquire);
-  if (current != last_seen || timeout.count() <= 0) return current;
+  if (current != last_seen) return {current, WaitEnd::kChanged};
+  if (timeout.count() <= 0) return {current, WaitEnd::kTimeout};
+  const bool watch_agent =
+      death_ends_wait && record_->agent_lock_kind == shm::kAgentLockRobustMutex;
+  const void* lock_word = &record_->agent_lock.__data.__lock;
 
   const uint64_t start = internal::MonotonicNowNs();
   const uint64_t span = static_cast<uint64_t>(timeout.count());
@@ -269,21 +399,52 @@ uint32_t View::WaitForChangeOrInterrupt(uint32_t last_seen, std::chrono::nanosec
   // Registration, then the check: with both sides sequentially consistent, either the writer's
   // load of `waiters` sees us (and wakes), or our load of the counter sees its increment. The
   // kernel re-checks the word inside FUTEX_WAIT, closing the gap before we sleep.
-  if (waiters_ != nullptr) waiters_->fetch_add(1, std::memory_order_seq_cst);
+  if (writable_ != nullptr) writable_->waiters.fetch_add(1, std::memory_order_seq_cst);
+  WaitEnd end;
+  bool may_hold_the_death_wake = false;
   for (;;) {
     current = counter.load(std::memory_order_seq_cst);
-    if (current != last_seen) break;
-    if (interrupt != nullptr && interrupt->load(std::memory_order_seq_cst)) break;
+    if (current != last_seen) {
+      end = WaitEnd::kChanged;
+      break;
+    }
+    if (interrupt != nullptr && interrupt->load(std::memory_order_seq_cst)) {
+      end = WaitEnd::kInterrupted;
+      break;
+    }
+    const uint32_t word = watch_agent ? internal::LifeLockWord(record_->agent_lock) : 0;
+    if (watch_agent && internal::OwnerGoneWord(word)) {
+      end = WaitEnd::kAgentGone;
+      break;
+    }
     const uint64_t now = internal::MonotonicNowNs();
-    if (now >= deadline) break;
+    if (now >= deadline) {
+      end = WaitEnd::kTimeout;
+      break;
+    }
     uint64_t until = deadline;
-    if (waiters_ == nullptr && deadline - now > kUnregisteredSliceNs) {
+    if (writable_ == nullptr && deadline - now > kUnregisteredSliceNs) {
       until = now + kUnregisteredSliceNs;
     }
+    if (watch_agent && writable_ != nullptr && internal::FutexWaitEitherUsable()) {
+      const uint32_t armed = (word & FUTEX_WAITERS) != 0
+                                 ? word
+                                 : internal::ArmOwnerDeathWake(&writable_->agent_lock, word);
+      if (armed != (word | FUTEX_WAITERS)) continue;  // the holder died or changed: look again
+      if (internal::FutexWaitEitherUntil(&counter, last_seen, lock_word, armed, until)) {
+        may_hold_the_death_wake = true;
+        continue;
+      }
+      // No futex_waitv here after all: fall back to the slices below.
+    }
+    if (watch_agent && until - now > kDeathPollSliceNs) until = now + kDeathPollSliceNs;
     internal::FutexWaitUntil(&counter, last_seen, until);
   }
-  if (waiters_ != nullptr) waiters_->fetch_sub(1, std::memory_order_seq_cst);
-  return current;
+  if (writable_ != nullptr) writable_->waiters.fetch_sub(1, std::memory_order_seq_cst);
+  if (may_hold_the_death_wake && internal::AgentGone(*record_)) {
+    internal::FutexWakeAll(&counter);
+  }
+  return {current, end};
 }
 
 }  // namespace instaface

@@ -3,6 +3,8 @@
 #ifndef INSTAFACE_SDK_SRC_VIEW_ACCESS_H_
 #define INSTAFACE_SDK_SRC_VIEW_ACCESS_H_
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,9 +16,18 @@ enum class OpenFailure { kNone, kInvalidArgument, kNotFound, kIncompatible, kSys
 
 struct ViewAccess {
   static Result<View> Open(const std::string& shm_name, OpenFailure* failure);
-  static View Make(const shm::Record* record, std::atomic<uint32_t>* waiters,
-                   uint64_t stale_after_ns, std::shared_ptr<const void> owner) {
-    return View(record, waiters, stale_after_ns, std::move(owner));
+  // `writable` is the same record mapped writable, or null (View::writable_).
+  static View Make(const shm::Record* record, shm::Record* writable, uint64_t stale_after_ns,
+                   std::shared_ptr<const void> owner) {
+    return View(record, writable, stale_after_ns, std::move(owner));
+  }
+  // View::WaitForChange for the C API, which tells a death from a timeout: true when the
+  // counter moved or the agent died, false on a timeout.
+  static bool WaitForChangeOrDeath(const View& view, uint32_t last_seen,
+                                   std::chrono::nanoseconds timeout, uint32_t* current) {
+    const View::WaitResult result = view.WaitForChangeOrDeath(last_seen, timeout);
+    *current = result.counter;
+    return result.end == View::WaitEnd::kChanged || result.end == View::WaitEnd::kAgentGone;
   }
   static const shm::Record* record(const View& view) { return view.record_; }
 };

@@ -55,7 +55,10 @@ void Watcher::Run() {
       const uint64_t left = last.lease_until_ns > now ? last.lease_until_ns - now : 0;
       timeout = std::clamp<uint64_t>(left + kMinTimerNs, kMinTimerNs, periodic);
     }
-    view_.WaitForChangeOrInterrupt(last.change_counter, std::chrono::nanoseconds(timeout), &stop_);
+    // The agent's death ends the sleep at once, unless the last callback already said stale:
+    // then the death has nothing new to report, and the timer paces the thread.
+    view_.Wait(last.change_counter, std::chrono::nanoseconds(timeout), &stop_,
+               /*death_ends_wait=*/!last.stale);
     if (stop_.load(std::memory_order_seq_cst)) break;
     Snapshot now = view_.snapshot();
     if (Differs(now, last)) {

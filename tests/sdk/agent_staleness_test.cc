@@ -1,11 +1,13 @@
 // Staleness with a real instaface-agent: after kill -9 the state reads as stale and never as
-// leader at once (the life lock), after SIGSTOP within 3 heartbeat periods (the agent's
-// stale_after), and a restarted agent is seen through the mapping an app already holds.
+// leader at once (the life lock), and a sleeping WaitForChange wakes at once; after SIGSTOP
+// within 3 heartbeat periods (the agent's stale_after); and a restarted agent is seen through
+// the mapping an app already holds.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <optional>
@@ -149,6 +151,32 @@ TEST_F(AgentStalenessTest, KillNineIsSeenAtOnceNotWhenTheStampAges) {
   EXPECT_FALSE(leader) << "the dead agent's app still reads itself leader";
   EXPECT_TRUE(s.stale);
   EXPECT_EQ(s.role, Role::kLeader) << "the last published state stays visible";
+}
+
+// The same death wakes an app thread asleep in WaitForChange at once, not at its timeout: the
+// loop an app runs learns of it on its next turn.
+TEST_F(AgentStalenessTest, KillNineWakesAWaitForChangeLoopAtOnce) {
+  StartAgent();
+  WaitUntilLeader();
+  std::atomic<bool> saw_death{false};
+  std::chrono::steady_clock::time_point saw_death_at;
+  std::thread app([&] {
+    uint32_t seen = view_->snapshot().change_counter;
+    for (;;) {
+      seen = view_->WaitForChange(seen, 30s);  // lease renewals wake it too
+      if (view_->snapshot().stale) {           // woken by the death, or else at the timeout
+        saw_death_at = std::chrono::steady_clock::now();
+        saw_death = true;
+        return;
+      }
+    }
+  });
+  std::this_thread::sleep_for(300ms);  // the loop turns over some renewals, then sleeps
+  const auto kill_at = std::chrono::steady_clock::now();
+  agent_.Kill();
+  app.join();
+  ASSERT_TRUE(saw_death.load());
+  EXPECT_LT(saw_death_at - kill_at, 5s) << "the loop slept on after the agent died";
 }
 
 TEST_F(AgentStalenessTest, SigstopIsStaleWithinThreeHeartbeatsAndSigcontRecovers) {

@@ -2,10 +2,13 @@
 // through an in-process record (embedded mode).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "instaface/clock.h"
 #include "instaface/shm_layout.h"
@@ -150,6 +153,110 @@ TEST(PublishReadTest, ShorterStringsOverwriteLongerOnesCompletely) {
   state.leader_app_address = "http://b:1";
   writer.Publish(state);
   EXPECT_EQ(writer.view().snapshot().leader_app_address, "http://b:1");
+}
+
+// Every field of a, compared with b's.
+void ExpectSameSnapshot(const Snapshot& a, const Snapshot& b) {
+  EXPECT_EQ(a.role, b.role);
+  EXPECT_EQ(a.term, b.term);
+  EXPECT_EQ(a.self_id, b.self_id);
+  EXPECT_EQ(a.leader_id, b.leader_id);
+  EXPECT_EQ(a.leader_peer_address, b.leader_peer_address);
+  EXPECT_EQ(a.leader_app_address, b.leader_app_address);
+  EXPECT_EQ(a.lease_until_ns, b.lease_until_ns);
+  EXPECT_EQ(a.lease_valid, b.lease_valid);
+  EXPECT_EQ(a.stale, b.stale);
+  EXPECT_EQ(a.change_counter, b.change_counter);
+}
+
+// snapshot(&reused) reads what snapshot() reads, whatever the reused Snapshot held before:
+// texts grow, shrink, keep their length with new bytes, and empty.
+TEST(PublishReadTest, SnapshotIntoAReusedSnapshotReadsWhatANewOneReads) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  View view = writer.view();
+  Snapshot reused;
+  reused.role = Role::kCandidate;  // left over from elsewhere: all of it must be overwritten
+  reused.term = 99;
+  reused.self_id = std::string(40, 's');
+  reused.leader_app_address = "stale text";
+  reused.lease_until_ns = 1;
+  reused.lease_valid = true;
+  reused.stale = true;
+  reused.change_counter = 12345;
+
+  std::vector<shm::PublishedState> states;
+  states.push_back(LeaderState(1));
+  shm::PublishedState follower;
+  follower.term = 2;
+  follower.self_id = "node-a";
+  follower.leader_id = "node-b";  // same length as "node-a", other bytes
+  follower.leader_peer_address = "tcp://10.0.0.6:7000";
+  follower.leader_app_address = "http://b:1";  // shorter
+  states.push_back(follower);
+  shm::PublishedState long_texts = follower;
+  long_texts.term = 3;
+  long_texts.self_id = std::string(63, 'i');
+  long_texts.leader_id = std::string(200, 'l');  // cut to 63
+  long_texts.leader_peer_address = std::string(191, 'p');
+  long_texts.leader_app_address = "http://a-long-host-name.example:8080/path";
+  states.push_back(long_texts);
+  shm::PublishedState empty;  // every text empty, no leader known
+  empty.term = 4;
+  states.push_back(empty);
+  states.push_back(LeaderState(5));
+
+  for (const shm::PublishedState& state : states) {
+    SCOPED_TRACE("term " + std::to_string(state.term));
+    writer.Publish(state);
+    view.snapshot(&reused);
+    ExpectSameSnapshot(reused, view.snapshot());
+    shm::PublishedState stored = state;  // as the fields hold it: ASCII, cut to size
+    stored.leader_id.resize(std::min(stored.leader_id.size(), shm::kIdBytes - 1));
+    ExpectSame(stored, reused);
+  }
+}
+
+// Texts of every length read back exactly, on both paths: a text ends inside a word, on its
+// last byte, or fills its field but for the NUL.
+TEST(PublishReadTest, TextsOfEveryLengthReadBack) {
+  shm::Writer writer = shm::Writer::CreateInProcess(5s);
+  View view = writer.view();
+  Snapshot reused;
+  for (size_t length = 0; length < shm::kAddressBytes; ++length) {
+    SCOPED_TRACE("length " + std::to_string(length));
+    shm::PublishedState state;
+    state.self_id = std::string(std::min(length, shm::kIdBytes - 1), 'a' + length % 26);
+    state.leader_id = std::string(std::min(length, shm::kIdBytes - 1) / 2, 'L');
+    state.leader_peer_address = std::string(length, 'p');
+    state.leader_app_address = std::string(shm::kAddressBytes - 1 - length, 'q');
+    writer.Publish(state);
+    view.snapshot(&reused);
+    ExpectSame(state, reused);
+    ExpectSame(state, view.snapshot());
+  }
+}
+
+// A writer that leaves no NUL in a field (not ours: ours always keeps one) has its text read to
+// the end of the field, never beyond it.
+TEST(PublishReadTest, ATextWithoutItsNulIsReadToTheEndOfItsField) {
+  TestSegment segment("no-nul");
+  auto writer = shm::Writer::Create(segment.name(), 0600, 5s);
+  ASSERT_TRUE(writer.ok()) << writer.error();
+  writer->Publish(LeaderState(3));
+  testing::RawMapping raw(segment.posix(), sizeof(shm::Record));
+  ASSERT_TRUE(raw.ok());
+  auto* record = raw.as<shm::Record>();
+  for (auto& word : record->self_id.words) word.store(0x6969696969696969ULL);  // "iiiiiiii"
+  for (auto& word : record->leader_app_address.words) word.store(0x6161616161616161ULL);
+  auto view = View::Open(segment.name());
+  ASSERT_TRUE(view.ok()) << view.error();
+  Snapshot reused;
+  view->snapshot(&reused);
+  for (const Snapshot& s : {view->snapshot(), reused}) {
+    EXPECT_EQ(s.self_id, std::string(shm::kIdBytes, 'i'));
+    EXPECT_EQ(s.leader_id, "node-a") << "the next field is its own";
+    EXPECT_EQ(s.leader_app_address, std::string(shm::kAddressBytes, 'a'));
+  }
 }
 
 TEST(PublishReadTest, OneRoleTypeForReaderAndWriter) {

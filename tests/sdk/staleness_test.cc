@@ -112,6 +112,19 @@ TEST(StalenessTest, WriterThatDiedMidUpdateDoesNotHangReaders) {
   record->liveness_ns.store(LeaseNs() - 1'000'000'000ULL);
   EXPECT_FALSE(view->is_leader());
   EXPECT_TRUE(view->snapshot().stale);
+  // A reused Snapshot keeps nothing of its last read: the dead writer's half-update is not
+  // trustworthy, and neither is what the Snapshot held before.
+  Snapshot reused = view->snapshot();
+  reused.role = Role::kLeader;
+  reused.term = 7;
+  reused.self_id = "node-a";
+  reused.lease_valid = true;
+  view->snapshot(&reused);
+  EXPECT_TRUE(reused.stale);
+  EXPECT_EQ(reused.role, Role::kFollower);
+  EXPECT_EQ(reused.term, 0u);
+  EXPECT_EQ(reused.self_id, "");
+  EXPECT_FALSE(reused.lease_valid);
 
   // A restarted writer finishes the interrupted update instead of inverting the protocol.
   writer->StampLiveness();

@@ -89,8 +89,14 @@ int64_t instaface_lease_clock_now_ns(void);
 /* Copies a consistent snapshot; the strings are NUL-terminated. */
 int instaface_snapshot(const instaface_view* view, instaface_snapshot_t* out);
 
-/* Sleeps until the change counter differs from last_seen or timeout_ns passes. Stores the
- * current counter in *current (if not NULL); returns INSTAFACE_OK or INSTAFACE_ERR_TIMEOUT. */
+/* Sleeps until the change counter differs from last_seen, the agent dies, or timeout_ns passes.
+ * Stores the current counter in *current (if not NULL). Returns INSTAFACE_OK when there is
+ * something new to read: a new counter, or the agent's death, with *current == last_seen (a dead
+ * agent publishes nothing; instaface_snapshot then reads stale); INSTAFACE_ERR_TIMEOUT after
+ * timeout_ns with nothing new. A death is reported as View::WaitForChange does (view.h): to
+ * every call asleep then, at once, and to the first call on each thread after it; later calls
+ * sleep until a restarted agent publishes or the timeout, so a loop does not spin. A zero
+ * timeout only reads the counter. */
 int instaface_wait_for_change(const instaface_view* view, uint32_t last_seen, uint64_t timeout_ns,
                               uint32_t* current);
 

@@ -33,7 +33,10 @@
 // the death from a closed connection, and long before any election timeout. A reader reads the
 // futex word (a plain load, no system call): an owner tid without FUTEX_OWNER_DIED means alive.
 // `agent_lock_kind` says whether the lock is in use (an in-process record has none: the
-// election then dies with its app).
+// election then dies with its app). A reader that sleeps in WaitForChange and may write the
+// segment also sets FUTEX_WAITERS in that word, as a thread blocked on the mutex would, so that
+// the kernel wakes it at the death (view.cc, View::Wait): glibc's protocol for the word, which
+// every agent's unlock and takeover already follow, so no new layout version.
 //
 // The layout is pinned below (size, every offset, lock-free atomics): a reader in another
 // process, built from another copy of this header, must find each field where the writer put

@@ -78,10 +78,36 @@ class View {
   std::optional<Leadership> leadership() const noexcept;
   // leadership().has_value(): whether this node leads, for when the term does not matter.
   bool is_leader() const noexcept;
+  // A consistent copy of the whole record. Each string longer than 15 bytes (a URL, say) is
+  // a heap allocation, made afresh on every call; a reader that snapshots in a loop should use
+  // the overload below.
   Snapshot snapshot() const;
-  // Sleeps (futex) until change_counter differs from `last_seen` or `timeout` passes. Returns
-  // the current change counter (equal to last_seen on timeout). Spurious wakeups are absorbed.
-  // A dead agent publishes nothing, so this times out: check snapshot().stale afterwards.
+  // The same into *into, overwriting every field and reusing its strings' capacity: once they
+  // have held texts this long, the call allocates nothing, and it copies a text whose length
+  // has not changed in place (about half the time of snapshot(); sdk/README.md). *into may
+  // start as any Snapshot, e.g. a default one; the caller owns it, and no other thread may use
+  // it during the call.
+  void snapshot(Snapshot* into) const;
+  // Sleeps (futex) until change_counter differs from `last_seen`, the agent dies, or `timeout`
+  // passes. Returns the current change counter; spurious wakeups are absorbed. The counter is
+  // still last_seen after a timeout and after a death (a dead agent publishes nothing), so a
+  // return with last_seen means "look again": snapshot().stale is true and leadership() empty
+  // if the agent is gone, and a restarted agent's first publish moves the counter.
+  //
+  // The agent's death (kill -9, a crash, or its exit) ends every wait asleep at that moment, in
+  // every process, at once: the kernel marks the agent's life lock as it exits (shm_layout.h,
+  // "Life") and wakes a sleeper, which wakes the rest. A call that starts when the agent is
+  // already gone returns at once the first time on each thread, so a death that fell between two
+  // calls is not missed; later calls on that thread sleep as usual, until a publish (a restarted
+  // agent takes the segment over) or the timeout. A loop such as
+  //   for (;;) { c = view.WaitForChange(c, 30s); Snapshot s = view.snapshot(); ... }
+  // thus learns of the death once, promptly, and then does not spin. A zero timeout only reads
+  // the counter. A hung agent (SIGSTOP) still holds its lock: no wait wakes for it, and it is
+  // found by its stamp (snapshot().stale), as before.
+  //
+  // Without futex_waitv (Linux before 5.16, or refused by a seccomp filter), or on a segment that
+  // could be mapped only read-only, a sleeper looks for the death every 10 ms (read-only: every
+  // 1 ms, as it must for publishes too) instead of being woken.
   uint32_t WaitForChange(uint32_t last_seen, std::chrono::nanoseconds timeout) const;
 
   // How old the liveness stamp may grow before the state counts as stale (set by the writer).
@@ -91,15 +117,26 @@ class View {
   friend class Watcher;  // wakes its own sleeping thread to stop it
   friend struct internal::ViewAccess;
   struct Mapping;
-  View(const shm::Record* record, std::atomic<uint32_t>* waiters, uint64_t stale_after_ns,
+  enum class WaitEnd { kChanged, kTimeout, kAgentGone, kInterrupted };
+  struct WaitResult {
+    uint32_t counter;
+    WaitEnd end;
+  };
+  View(const shm::Record* record, shm::Record* writable, uint64_t stale_after_ns,
        std::shared_ptr<const void> owner);
-  // WaitForChange that also returns once *interrupt is set and the futex word is woken.
-  uint32_t WaitForChangeOrInterrupt(uint32_t last_seen, std::chrono::nanoseconds timeout,
-                                    const std::atomic<bool>* interrupt) const;
+  // WaitForChange, saying why it returned (the C API tells a death from a timeout).
+  WaitResult WaitForChangeOrDeath(uint32_t last_seen, std::chrono::nanoseconds timeout) const;
+  // The sleep under WaitForChange and Watcher: until the counter differs from last_seen, the
+  // timeout, *interrupt is set (and the counter's futex woken), or, if `death_ends_wait`, the
+  // agent is gone (already, or while it sleeps).
+  WaitResult Wait(uint32_t last_seen, std::chrono::nanoseconds timeout,
+                  const std::atomic<bool>* interrupt, bool death_ends_wait) const;
   const shm::Record* record_;
-  // Registration word for sleepers, so the writer may skip the wake syscall when nobody waits.
-  // Null when the segment could only be opened read-only (then waits sleep in short slices).
-  std::atomic<uint32_t>* waiters_;
+  // The same record mapped writable, or null when the segment could only be opened read-only.
+  // Sleepers register in its `waiters` word, so the writer may skip the wake syscall when
+  // nobody waits, and set FUTEX_WAITERS in its life lock's word, so the agent's death wakes
+  // them. Without it, waits sleep in short slices.
+  shm::Record* writable_;
   uint64_t stale_after_ns_;
   std::shared_ptr<const void> owner_;
 };

@@ -5,7 +5,8 @@
 //
 // The callback runs on the watcher's thread: once at start with the current state, then after
 // every publish and whenever `stale` or `lease_valid` flips (those change with time alone, so
-// the thread also wakes on a timer: a quarter of stale_after, or the lease end if sooner).
+// the thread also wakes on a timer: a quarter of stale_after, or the lease end if sooner). The
+// agent's death wakes it at once (View::WaitForChange), with `stale` set.
 //
 // Thread safety: Start and Stop may be called from any thread, but not from the callback. The
 // View must outlive the Watcher.

@@ -49,8 +49,8 @@ void CloseSocketBounded(nng_socket socket, std::chrono::milliseconds limit) {
 }
 constexpr std::chrono::milliseconds kCloseLimit{500};
 
-// The host of a tcp:// (tcp4://, tcp6://) nng URL, without brackets; empty for anything else.
-// An empty or "*" host (nng's "every address") is returned as is.
+// The host of a tcp:// (tcp4://, tcp6://) nng URL, without brackets; nothing for another scheme
+// (ipc://, inproc://). An empty or "*" host (nng's "every address") is returned as is.
 std::optional<std::string> TcpHost(const std::string& url) {
   const size_t scheme_end = url.find("://");
   if (scheme_end == std::string::npos) return std::nullopt;

@@ -10,10 +10,9 @@
 //   u64 timestamp_ns (sender's CLOCK_REALTIME, for the replay window) | u64 nonce
 //   u16 watch_port (the sender's death-watch port, transport/death_watch.h; 0: none)
 //   32 bytes HMAC-SHA256(cluster secret, every byte before it)
-// Version 1 is the same without watch_port and the restarting flag; it is still decoded (watch_port
-// 0), so an agent of either version understands the other's frames only if it decodes version 2:
-// upgrade every agent of a cluster before any of them sends version 2 (every release since 0.2
-// does).
+// Version 1 is the same without watch_port and the restarting flag, and is still decoded (port
+// 0, flag clear): a new agent hears an old one, while an old one rejects version 2 (bad_version).
+// A rolling upgrade, one agent at a time, keeps a majority that hears itself at every step.
 //
 // Decode never trusts a byte before checking it: every length is bounds-checked, the MAC is
 // compared in constant time, and a rejected message yields a RejectReason so that the caller

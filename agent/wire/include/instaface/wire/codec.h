@@ -12,7 +12,8 @@
 //   32 bytes HMAC-SHA256(cluster secret, every byte before it)
 // Version 1 is the same without watch_port and the restarting flag, and is still decoded (port
 // 0, flag clear): a new agent hears an old one, while an old one rejects version 2 (bad_version).
-// A rolling upgrade, one agent at a time, keeps a majority that hears itself at every step.
+// A rolling upgrade of an odd-sized cluster, one agent at a time, keeps a majority that hears
+// itself at every step (of an even-sized one, not halfway).
 //
 // Decode never trusts a byte before checking it: every length is bounds-checked, the MAC is
 // compared in constant time, and a rejected message yields a RejectReason so that the caller

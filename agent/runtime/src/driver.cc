@@ -7,21 +7,6 @@ namespace instaface::runtime {
 
 using election::Role;
 
-namespace {
-
-// The lease end the app sees in a status: only a leader's counts.
-Nanos AppLeaseEnd(const election::Status& s) {
-  return s.role == Role::kLeader ? s.lease_until : Nanos(0);
-}
-
-}  // namespace
-
-bool ShrinksLease(const election::Status& previous, const election::Status& next) {
-  const Nanos before = AppLeaseEnd(previous);
-  if (before == Nanos(0)) return false;
-  return next.term != previous.term || AppLeaseEnd(next) < before;
-}
-
 Driver::Driver(DriverOptions options, election::HardState restored, uint64_t seed, Clock& clock,
                Outbox& outbox, HardStateStore* store, std::vector<StatusSink*> sinks)
     : options_(std::move(options)),

@@ -155,10 +155,6 @@ class Driver {
   bool failed_ = false;
 };
 
-// Whether publishing `next` after `previous` takes away lease the app could act on: it must then
-// be published before the Ready's messages leave.
-bool ShrinksLease(const election::Status& previous, const election::Status& next);
-
 }  // namespace instaface::runtime
 
 #endif  // INSTAFACE_RUNTIME_DRIVER_H_

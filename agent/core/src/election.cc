@@ -44,17 +44,18 @@ struct PeerState {
 class Election::Impl {
  public:
   Impl(Config config, NodeId self, std::vector<NodeId> peers, HardState restored, uint64_t seed,
-       Nanos now)
+       Nanos now, std::optional<Nanos> earlier_promises_until)
       : config_(Sanitize(config)),
         self_(std::move(self)),
         hard_(std::move(restored)),
         persisted_(hard_),
         rng_(seed),
         // A restarted node may have acked a live leader's heartbeat just before it went down;
-        // it cannot know whose, so it honours that possible lease (see election.h).
+        // it cannot know whose, so it honours that possible lease (see election.h) for as long
+        // as its earlier incarnation's promises may last.
         last_leader_contact_(now),
-        lease_promise_until_(now + config_.election_min),
-        restart_window_until_(now + config_.election_min),
+        lease_promise_until_(RestartWindowEnd(config_, now, earlier_promises_until)),
+        restart_window_until_(lease_promise_until_),
         restored_term_(hard_.term) {
     SetPeers(std::move(peers));
     ResetElectionTimer(now);
@@ -268,6 +269,10 @@ class Election::Impl {
       ready.hard_state = hard_;
       persisted_ = hard_;
     }
+    if (lease_promise_until_ > recorded_promise_) {
+      ready.promised_until = lease_promise_until_;
+      recorded_promise_ = lease_promise_until_;
+    }
     if (!unplugged_) ready.messages = std::move(outbox_);
     outbox_.clear();
     Status now_status = CurrentStatus();
@@ -279,8 +284,8 @@ class Election::Impl {
   }
 
   bool HasReady() const {
-    return !(hard_ == persisted_) || (!unplugged_ && !outbox_.empty()) || !published_ ||
-           *published_ != CurrentStatus();
+    return !(hard_ == persisted_) || lease_promise_until_ > recorded_promise_ ||
+           (!unplugged_ && !outbox_.empty()) || !published_ || *published_ != CurrentStatus();
   }
 
   Nanos NextDeadline() const {
@@ -328,6 +333,14 @@ class Election::Impl {
   const Stats& stats() const { return stats_; }
 
  private:
+  // The earlier incarnation's promises, if recorded, end no later than election_min from now
+  // (each lasts at most that long from a moment before now), and a window cannot end in the past.
+  static Nanos RestartWindowEnd(const Config& c, Nanos now, std::optional<Nanos> earlier) {
+    const Nanos longest = now + c.election_min;
+    if (!earlier) return longest;
+    return std::clamp(*earlier, now, longest);
+  }
+
   static Config Sanitize(Config c) {
     if (c.election_min < Nanos(1)) c.election_min = Nanos(1);
     if (c.election_max < c.election_min) c.election_max = c.election_min;
@@ -420,10 +433,9 @@ class Election::Impl {
 
   // A TimeoutNow campaign may override the lease, but only when the leader itself announced
   // the handover in its newest heartbeat: otherwise a stale or rogue "transfer" would break it.
-  // Not within election_min of a restart either, in a term it may have known before: it may
-  // have acked a newer heartbeat without the announcement before it went down, and no longer
-  // knows. (It acks only heartbeats of a term it has persisted, so a term above the restored
-  // one is safe.)
+  // Not in its restart window either, in a term it may have known before: it may have acked a
+  // newer heartbeat without the announcement before it went down, and no longer knows. (It acks
+  // only heartbeats of a term it has persisted, so a term above the restored one is safe.)
   bool TransferAnnounced(Nanos now) const {
     if (role_ == Role::kLeader) return transferring_;
     if (now < restart_window_until_ && hard_.term <= restored_term_ &&
@@ -762,7 +774,9 @@ class Election::Impl {
   // Voter side of the lease.
   Nanos last_leader_contact_{0};   // receipt time of the newest heartbeat from a leader (or vote)
   Nanos lease_promise_until_{0};   // no vote or PreVote for anyone else before this
-  Nanos restart_window_until_{0};  // start + election_min: transfers cannot override the lease
+  Nanos recorded_promise_{0};      // lease_promise_until_ as last handed out by ready()
+  Nanos restart_window_until_{0};  // the earlier incarnation's promises end: until then
+                                   // transfers cannot override a lease it may have acked
   bool restarting_ = true;         // the last input came before restart_window_until_
   std::optional<Message> deferred_timeout_now_;  // one that arrived in the restart window
   Term restored_term_ = 0;                       // the durable term at start
@@ -797,9 +811,9 @@ class Election::Impl {
 };
 
 Election::Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored,
-                   uint64_t seed, Nanos now)
+                   uint64_t seed, Nanos now, std::optional<Nanos> earlier_promises_until)
     : impl_(std::make_unique<Impl>(config, std::move(self), std::move(peers), std::move(restored),
-                                   seed, now)) {}
+                                   seed, now, earlier_promises_until)) {}
 
 Election::~Election() = default;
 

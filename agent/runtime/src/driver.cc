@@ -8,16 +8,20 @@ namespace instaface::runtime {
 using election::Role;
 
 Driver::Driver(DriverOptions options, election::HardState restored, uint64_t seed, Clock& clock,
-               Outbox& outbox, HardStateStore* store, std::vector<StatusSink*> sinks)
+               Outbox& outbox, HardStateStore* store, PromiseRecord* promises,
+               std::vector<StatusSink*> sinks)
     : options_(std::move(options)),
       clock_(clock),
       outbox_(outbox),
       store_(store),
+      promises_(promises),
       sinks_(std::move(sinks)) {
   const Nanos now = clock_.Now();
+  std::optional<Nanos> earlier;
+  if (promises_ != nullptr) earlier = promises_->Earlier();
   core_ = std::make_unique<election::Election>(options_.config, options_.self_id,
                                                std::vector<election::NodeId>{}, std::move(restored),
-                                               seed, now);
+                                               seed, now, earlier);
   published_.self_id = options_.self_id;
   published_.at = now;
   Drain(now);
@@ -114,6 +118,7 @@ void Driver::Drain(Nanos now) {
         return;
       }
     }
+    if (ready.promised_until && promises_ != nullptr) promises_->Record(*ready.promised_until);
     // Published first, whatever the status: a lease given up must reach the app before any
     // message that could let a rival win, and a lease gained rests on promises already made
     // (acks, votes), so the app may act on it before this node's heartbeats leave.

@@ -29,6 +29,7 @@
 #include "instaface/metrics/metrics_server.h"
 #include "instaface/runtime/driver.h"
 #include "instaface/shm_writer.h"
+#include "instaface/state/promise_file.h"
 #include "instaface/state/state_store.h"
 #include "instaface/transport/transport.h"
 #include "instaface/wire/codec.h"
@@ -66,6 +67,19 @@ class FileHardStateStore : public HardStateStore {
 
  private:
   state::StateStore& store_;
+};
+
+class FilePromiseRecord : public PromiseRecord {
+ public:
+  explicit FilePromiseRecord(state::PromiseFile& file) : file_(file) {}
+  std::optional<Nanos> Earlier() const override {
+    if (auto ns = file_.earlier_until_ns()) return Nanos(*ns);
+    return std::nullopt;
+  }
+  void Record(Nanos until) override { file_.Record(until.count()); }
+
+ private:
+  state::PromiseFile& file_;
 };
 
 bool ValidId(const std::string& s) { return !s.empty() && s.size() <= election::kMaxNodeIdLength; }
@@ -282,6 +296,8 @@ class Node::Impl : public control::Handler, public StatusSink {
   LeaseClock clock;
   std::unique_ptr<state::StateStore> store;
   std::optional<FileHardStateStore> store_seam;
+  std::unique_ptr<state::PromiseFile> promise_file;
+  std::optional<FilePromiseRecord> promise_seam;
   std::unique_ptr<transport::Transport> transport;
   std::optional<TransportOutbox> outbox;
   std::set<std::string> cut_links;  // links cut by fault injection; driver thread only
@@ -328,6 +344,15 @@ common::Status Node::Impl::Init() {
     if (!loaded.ok()) return loaded.status();
     restored = *loaded;
     store_seam.emplace(*store);
+    auto promises = state::PromiseFile::Open(options.state_dir);
+    if (!promises.ok()) return promises.status();
+    promise_file = std::move(*promises);
+    promise_seam.emplace(*promise_file);
+    if (auto until = promise_file->earlier_until_ns()) {
+      const int64_t left = *until - clock.Now().count();
+      spdlog::info("restart window: the promises of the last run end in {:.1f} ms",
+                   static_cast<double>(std::max<int64_t>(left, 0)) / 1e6);
+    }
   }
 
   transport::TransportOptions t;
@@ -446,7 +471,8 @@ common::Status Node::Impl::Init() {
   for (auto& sink : sinks) sink_list.push_back(sink.get());
   const uint64_t seed = options.seed != 0 ? options.seed : std::random_device{}() * 0x9e3779b9ULL;
   driver = std::make_unique<Driver>(std::move(d), restored, seed, clock, *outbox,
-                                    store_seam ? &*store_seam : nullptr, std::move(sink_list));
+                                    store_seam ? &*store_seam : nullptr,
+                                    promise_seam ? &*promise_seam : nullptr, std::move(sink_list));
   if (options.app_liveness.count() > 0) {
     app = std::make_unique<AppPresenceReader>(options.shm_name);
     WatchApp();  // not eligible until the app is there: told before the first timer runs

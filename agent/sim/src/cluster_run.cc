@@ -16,12 +16,15 @@
 // peer connected to it learns of that after a network delay and a redial that finds nothing
 // listening (transport/death_watch.h): Driver::PeerDied, unless a partition cut it off from
 // the dead node or the node is back by then. Pauses and partitions tell nobody anything.
+// What the dead process recorded of its lease promises (runtime::PromiseRecord) survives it,
+// unless the crash was a reboot, and sets its restart window when it comes back.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -127,6 +130,17 @@ class SimStore : public runtime::HardStateStore {
   int node_;
 };
 
+class SimPromises : public runtime::PromiseRecord {
+ public:
+  SimPromises(World& world, int node) : world_(world), node_(node) {}
+  std::optional<Nanos> Earlier() const override;
+  void Record(Nanos until) override;
+
+ private:
+  World& world_;
+  int node_;
+};
+
 class SimShmSink : public runtime::StatusSink {
  public:
   SimShmSink(World& world, int node) : world_(world), node_(node) {}
@@ -144,9 +158,13 @@ struct SimNode {
   std::unique_ptr<SimClock> clock_seam;
   std::unique_ptr<SimOutbox> outbox;
   std::unique_ptr<SimStore> store;
+  std::unique_ptr<SimPromises> promises;
   std::unique_ptr<SimShmSink> sink;
   std::unique_ptr<runtime::Driver> driver;
   HardState durable;  // survives crashes: what the node fsynced last
+  // Survives crashes of the process, not reboots: the end of its newest lease promise, on its
+  // clock (runtime::PromiseRecord); none when lost or never written.
+  std::optional<Nanos> promised_until;
   uint64_t incarnation = 0;
   Nanos scheduled_tick{-1};  // true time of the pending tick, -1: none
   Nanos last_tick_at{-1};
@@ -179,6 +197,7 @@ class World {
         clock_rng_(MixSeed(seed, 3)),
         discovery_rng_(MixSeed(seed, 4)),
         stall_rng_(MixSeed(seed, 5)),
+        reboot_rng_(MixSeed(seed, 6)),
         checker_(seed, Names(options.nodes), kMaxListedViolationsPerSeed) {
     result_.seed = seed;
     flaky_discovery_ = options.faults.flaky_discovery || options.quorum_from_discovery;
@@ -241,6 +260,13 @@ class World {
   // ---- seams (called by a node's Driver, inside an input the world started) ----
 
   Nanos SeamNow(int i) const { return nodes_[i].clock.Local(cursor_); }
+
+  std::optional<Nanos> SeamEarlierPromises(int i) const { return nodes_[i].promised_until; }
+
+  void SeamRecordPromises(int i, Nanos until) {
+    nodes_[i].promised_until = until;
+    Hash(0x9e, static_cast<uint64_t>(until.count()), 0);
+  }
 
   common::Status SeamSave(int i, const HardState& state) {
     MaybeStall(i, "persist");
@@ -481,6 +507,7 @@ class World {
     node.clock_seam = std::make_unique<SimClock>(*this, i);
     node.outbox = std::make_unique<SimOutbox>(*this, i);
     node.store = std::make_unique<SimStore>(*this, i);
+    node.promises = std::make_unique<SimPromises>(*this, i);
     node.sink = std::make_unique<SimShmSink>(*this, i);
     Trace(&node, "start (incarnation %" PRIu64 ", durable term %" PRIu64 " vote '%s')",
           node.incarnation, node.durable.term, node.durable.voted_for.c_str());
@@ -495,7 +522,7 @@ class World {
     Input(i, [&](runtime::Driver*& /*none yet*/) {
       node.driver = std::make_unique<runtime::Driver>(
           std::move(d), node.durable, core_seed, *node.clock_seam, *node.outbox, node.store.get(),
-          std::vector<runtime::StatusSink*>{node.sink.get()});
+          node.promises.get(), std::vector<runtime::StatusSink*>{node.sink.get()});
       node.driver->SetPeers(PeerMap(i));
       if (node.app_gone) node.driver->SetEligible(false);  // restarted beside a dead app
     });
@@ -532,6 +559,14 @@ class World {
     node.scheduled_tick = Nanos(-1);
     node.busy_until = now_;
     node.paused_until = now_;
+    // A quarter of the crashes take the machine with them: the promise record in its page cache
+    // is lost and the restarted node waits out a whole election_min (kept as short a downtime
+    // as the others, which is harder than any real reboot). Drawn from a stream of its own.
+    if (reboot_rng_.Unit() < 0.25) {
+      node.promised_until.reset();
+      ++result_.injected.reboots;
+      Trace(&node, "the machine went down too: its promise record is lost");
+    }
     const int64_t down =
         fault_rng_.Between(Nanos(milliseconds(100)).count(), 3 * options_.election_max.count());
     Push(now_ + Nanos(down), EventKind::kRestart, i, node.incarnation);
@@ -1015,6 +1050,7 @@ class World {
   SimRandom clock_rng_;
   SimRandom discovery_rng_;
   SimRandom stall_rng_;
+  SimRandom reboot_rng_;
   InvariantChecker checker_;
   bool flaky_discovery_ = false;
   int quorum_ = 1;
@@ -1045,6 +1081,8 @@ class World {
 Nanos SimClock::Now() { return world_.SeamNow(node_); }
 void SimOutbox::Send(const Message& message) { world_.SeamSend(node_, message); }
 common::Status SimStore::Save(const HardState& state) { return world_.SeamSave(node_, state); }
+std::optional<Nanos> SimPromises::Earlier() const { return world_.SeamEarlierPromises(node_); }
+void SimPromises::Record(Nanos until) { world_.SeamRecordPromises(node_, until); }
 void SimShmSink::Publish(const runtime::PublishedStatus& status) {
   world_.SeamPublish(node_, status);
 }

@@ -500,6 +500,65 @@ TEST(ElectionScenario, RestartedVoterCannotHandATransferTheLeaseItBacked) {
   }
 }
 
+// The restart window, from the record: a voter that acked the leader's heartbeat and then
+// crashed comes back, and a candidate that has not heard the leader for a while asks it for its
+// vote. Kept, the record makes it refuse until that ack's promise has ended (and the leader's
+// lease with it); a record that forgets lets the candidate win inside the leader's lease.
+TEST(ElectionScenario, ARestartedVoterHonoursTheLeaseItAckedAsLongAsItsRecordSays) {
+  using Record = MemoryNetwork::PromiseRecord;
+  for (Record record : {Record::kKept, Record::kForgotten}) {
+    const Config c;
+    MemoryNetwork net(Cluster(3));
+    std::optional<NodeId> leader = net.elect();
+    ASSERT_TRUE(leader);
+    const NodeId voter = Except(net.ids(), {*leader})[0];
+    const NodeId candidate = Except(net.ids(), {*leader})[1];
+    net.cut(*leader, candidate);  // the candidate stops hearing the leader; the voter does not
+    net.run_for(c.heartbeat_interval + 5ms);  // the voter has acked a heartbeat since
+    ASSERT_GT(net.node(*leader).status().lease_until, net.now());
+    net.crash(voter);
+    net.run_for(10ms);
+    // Back, but the leader's heartbeats no longer reach it: only its record stands for the lease.
+    net.drop_if([&](const Message& m) { return m.from == *leader && m.to == voter; });
+    net.restart(voter, record);
+    net.run_for(2 * c.election_max + c.election_min);
+    if (record == Record::kForgotten) {
+      EXPECT_FALSE(net.violations().empty()) << "a forgotten promise must let the leases overlap";
+    } else {
+      EXPECT_NO_VIOLATIONS(net);
+      EXPECT_FALSE(net.leaders().empty());
+    }
+  }
+}
+
+// And a leader that dies had promised nobody anything: restarted from its record, it votes at
+// once, where without one it would wait out a whole election_min.
+TEST(ElectionScenario, ARestartedLeaderVotesAtOnceFromItsRecord) {
+  using Record = MemoryNetwork::PromiseRecord;
+  for (Record record : {Record::kKept, Record::kNone}) {
+    const Config c;
+    MemoryNetwork net(Cluster(3));
+    std::optional<NodeId> leader = net.elect();
+    ASSERT_TRUE(leader);
+    net.run_for(c.election_min + 5ms);  // past the promises it made as a voter in that election
+    const NodeId old = *leader;
+    net.crash(old);
+    net.run_for(c.election_min + 5ms);  // the old lease ends
+    net.restart(old, record);
+    Message ask;
+    ask.type = MessageType::kVoteRequest;
+    ask.from = Except(net.ids(), {old})[0];
+    ask.to = old;
+    ask.term = net.node(old).hard_state().term + 1;
+    bool granted = false;
+    net.with_node(old, [&](Election& e, Nanos now) {
+      e.step(ask, now);
+      for (const Message& m : e.ready().messages) granted |= m.granted;
+    });
+    EXPECT_EQ(granted, record == Record::kKept);
+  }
+}
+
 TEST(ElectionScenario, StepDownHandsOverByElection) {
   MemoryNetwork net(Cluster(3));
   std::optional<NodeId> leader = net.elect();

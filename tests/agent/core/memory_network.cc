@@ -65,6 +65,7 @@ void MemoryNetwork::drain(const NodeId& id) {
     }
     node.persisted = next;
   }
+  if (ready.promised_until) node.promised_until = ready.promised_until;
   for (Message& m : ready.messages) {
     // A vote or candidacy may only leave once what it promises is durable.
     if (m.type == MessageType::kVoteRequest &&
@@ -240,13 +241,16 @@ void MemoryNetwork::inject(const Message& message) {
 
 void MemoryNetwork::crash(const NodeId& id) { nodes_.at(id).election.reset(); }
 
-void MemoryNetwork::restart(const NodeId& id) {
+void MemoryNetwork::restart(const NodeId& id, PromiseRecord record) {
   Node& node = nodes_.at(id);
   ++node.incarnation;
   const size_t index = std::find(ids_.begin(), ids_.end(), id) - ids_.begin();
-  node.election =
-      std::make_unique<Election>(options_.config, id, Others(ids_, id), node.persisted,
-                                 options_.seed * 1000003 + index + node.incarnation * 7919, now_);
+  std::optional<Nanos> earlier;
+  if (record == PromiseRecord::kKept) earlier = node.promised_until;
+  if (record == PromiseRecord::kForgotten) earlier = now_;
+  node.election = std::make_unique<Election>(
+      options_.config, id, Others(ids_, id), node.persisted,
+      options_.seed * 1000003 + index + node.incarnation * 7919, now_, earlier);
   drain(id);
   check_global();
 }

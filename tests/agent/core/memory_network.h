@@ -73,9 +73,15 @@ class MemoryNetwork {
   // Puts `message` on the wire again, as a late or replayed copy: delivered after the latency,
   // past the drop rules (they already let it go once, or the test wants it through).
   void inject(const Message& message);
-  // Crash loses everything but the persisted hard state; restart rebuilds from it.
+  // Crash loses everything but the persisted hard state and the record of the node's lease
+  // promises (Ready::promised_until); restart rebuilds from them.
+  enum class PromiseRecord {
+    kNone,       // no record (a first start, a reboot): the window is a whole election_min
+    kKept,       // what the agent's promise file gives: the window ends with those promises
+    kForgotten,  // UNSAFE: a record that says every promise has ended
+  };
   void crash(const NodeId& id);
-  void restart(const NodeId& id);
+  void restart(const NodeId& id, PromiseRecord record = PromiseRecord::kNone);
   // Actions on a node that produce output (transfer, step-down, unplug) go through here so
   // the output is collected and checked like any other.
   void with_node(const NodeId& id, const std::function<void(Election&, Nanos)>& action);
@@ -90,7 +96,8 @@ class MemoryNetwork {
   struct Node {
     std::unique_ptr<Election> election;
     HardState persisted;
-    std::optional<Status> published;  // kept after a crash: its lease still counts
+    std::optional<Nanos> promised_until;  // survives crashes, like the agent's promise file
+    std::optional<Status> published;      // kept after a crash: its lease still counts
     uint64_t incarnation = 0;
   };
   struct InFlight {

@@ -1,10 +1,12 @@
-// The Driver's order of work, checked through recording seams: persist before any message that
-// depends on it, and publish a status that gives up the lease before any message that could let
-// a rival win.
+// The Driver's order of work, checked through recording seams: persist (and record the lease
+// promises) before any message that depends on it, and publish a status that gives up the lease
+// before any message that could let a rival win. And a restart's window: what the promise
+// record says, no more.
 #include "instaface/runtime/driver.h"
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +63,21 @@ class RecordingStore : public HardStateStore {
   Log& log_;
 };
 
+class RecordingPromises : public PromiseRecord {
+ public:
+  explicit RecordingPromises(Log& log) : log_(log) {}
+  std::optional<Nanos> Earlier() const override { return earlier; }
+  void Record(Nanos until) override {
+    recorded = until;
+    log_.lines.push_back("promise " + std::to_string(until.count()));
+  }
+  std::optional<Nanos> earlier;  // what an earlier incarnation left
+  std::optional<Nanos> recorded;
+
+ private:
+  Log& log_;
+};
+
 class RecordingSink : public StatusSink {
  public:
   explicit RecordingSink(Log& log) : log_(log) {}
@@ -76,13 +93,15 @@ class RecordingSink : public StatusSink {
 };
 
 struct Fixture {
-  explicit Fixture(bool unsafe_order = false) : outbox(log), store(log), sink(log) {
+  explicit Fixture(bool unsafe_order = false, std::optional<Nanos> earlier_promises = std::nullopt)
+      : outbox(log), store(log), promises(log), sink(log) {
+    promises.earlier = earlier_promises;
     DriverOptions o;
     o.self_id = "a";
     o.config.cluster_size = 3;
     o.unsafe_send_before_publish = unsafe_order;
     o.on_persist_failure = [this](const std::string& e) { failure = e; };
-    driver = std::make_unique<Driver>(o, HardState{}, 1, clock, outbox, &store,
+    driver = std::make_unique<Driver>(o, HardState{}, 1, clock, outbox, &store, &promises,
                                       std::vector<StatusSink*>{&sink});
     driver->SetPeers({{"b", {"tcp://b", "http://b"}}, {"c", {"tcp://c", "http://c"}}});
   }
@@ -121,6 +140,7 @@ struct Fixture {
   FakeClock clock;
   RecordingOutbox outbox;
   RecordingStore store;
+  RecordingPromises promises;
   RecordingSink sink;
   std::string failure;
   std::unique_ptr<Driver> driver;
@@ -245,6 +265,67 @@ TEST(DriverPeers, PublishesTheLeadersAddresses) {
   EXPECT_EQ(f.sink.last.leader_peer_address, "tcp://b");
   f.driver->SetPeers({{"b", {"tcp://b2", "http://b2"}}, {"c", {"tcp://c", "http://c"}}});
   EXPECT_EQ(f.sink.last.leader_app_address, "http://b2") << "republished with the new address";
+}
+
+// ---- the restart window ------------------------------------------------------------------------
+
+Message VoteRequestFrom(Fixture& f, const std::string& peer) {
+  Message m = f.From(peer, MessageType::kVoteRequest);
+  m.term = f.driver->core().hard_state().term + 1;
+  m.send_time = f.clock.now;
+  return m;
+}
+
+bool Granted(const Fixture& f) {
+  return !f.outbox.sent.empty() && f.outbox.sent.back().type == MessageType::kVoteResponse &&
+         f.outbox.sent.back().granted;
+}
+
+TEST(DriverPromises, AStartRecordsItsWindowBeforeAnythingLeaves) {
+  Fixture f;  // no earlier record: a whole election_min
+  ASSERT_TRUE(f.promises.recorded.has_value());
+  EXPECT_EQ(*f.promises.recorded, 10s + 750ms);
+  EXPECT_LT(f.log.First("promise"), f.log.First("send "));
+}
+
+TEST(DriverPromises, AnAckLeavesOnlyAfterItsPromiseIsRecorded) {
+  Fixture f;
+  f.log.lines.clear();
+  f.clock.now += 2s;  // past the start's window
+  Message heartbeat = f.From("b", MessageType::kHeartbeat);
+  heartbeat.term = 1;
+  heartbeat.send_time = 1s;
+  f.driver->Step(heartbeat);
+  const size_t ack = f.log.First("send HeartbeatResponse b");
+  ASSERT_LT(ack, f.log.lines.size());
+  EXPECT_LT(f.log.First("promise " + std::to_string(Nanos(f.clock.now + 750ms).count())), ack);
+}
+
+TEST(DriverPromises, ARestartWaitsOutOnlyWhatTheRecordSays) {
+  // The earlier incarnation's last promise ends 10 ms after this start: a vote 11 ms in is free.
+  Fixture recorded(false, 10s + 10ms);
+  recorded.clock.now += 11ms;
+  recorded.driver->Step(VoteRequestFrom(recorded, "b"));
+  EXPECT_TRUE(Granted(recorded));
+
+  // And 9 ms in it is not.
+  Fixture early(false, 10s + 10ms);
+  early.clock.now += 9ms;
+  early.driver->Step(VoteRequestFrom(early, "b"));
+  EXPECT_FALSE(Granted(early));
+
+  // Without a record, 11 ms in is still within election_min of the start.
+  Fixture unknown;
+  unknown.clock.now += 11ms;
+  unknown.driver->Step(VoteRequestFrom(unknown, "b"));
+  EXPECT_FALSE(Granted(unknown));
+}
+
+TEST(DriverPromises, ARecordBeyondAnyPromiseIsClampedToElectionMin) {
+  Fixture f(false, 10s + 1h);  // a promise never lasts more than election_min
+  f.clock.now += 751ms;
+  f.driver->Step(VoteRequestFrom(f, "b"));
+  EXPECT_TRUE(Granted(f));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 //
 //   Ready r = election.ready();
 //   1. persist r.hard_state (fsync) if set      -- before any message in r.messages leaves
+//      and record r.promised_until if set      -- likewise, where a process death keeps it
 //   2. send r.messages
 //   3. publish r.status if set
 //
@@ -110,9 +111,13 @@ struct Status {
 
 struct Ready {
   std::optional<HardState> hard_state;  // set when it changed: persist before sending
-  std::vector<Message> messages;        // to send, each to its own `to`
-  std::optional<Status> status;         // set when it changed: publish after sending
-  bool empty() const { return !hard_state && messages.empty() && !status; }
+  // Set when this node's lease promises (no vote for anyone else before this time) now reach
+  // further than the last value handed out: record it before sending, where the process's death
+  // cannot erase it (no sync needed; see the constructor's `earlier_promises_until`).
+  std::optional<Nanos> promised_until;
+  std::vector<Message> messages;  // to send, each to its own `to`
+  std::optional<Status> status;   // set when it changed: publish after sending
+  bool empty() const { return !hard_state && !promised_until && messages.empty() && !status; }
 };
 
 // Counters for metrics and the simulator. Monotonic over the node's lifetime (not restarts).
@@ -147,10 +152,14 @@ class Election {
  public:
   // `peers` are the other nodes this node knows (discovery may change them with set_peers).
   // `restored` is the durable state read back at start (zero-valued on first start).
-  // A (re)started node refuses ordinary votes until election_min has passed since `now`,
-  // because it cannot know whether it acked a live leader's lease just before it went down.
+  // A (re)started node may have acked a live leader's heartbeat, or granted a vote, just before
+  // it went down: it refuses ordinary votes, and transfers, until those promises have ended (its
+  // restart window). `earlier_promises_until` is when they end, on this clock, as recorded by the
+  // earlier incarnation (Ready::promised_until) where its death could not erase it; without it
+  // (a first start, a reboot, a lost record) the window is a whole election_min from `now`, the
+  // longest any promise lasts. A value beyond that is clamped to it.
   Election(Config config, NodeId self, std::vector<NodeId> peers, HardState restored, uint64_t seed,
-           Nanos now);
+           Nanos now, std::optional<Nanos> earlier_promises_until = std::nullopt);
   ~Election();
   Election(const Election&) = delete;
   Election& operator=(const Election&) = delete;

@@ -3,14 +3,16 @@
 // timer, an admin command, a new peer set) into the core's Ready, which it carries out in the
 // one order that keeps leases and votes safe:
 //
-//   1. persist (term, voted_for)        -- before any message that depends on it leaves
+//   1. persist (term, voted_for)        -- before any message that depends on it leaves,
+//      and record the lease promises    -- likewise (PromiseRecord)
 //   2. publish the status                -- a lease given up before any message that could
 //                                           let a rival win; a lease gained (it rests on acks
 //                                           and votes already received) without waiting
 //   3. send the messages
 //
 // Everything outside the core sits behind a narrow seam: the lease Clock, the Outbox that sends,
-// the HardStateStore that makes the vote durable, and the StatusSinks that publish (shared
+// the HardStateStore that makes the vote durable, the PromiseRecord that outlives the process,
+// and the StatusSinks that publish (shared
 // memory, control-socket watchers, metrics, Redis's leader key: one each). The agent wires real
 // ones (Node), the simulator simulated ones, so what the simulator checks is this code.
 //
@@ -23,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +56,21 @@ class HardStateStore {
  public:
   virtual ~HardStateStore() = default;
   virtual common::Status Save(const election::HardState& state) = 0;
+};
+
+// When this node's lease promises (acked heartbeats, granted votes: no vote for anyone else
+// before then) end, kept where the process's death cannot erase it, so that a restarted node's
+// window (election::Election's constructor) lasts as long as those promises and no longer.
+// Surviving a crash of the process is enough: a reboot loses the record, and the node then
+// waits out a whole election_min, as it would without one.
+class PromiseRecord {
+ public:
+  virtual ~PromiseRecord() = default;
+  // What an earlier incarnation recorded, on the lease clock, if it can be trusted.
+  virtual std::optional<Nanos> Earlier() const = 0;
+  // No promise made so far lasts past `until`. Called before any message that carries a newer
+  // promise leaves; must not block.
+  virtual void Record(Nanos until) = 0;
 };
 
 // Where a peer can be reached: its nng URL and its app's address.
@@ -107,9 +125,11 @@ struct DriverOptions {
 
 class Driver {
  public:
-  // `store` may be null: the hard state then lives in memory only (tests).
+  // `store` may be null: the hard state then lives in memory only (tests). `promises` may be
+  // null: every start then waits out a whole restart window.
   Driver(DriverOptions options, election::HardState restored, uint64_t seed, Clock& clock,
-         Outbox& outbox, HardStateStore* store, std::vector<StatusSink*> sinks);
+         Outbox& outbox, HardStateStore* store, PromiseRecord* promises,
+         std::vector<StatusSink*> sinks);
   ~Driver();
   Driver(const Driver&) = delete;
   Driver& operator=(const Driver&) = delete;
@@ -147,6 +167,7 @@ class Driver {
   Clock& clock_;
   Outbox& outbox_;
   HardStateStore* store_;
+  PromiseRecord* promises_;
   std::vector<StatusSink*> sinks_;
   std::unique_ptr<election::Election> core_;
   std::map<election::NodeId, PeerAddresses> peers_;

@@ -36,8 +36,10 @@ struct InjectedFaults {
   uint64_t late_messages = 0;  // copies delayed past election_max
   uint64_t replays = 0;        // old messages delivered again
   uint64_t deaths_seen = 0;    // a peer's transport saw a crashed process's connection close
+  uint64_t reboots = 0;        // crashes that took the machine down: the promise record is lost
   InjectedFaults& operator+=(const InjectedFaults& o) {
     deaths_seen += o.deaths_seen;
+    reboots += o.reboots;
     stalls += o.stalls;
     pauses += o.pauses;
     app_losses += o.app_losses;

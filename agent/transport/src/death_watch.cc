@@ -5,8 +5,10 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio.hpp>
+#include <chrono>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -28,9 +30,13 @@ constexpr size_t kHelloIdBytes = 64;
 constexpr size_t kHelloBodyBytes = 4 + 1 + 1 + kHelloIdBytes;
 constexpr size_t kHelloMacBytes = 32;
 static_assert(kHelloBodyBytes + kHelloMacBytes == kWatchHelloBytes);
-// A probe that meets an end of stream or a reset before the hello may have reached a listening
-// socket that its dying process was about to close: it asks again this many times.
-constexpr int kProbeAttempts = 3;
+// A dying process's kernel closes its descriptors one by one: the watched connection may end
+// while its listening socket still takes connections (and then resets them, or lets them time
+// out). So a redial that meets anything but a refusal or a valid hello asks again, after a
+// pause that starts at kProbePause and doubles, until DeathWatchOptions::timeout has passed
+// since the connection ended; only a refusal is evidence, a hello is life.
+constexpr std::chrono::milliseconds kProbePause{1};
+constexpr std::chrono::milliseconds kProbePauseMax{20};
 
 // HMAC-SHA256(secret, body || cluster_len || cluster || nonce).
 void HelloMac(const uint8_t* body, const std::string& cluster, const std::string& secret,
@@ -256,20 +262,40 @@ struct DeathWatch::Impl {
         });
   }
 
-  // A dial, or (probe) the redial that decides whether an ended connection is evidence.
+  // A dial, or (probe) the redial that decides whether an ended connection is evidence. A probe
+  // asks until `probe_until` (see kProbePause).
   void Connect(uint64_t gen, const tcp::endpoint& endpoint, bool probe, int attempt,
-               int64_t observed_at) {
+               int64_t observed_at, std::chrono::steady_clock::time_point probe_until = {}) {
     auto socket = std::make_shared<tcp::socket>(io);
-    auto deadline = std::make_shared<asio::steady_timer>(io, options.timeout);
+    auto limit = options.timeout;
+    if (probe) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          probe_until - std::chrono::steady_clock::now());
+      limit = std::max(std::chrono::milliseconds(1), std::min(limit, left));
+    }
+    auto deadline = std::make_shared<asio::steady_timer>(io, limit);
     deadline->async_wait([socket](const error_code& ec) {
       if (!ec) Abort(*socket);  // the pending operation fails: too slow to count
     });
-    // A probe's outcome when it is not a death: the watch starts over.
-    auto no_evidence = [this, gen, probe, socket, deadline] {
+    // Neither a refusal nor a hello: a dial starts over later; a probe asks again while it may.
+    auto inconclusive = [this, gen, endpoint, probe, attempt, observed_at, probe_until, socket,
+                         deadline] {
       deadline->cancel();
       Abort(*socket);
-      if (probe) ++not_evidence;
-      RetryLater(gen);
+      if (!probe) return RetryLater(gen);
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= probe_until) {
+        ++not_evidence;
+        return RetryLater(gen);
+      }
+      const auto pause = std::min<std::chrono::steady_clock::duration>(
+          std::min(kProbePause * (1 << std::min(attempt, 5)), kProbePauseMax), probe_until - now);
+      auto timer = std::make_shared<asio::steady_timer>(io, pause);
+      timer->async_wait([=](const error_code& ec) {  // holds `timer` until it fires
+        (void)timer;
+        if (ec || gen != generation || stopping) return;
+        Connect(gen, endpoint, true, attempt + 1, observed_at, probe_until);
+      });
     };
     socket->async_connect(endpoint, [=](const error_code& ec) {
       if (gen != generation || stopping) {
@@ -285,33 +311,22 @@ struct DeathWatch::Impl {
           RetryLater(gen);  // should it come back, a new process is watched afresh
           return;
         }
-        no_evidence();
-        return;
+        return inconclusive();
       }
       error_code ignored;
       socket->set_option(tcp::no_delay(true), ignored);
       auto nonce = std::make_shared<Nonce>(FreshNonce());
       auto hello = std::make_shared<std::array<uint8_t, kWatchHelloBytes>>();
       asio::async_write(*socket, asio::buffer(*nonce), [=](const error_code& we, size_t) {
-        if (gen != generation || stopping) return no_evidence();
-        if (we) return no_evidence();
+        if (gen != generation || stopping) return inconclusive();
+        if (we) return inconclusive();
         asio::async_read(*socket, asio::buffer(*hello), [=](const error_code& re, size_t) {
-          if (gen != generation || stopping) return no_evidence();
-          if (re) {
-            const bool listener_closing =
-                re == asio::error::eof || re == asio::error::connection_reset;
-            if (probe && listener_closing && attempt + 1 < kProbeAttempts) {
-              deadline->cancel();
-              Abort(*socket);
-              Connect(gen, endpoint, true, attempt + 1, observed_at);
-              return;
-            }
-            return no_evidence();
-          }
+          if (gen != generation || stopping) return inconclusive();
+          if (re) return inconclusive();
           if (!CheckWatchHello(hello->data(), hello->size(), options.cluster, options.secret, peer,
                                *nonce)
                    .ok()) {
-            return no_evidence();
+            return inconclusive();
           }
           deadline->cancel();
           if (probe) ++not_evidence;  // it answered: alive, whatever closed the old one
@@ -344,7 +359,8 @@ struct DeathWatch::Impl {
                                 RetryLater(gen);
                                 return;
                               }
-                              Connect(gen, endpoint, /*probe=*/true, 0, observed_at);
+                              Connect(gen, endpoint, /*probe=*/true, 0, observed_at,
+                                      std::chrono::steady_clock::now() + options.timeout);
                             });
   }
 

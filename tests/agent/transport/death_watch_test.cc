@@ -7,11 +7,13 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -259,6 +261,59 @@ TEST(DeathWatchTest, AnOrderlyCloseByAPeerThatStillAnswersIsNotEvidence) {
   shutdown(listener, SHUT_RDWR);  // an accept still waiting returns
   server.join();
   close(listener);
+  watcher->reset();
+}
+
+// What the kernel's cleanup of a dying process can look like from outside: the watched
+// connection ends in order while the listening socket, closed a moment later, still completes
+// handshakes and resets them. A redial in that moment must ask again until it is refused.
+// (Seen with a restarted follower watching its leader: three immediate redials all met the
+// resets, and the survivor waited out the lease instead.)
+TEST(DeathWatchTest, ADeathIsSeenWhileTheDyingListenerStillResets) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  socklen_t len = sizeof addr;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::atomic<int> resets{0};
+  std::thread dying([&] {
+    const int c = accept(listener, nullptr, nullptr);
+    if (c < 0) return;
+    std::array<uint8_t, kWatchNonceBytes> nonce{};
+    size_t got = 0;
+    while (got < nonce.size()) {
+      const ssize_t n = read(c, nonce.data() + got, nonce.size() - got);
+      if (n <= 0) return;
+      got += static_cast<size_t>(n);
+    }
+    const auto hello = EncodeWatchHello(kCluster, kSecret, "leader", nonce);
+    if (write(c, hello.data(), hello.size()) != static_cast<ssize_t>(hello.size())) return;
+    std::this_thread::sleep_for(100ms);
+    close(c);  // in order: the FIN of the dying process's first descriptors
+    const auto until = std::chrono::steady_clock::now() + 40ms;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{listener, POLLIN, 0};
+      if (poll(&p, 1, 2) <= 0) continue;
+      const int r = accept(listener, nullptr, nullptr);
+      if (r < 0) continue;
+      linger abort{1, 0};
+      setsockopt(r, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+      close(r);  // a reset: nobody is left to answer
+      ++resets;
+    }
+    close(listener);  // the last descriptor: from now on, refused
+  });
+  Deaths deaths;
+  auto watcher = DeathWatch::Start(Options("follower"), deaths.Callback());
+  ASSERT_TRUE(watcher.ok());
+  (*watcher)->Watch("leader", "127.0.0.1", ntohs(addr.sin_port));
+  EXPECT_TRUE(deaths.WaitFor(1, 5s)) << "resets while dying, then refused: a death";
+  dying.join();
+  EXPECT_GE(resets.load(), 3) << "the test must reach the resets";
+  EXPECT_EQ((*watcher)->counters().deaths, 1u);
   watcher->reset();
 }
 

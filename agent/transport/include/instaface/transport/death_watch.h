@@ -11,8 +11,11 @@
 // shutdown it aborts each (SO_LINGER 0, a reset), so only the kernel's cleanup at exit says
 // FIN. A proxy or middlebox that ends idle connections could say it too, so an end of stream
 // is checked by redialing at once: evidence is an end of stream and then a refused connection
-// (nothing listens on the port any more). A redial that is answered by the peer, or not
-// answered at all, is no evidence; the watch starts over.
+// (nothing listens on the port any more). A redial that is answered by the peer is no
+// evidence; one that meets a reset or silence asks again, for a bound (a dying process's kernel
+// closes its descriptors one by one, and its listening socket may still take a connection for a
+// moment after the watched one ended), and none refused within it is no evidence either; the
+// watch then starts over.
 //
 // Ordering with the app: the dying process's kernel marks the agent's life lock (the app stops
 // seeing a lease, sdk/include/instaface/shm_layout.h) as it releases the memory, before it
@@ -60,7 +63,8 @@ struct DeathWatchOptions {
   std::string cluster;
   std::string secret;
   std::string self_id;
-  // Bound on a dial, a hello and a redial; a redial that takes longer is no evidence.
+  // Bound on a dial and its hello. After a watched connection ends, redials go on for this long
+  // (a dying process may still take connections for a moment); none refused by then: no evidence.
   std::chrono::milliseconds timeout{200};
   // Pause between attempts to (re)establish a watch.
   std::chrono::milliseconds retry{100};

@@ -365,6 +365,10 @@ common::Status Node::Impl::Init() {
   // Below election_min, so a dead peer never holds a campaign past its deadline.
   t.request_timeout = std::max(milliseconds(1), options.election_min / 2);
   t.requests_per_peer = 8;
+  // A peer that restarts must hear from this node, its votes included, within a fraction of an
+  // election timeout of being back: nng's redials of it pause at most election_min / 8.
+  t.reconnect_max = std::clamp(std::chrono::duration_cast<milliseconds>(options.election_min / 8),
+                               milliseconds(20), milliseconds(500));
   auto deliver = [this](election::Message m) {
     {
       common::MutexLock lock(mu);

@@ -4,6 +4,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <future>
@@ -268,8 +269,11 @@ struct Transport::Impl {
                       static_cast<nng_duration>(options.request_timeout.count()) * 100 + 60'000);
     nng_socket_set_size(peer->socket, NNG_OPT_RECVMAXSZ, kMaxReceiveBytes);
     // A restarted peer is redialed quickly; the election cannot wait nng's default minute.
-    nng_socket_set_ms(peer->socket, NNG_OPT_RECONNMINT, 20);
-    nng_socket_set_ms(peer->socket, NNG_OPT_RECONNMAXT, 500);
+    const int64_t reconnect_min = 20;
+    nng_socket_set_ms(peer->socket, NNG_OPT_RECONNMINT, reconnect_min);
+    nng_socket_set_ms(
+        peer->socket, NNG_OPT_RECONNMAXT,
+        static_cast<nng_duration>(std::max<int64_t>(reconnect_min, options.reconnect_max.count())));
     for (int i = 0; i < options.requests_per_peer; ++i) {
       auto slot = std::make_unique<RequestSlot>();
       slot->impl = this;

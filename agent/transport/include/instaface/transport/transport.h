@@ -53,6 +53,10 @@ struct TransportOptions {
   std::chrono::milliseconds request_timeout{300};
   int reply_contexts = 8;
   int requests_per_peer = 4;
+  // Longest pause between nng's redials of a peer that is not there (they start at 20 ms and
+  // double): a restarted peer cannot be reached from here for up to this long once it is back,
+  // and a vote it asks for would be answered only then.
+  std::chrono::milliseconds reconnect_max{500};
   wire::ReplayWindowOptions replay;
   // Run a death watch (death_watch.h) beside a tcp:// listener, advertise its port in every
   // frame, and watch the peer named by WatchPeer. Not for ipc:// (a Unix socket's orderly close

@@ -551,6 +551,16 @@ class Election::Impl {
   void OnPreVoteRequest(const Message& m, Nanos now) {
     // Never changes our term or vote: the requester has not raised its term yet.
     const bool grant = m.term > hard_.term && !InLease(now);
+    // Two survivors whose evidence came a few ms apart can stand at once despite their ranks,
+    // and two candidates in one term split the vote: an election timeout lost. The one that
+    // ranks later gives way while it is still only asking, and asks again should the other not
+    // take over (liveness only: a PreVote changes no term and no vote).
+    if (grant && role_ == Role::kPreCandidate && early_stand_ && LeaderKnownDead() &&
+        m.term == hard_.term + 1 && m.from < self_) {
+      BecomeFollower(hard_.term, NodeId(), now);
+      early_stand_ = true;
+      election_deadline_ = now + 2 * config_.death_stand_step;
+    }
     Reply(m, MessageType::kPreVoteResponse, grant, grant ? m.term : hard_.term);
   }
 

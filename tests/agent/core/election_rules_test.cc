@@ -629,6 +629,45 @@ TEST(ElectionRules, AFollowerStandsOnItsLeadersDeathByRank) {
   EXPECT_EQ(second->next_deadline(), heard + 1ms + c.death_stand_step) << "c ranks before z";
 }
 
+// Two survivors that stood on the same death a few ms apart would split the vote as candidates;
+// while both only ask, the one that ranks later gives way, and asks again should the other fail.
+TEST(ElectionRules, AnEarlyPreCandidateGivesWayToOneThatRanksBefore) {
+  Config c;
+  auto later =
+      std::make_unique<Election>(c, "z", std::vector<NodeId>{"b", "c"}, HardState{1, ""}, 1, kT0);
+  const Nanos heard = kAfterStart;
+  Message hb = Heartbeat("b", 1, heard);
+  hb.to = "z";
+  later->step(hb, heard);
+  later->ready();
+  later->peer_died("b", heard + 1ms, heard + 1ms);
+  const Nanos stood = heard + 1ms + c.death_stand_step;
+  later->tick(stood);
+  ASSERT_EQ(later->status().role, Role::kPreCandidate);
+  later->ready();
+  Message ask = Make(MessageType::kPreVoteRequest, "c", 2);
+  ask.to = "z";
+  later->step(ask, stood + 1ms);
+  EXPECT_EQ(later->status().role, Role::kFollower) << "c ranks before z: z gives way";
+  Message reply = OnlyReply(*later, MessageType::kPreVoteResponse);
+  EXPECT_TRUE(reply.granted);
+  EXPECT_EQ(later->next_deadline(), stood + 1ms + 2 * c.death_stand_step) << "and asks again";
+  later->tick(later->next_deadline());
+  EXPECT_EQ(later->status().role, Role::kPreCandidate) << "c did not take over";
+
+  // The one that ranks first does not give way to a later one.
+  auto first = MakeNode(c, HardState{1, ""});  // "a"
+  first->step(Heartbeat("b", 1, heard), heard);
+  first->ready();
+  first->peer_died("b", heard + 1ms, heard + 1ms);
+  first->tick(heard + 1ms);
+  ASSERT_EQ(first->status().role, Role::kPreCandidate);
+  first->ready();
+  first->step(Make(MessageType::kPreVoteRequest, "c", 2), heard + 2ms);
+  EXPECT_EQ(first->status().role, Role::kPreCandidate);
+  EXPECT_TRUE(OnlyReply(*first, MessageType::kPreVoteResponse).granted);
+}
+
 TEST(ElectionRules, AnIneligibleFollowerDoesNotStandOnItsLeadersDeath) {
   auto e = MakeNode(Config(), HardState{1, ""});
   const Nanos heard = kAfterStart;

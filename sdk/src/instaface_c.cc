@@ -9,6 +9,7 @@
 #include "instaface/clock.h"
 #include "instaface/shm_layout.h"
 #include "instaface/view.h"
+#include "record_access.h"
 #include "view_access.h"
 
 // The C header repeats what shm_layout.h defines; they must not drift apart.
@@ -54,11 +55,11 @@ int CodeFor(instaface::internal::OpenFailure failure) {
   return INSTAFACE_ERR_SYSTEM;
 }
 
+// The C fields are exactly as long as the record's, and keep a NUL even where a foreign writer
+// filled the field.
 template <size_t N>
-void CopyText(char (&out)[N], const std::string& text) {
-  const size_t n = std::min(N - 1, text.size());
-  std::memcpy(out, text.data(), n);
-  std::memset(out + n, 0, N - n);
+void Terminate(char (&text)[N]) {
+  text[N - 1] = '\0';
 }
 
 }  // namespace
@@ -109,21 +110,33 @@ int instaface_snapshot(const instaface_view* view, instaface_snapshot_t* out) {
   if (view == nullptr || out == nullptr) {
     return Fail(INSTAFACE_ERR_INVALID_ARGUMENT, "instaface_snapshot: null argument", nullptr, 0);
   }
-  try {
-    const instaface::Snapshot s = view->view.snapshot();
-    out->role = static_cast<int>(s.role);
-    out->term = s.term;
-    CopyText(out->self_id, s.self_id);
-    CopyText(out->leader_id, s.leader_id);
-    CopyText(out->leader_peer_address, s.leader_peer_address);
-    CopyText(out->leader_app_address, s.leader_app_address);
-    out->lease_until_ns = s.lease_until_ns;
-    out->lease_valid = s.lease_valid ? 1 : 0;
-    out->stale = s.stale ? 1 : 0;
-    out->change_counter = s.change_counter;
-  } catch (const std::bad_alloc&) {
-    return Fail(INSTAFACE_ERR_SYSTEM, "instaface_snapshot: out of memory", nullptr, 0);
+  // Straight from the record into the caller's buffers, each text's field whole
+  // (record_access.h, LoadWholeText): no Snapshot in between, and no clearing after the texts.
+  namespace internal = instaface::internal;
+  const instaface::shm::Record& r = *internal::ViewAccess::record(view->view);
+  out->change_counter = r.change_counter.load(std::memory_order_acquire);
+  const internal::PayloadFacts facts =
+      internal::ReadPayload(r, static_cast<uint64_t>(view->view.stale_after().count()), [&] {
+        internal::LoadWholeText(r.self_id, out->self_id);
+        internal::LoadWholeText(r.leader_id, out->leader_id);
+        internal::LoadWholeText(r.leader_peer_address, out->leader_peer_address);
+        internal::LoadWholeText(r.leader_app_address, out->leader_app_address);
+      });
+  if (!facts.stable) {
+    std::memset(out->self_id, 0, sizeof out->self_id);
+    std::memset(out->leader_id, 0, sizeof out->leader_id);
+    std::memset(out->leader_peer_address, 0, sizeof out->leader_peer_address);
+    std::memset(out->leader_app_address, 0, sizeof out->leader_app_address);
   }
+  Terminate(out->self_id);
+  Terminate(out->leader_id);
+  Terminate(out->leader_peer_address);
+  Terminate(out->leader_app_address);
+  out->role = static_cast<int>(facts.role);
+  out->term = facts.term;
+  out->lease_until_ns = facts.lease_until_ns;
+  out->lease_valid = facts.lease_valid ? 1 : 0;
+  out->stale = facts.stale ? 1 : 0;
   return INSTAFACE_OK;
 }
 

@@ -82,28 +82,73 @@ inline size_t FirstZeroByte(uint64_t zeros) {
 #endif
 }
 
-// Copies `text` up to and including the first word that holds a NUL (all of it if the writer
-// left none, as a foreign writer might): the bytes a reader uses, so that an id such as
-// "node-a" costs one load rather than eight, and a 21-byte URL three rather than 24. Returns the
-// number of words copied.
+// Copies `text` into `out` (Bytes of room, 8-byte aligned) up to and including the first word
+// that holds a NUL (all of it if the writer left none, as a foreign writer might): the bytes a
+// reader uses, so that an id such as "node-a" costs one load rather than eight, and a 21-byte
+// URL three rather than 24. Returns the text's length: up to its NUL, which can only be in the
+// last word copied. Bytes of `out` past the words copied are left alone.
 //
 // Under the seqlock the words read, and so the length, may come from a write in progress; the
 // reader's second load of seq discards such a copy as it does a full one: the argument above
 // holds for any words that were read, whichever they were, since each load is an acquire.
 template <size_t Bytes>
-inline size_t LoadUsedText(const shm::AtomicText<Bytes>& text, uint64_t (&out)[Bytes / 8]) {
+inline size_t LoadUsedText(const shm::AtomicText<Bytes>& text, char* out) {
   for (size_t i = 0; i < Bytes / 8; ++i) {
-    out[i] = text.words[i].load(std::memory_order_acquire);
-    if (ZeroBytes(out[i]) != 0) return i + 1;
+    const uint64_t word = text.words[i].load(std::memory_order_acquire);
+    std::memcpy(out + i * 8, &word, 8);
+    const uint64_t zeros = ZeroBytes(word);
+    if (zeros != 0) return i * 8 + FirstZeroByte(zeros);
   }
-  return Bytes / 8;
+  return Bytes;
 }
 
-// The length of the text that LoadUsedText copied into `words` (word_count of them, at least
-// one): up to its NUL, which can only be in the last word copied.
-inline size_t UsedTextSize(const uint64_t* words, size_t word_count) {
-  const uint64_t zeros = ZeroBytes(words[word_count - 1]);
-  return (word_count - 1) * 8 + (zeros != 0 ? FirstZeroByte(zeros) : 8);
+// Copies the whole of `text` into a buffer as long as the field (the C API's): the writer pads
+// with NULs, so the buffer needs no zeroing after the text, and a fixed-size copy costs less
+// than the sized copy and clearing of the rest (a `rep` string instruction each, here).
+template <size_t Bytes>
+inline void LoadWholeText(const shm::AtomicText<Bytes>& text, char (&out)[Bytes]) {
+  for (size_t i = 0; i < Bytes / 8; ++i) {
+    const uint64_t word = text.words[i].load(std::memory_order_acquire);
+    std::memcpy(out + i * 8, &word, 8);
+  }
+}
+
+// What a snapshot reports besides the texts: one stable read of the payload, then the lease
+// clock, the stamp and the life lock.
+struct PayloadFacts {
+  bool stable;  // false: a writer died mid-update, and the texts copied are not to be trusted
+  bool stale;
+  bool lease_valid;
+  shm::Role role;
+  uint64_t term;
+  uint64_t lease_until_ns;
+};
+
+// View::snapshot and instaface_snapshot: `copy_texts` loads the texts (acquire loads, into the
+// caller's buffers) in the same seqlock pass as role, term and lease end. The clock is read
+// after the payload, so a read that waited for the writer is judged at the time it finished.
+// When the read is not stable the facts are those of a fresh Snapshot, and stale.
+template <typename CopyTexts>
+inline PayloadFacts ReadPayload(const shm::Record& r, uint64_t stale_after_ns,
+                                CopyTexts&& copy_texts) {
+  uint32_t role = 0;
+  uint64_t term = 0;
+  uint64_t lease_until = 0;
+  const bool stable = SeqlockRead(r, stale_after_ns, [&] {
+    role = r.role.load(std::memory_order_acquire);
+    term = r.term.load(std::memory_order_acquire);
+    lease_until = r.lease_until_ns.load(std::memory_order_acquire);
+    copy_texts();
+  });
+  const uint64_t now = LeaseNowNs();
+  const bool stale =
+      IsStale(now, r.liveness_ns.load(std::memory_order_acquire), stale_after_ns) || AgentGone(r);
+  if (!stable) return PayloadFacts{false, true, false, shm::Role::kFollower, 0, 0};
+  const shm::Role known = role <= static_cast<uint32_t>(shm::Role::kLeader)
+                              ? static_cast<shm::Role>(role)
+                              : shm::Role::kFollower;
+  return PayloadFacts{true,  stale, known == shm::Role::kLeader && now < lease_until,
+                      known, term,  lease_until};
 }
 
 // Cuts `text` to at most max_bytes without splitting a UTF-8 sequence.

@@ -220,101 +220,62 @@ bool View::is_leader() const noexcept {
   return ReadLeadership(*record_, stale_after_ns_, &unused);
 }
 
-namespace {
-
-// One stable copy of the payload, each text as far as LoadUsedText read it.
-struct PayloadCopy {
-  uint32_t role;
-  uint64_t term;
-  uint64_t lease_until;
-  uint64_t self_id[shm::kIdBytes / 8];
-  uint64_t leader_id[shm::kIdBytes / 8];
-  uint64_t peer[shm::kAddressBytes / 8];
-  uint64_t app[shm::kAddressBytes / 8];
-  size_t self_id_words;
-  size_t leader_id_words;
-  size_t peer_words;
-  size_t app_words;
+// How the reader fills a Snapshot's texts: straight from the record's words into the text's
+// own bytes, with no copy in between.
+struct internal::InlineTextAccess {
+  // Under the seqlock: copies the words in use into the text's bytes and returns the text's
+  // length, for SetSize once the copy is known to be stable. Until then the text may hold torn
+  // bytes, which is why no other thread may use a Snapshot that is being filled.
+  template <size_t Bytes>
+  static size_t Load(const shm::AtomicText<Bytes>& from, InlineText<Bytes>* to) {
+    return LoadUsedText(from, to->bytes_);
+  }
+  // Once the copy is stable: the length, and the NUL after it (a text that fills the field
+  // has none of its own).
+  template <size_t Bytes>
+  static void SetSize(InlineText<Bytes>* text, size_t size) {
+    text->bytes_[size] = '\0';
+    text->size_ = static_cast<typename InlineText<Bytes>::Size>(size);
+  }
 };
 
-// Copies n bytes with a few fixed-size moves, overlapping at the end, rather than a call to
-// memcpy: these texts are short, and the call and its dispatch cost more than the bytes.
-inline void CopyShort(char* to, const char* from, size_t n) {
-  if (n >= 8) {
-    for (size_t i = 0; i + 8 < n; i += 8) std::memcpy(to + i, from + i, 8);
-    std::memcpy(to + n - 8, from + n - 8, 8);
-  } else if (n >= 4) {
-    std::memcpy(to, from, 4);
-    std::memcpy(to + n - 4, from + n - 4, 4);
-  } else if (n > 0) {
-    to[0] = from[0];
-    to[n / 2] = from[n / 2];
-    to[n - 1] = from[n - 1];
-  }
-}
-
-// Into the caller's string: no allocation once its capacity holds the text, and, when its
-// length is unchanged (the usual case in a loop: the same leader as last time), no library call
-// at all.
-void AssignText(std::string* out, const uint64_t* words, size_t word_count) {
-  const size_t size = internal::UsedTextSize(words, word_count);
-  const char* text = reinterpret_cast<const char*>(words);
-  if (size == out->size()) {
-    CopyShort(out->data(), text, size);
-  } else {
-    out->assign(text, size);
-  }
-}
-
-}  // namespace
-
-Snapshot View::snapshot() const {
+Snapshot View::snapshot() const noexcept {
   Snapshot out;
   snapshot(&out);
   return out;
 }
 
-void View::snapshot(Snapshot* into) const {
+void View::snapshot(Snapshot* into) const noexcept {
+  using Texts = internal::InlineTextAccess;
   Snapshot& out = *into;
+  const shm::Record& r = *record_;
   // The counter first: a publish racing with this copy then shows up as a change the caller
   // has not seen yet (one extra wakeup), never as a change it has seen but missed.
-  out.change_counter = record_->change_counter.load(kAcquire);
-  PayloadCopy p;  // left uninitialised: the copy writes the words it reads, and only those
-  const shm::Record& r = *record_;
-  const bool stable = internal::SeqlockRead(r, stale_after_ns_, [&] {
-    p.role = r.role.load(kAcquire);
-    p.term = r.term.load(kAcquire);
-    p.lease_until = r.lease_until_ns.load(kAcquire);
-    p.self_id_words = internal::LoadUsedText(r.self_id, p.self_id);
-    p.leader_id_words = internal::LoadUsedText(r.leader_id, p.leader_id);
-    p.peer_words = internal::LoadUsedText(r.leader_peer_address, p.peer);
-    p.app_words = internal::LoadUsedText(r.leader_app_address, p.app);
+  out.change_counter = r.change_counter.load(kAcquire);
+  size_t self_id_size = 0, leader_id_size = 0, peer_size = 0, app_size = 0;
+  const internal::PayloadFacts facts = internal::ReadPayload(r, stale_after_ns_, [&] {
+    self_id_size = Texts::Load(r.self_id, &out.self_id);
+    leader_id_size = Texts::Load(r.leader_id, &out.leader_id);
+    peer_size = Texts::Load(r.leader_peer_address, &out.leader_peer_address);
+    app_size = Texts::Load(r.leader_app_address, &out.leader_app_address);
   });
-  const uint64_t now = internal::LeaseNowNs();
-  out.stale = internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns_) ||
-              internal::AgentGone(r);
-  if (!stable) {
+  out.role = facts.role;
+  out.term = facts.term;
+  out.lease_until_ns = facts.lease_until_ns;
+  out.lease_valid = facts.lease_valid;
+  out.stale = facts.stale;
+  if (!facts.stable) {
     // A writer that died mid-update left nothing trustworthy: what a fresh Snapshot says.
-    out.role = Role::kFollower;
-    out.term = 0;
-    out.lease_until_ns = 0;
-    out.lease_valid = false;
-    out.stale = true;
     out.self_id.clear();
     out.leader_id.clear();
     out.leader_peer_address.clear();
     out.leader_app_address.clear();
     return;
   }
-  out.role =
-      p.role <= static_cast<uint32_t>(Role::kLeader) ? static_cast<Role>(p.role) : Role::kFollower;
-  out.term = p.term;
-  out.lease_until_ns = p.lease_until;
-  out.lease_valid = out.role == Role::kLeader && now < p.lease_until;
-  AssignText(&out.self_id, p.self_id, p.self_id_words);
-  AssignText(&out.leader_id, p.leader_id, p.leader_id_words);
-  AssignText(&out.leader_peer_address, p.peer, p.peer_words);
-  AssignText(&out.leader_app_address, p.app, p.app_words);
+  Texts::SetSize(&out.self_id, self_id_size);
+  Texts::SetSize(&out.leader_id, leader_id_size);
+  Texts::SetSize(&out.leader_peer_address, peer_size);
+  Texts::SetSize(&out.leader_app_address, app_size);
 }
 
 namespace {

@@ -168,7 +168,7 @@ class GraphApi::LeaderFiller : public graph::MissFiller {
     if (s.leader_app_address.empty()) return common::Status::Unavailable("no leader known");
     HttpRequest req{http::verb::post, target, 11};
     req.set(http::field::content_type, "application/json");
-    req.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id);
+    req.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id.c_str());
     req.body() = body.dump();
     ClientResult r = api_.forward_clients_.Send(s.leader_app_address, std::move(req),
                                                 api_.options_.fill_timeout);
@@ -402,7 +402,7 @@ void GraphApi::ForwardWrite(const HttpRequest& req, const Route& route, const st
   HttpRequest out{req.method(), req.target(), 11};
   out.set(http::field::content_type, "application/json");
   const Snapshot s = view_.snapshot();
-  out.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id);
+  out.set(kForwardedHeader, s.self_id.empty() ? "follower" : s.self_id.c_str());
   // The key makes sending it again safe: the forwarder does, when an attempt's outcome is
   // unknown or the leader changes under it.
   out.set(kIdempotencyKeyHeader, FormatIdempotencyKey(key));

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "instaface/clock.h"
+#include "instaface/inline_text.h"
 #include "instaface/result.h"
 #include "instaface/shm_layout.h"
 
@@ -44,14 +45,18 @@ struct Leadership {
   uint64_t lease_until_ns = 0;  // lease clock ns; leadership ends then unless renewed
 };
 
-// A consistent copy of the published state (never torn).
+// A consistent copy of the published state (never torn). Its texts live inside it, each as
+// long as the record's field (inline_text.h): making, copying or filling one never allocates.
 struct Snapshot {
+  using IdText = InlineText<shm::kIdBytes>;
+  using AddressText = InlineText<shm::kAddressBytes>;
+
   Role role = Role::kFollower;
   uint64_t term = 0;
-  std::string self_id;
-  std::string leader_id;  // empty when no leader is known
-  std::string leader_peer_address;
-  std::string leader_app_address;  // e.g. http://10.0.0.5:8080
+  IdText self_id;
+  IdText leader_id;  // empty when no leader is known
+  AddressText leader_peer_address;
+  AddressText leader_app_address;  // e.g. http://10.0.0.5:8080
   // Lease clock ns until which this node's lease holds; 0 when it holds none.
   uint64_t lease_until_ns = 0;
   bool lease_valid = false;     // this node leads and its lease has not expired
@@ -78,16 +83,13 @@ class View {
   std::optional<Leadership> leadership() const noexcept;
   // leadership().has_value(): whether this node leads, for when the term does not matter.
   bool is_leader() const noexcept;
-  // A consistent copy of the whole record. Each string longer than 15 bytes (a URL, say) is
-  // a heap allocation, made afresh on every call; a reader that snapshots in a loop should use
-  // the overload below.
-  Snapshot snapshot() const;
-  // The same into *into, overwriting every field and reusing its strings' capacity: once they
-  // have held texts this long, the call allocates nothing, and it copies a text whose length
-  // has not changed in place (about half the time of snapshot(); sdk/README.md). *into may
-  // start as any Snapshot, e.g. a default one; the caller owns it, and no other thread may use
-  // it during the call.
-  void snapshot(Snapshot* into) const;
+  // A consistent copy of the whole record. Never allocates: it copies the bytes of each text
+  // that are in use into the Snapshot itself, and reads the lease clock once.
+  Snapshot snapshot() const noexcept;
+  // The same into *into, overwriting every field, for a reader that keeps its Snapshot
+  // elsewhere; about as fast as snapshot() (sdk/README.md). *into may start as any Snapshot;
+  // the caller owns it, and no other thread may use it during the call.
+  void snapshot(Snapshot* into) const noexcept;
   // Sleeps (futex) until change_counter differs from `last_seen`, the agent dies, or `timeout`
   // passes. Returns the current change counter; spurious wakeups are absorbed. The counter is
   // still last_seen after a timeout and after a death (a dead agent publishes nothing), so a

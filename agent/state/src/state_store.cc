@@ -114,19 +114,26 @@ common::StatusOr<Copy> ParseRecord(const std::string& record) {
   return copy;
 }
 
-// The newer of a file's two copies. A save writes the first copy, syncs, then the second: a
-// crash tears at most one, and the other holds the state before that save (or the new one, if
-// the tear is in the second). After a save both copies are the same state, so damage to one
-// later loses nothing.
-common::StatusOr<Copy> ParseFile(const std::string& bytes) {
+// The newer of a file's two copies, and which slot holds it (0 when both hold the same). A save
+// writes the slot that does not hold the newest state and syncs it: a crash tears at most that
+// one, and the other holds the state before the save. It then copies the new record into the
+// other slot too, unsynced: once the page cache writes it back, both copies hold the same state
+// and damage to one later loses nothing.
+struct Newest {
+  Copy copy;
+  int slot = 0;
+};
+common::StatusOr<Newest> ParseFile(const std::string& bytes) {
   common::StatusOr<Copy> first = ParseRecord(bytes.substr(0, kRecordBytes));
   common::StatusOr<Copy> second = ParseRecord(bytes.substr(kRecordBytes, kRecordBytes));
   if (!first.ok() && !second.ok()) {
     return Status::Error("both copies are damaged (" + first.status().message() + "; " +
                          second.status().message() + ")");
   }
-  if (!second.ok() || (first.ok() && first->sequence >= second->sequence)) return first;
-  return second;
+  if (!second.ok() || (first.ok() && first->sequence >= second->sequence)) {
+    return Newest{*first, 0};
+  }
+  return Newest{*second, 1};
 }
 
 }  // namespace
@@ -150,9 +157,9 @@ std::string StateStore::EncodeVersion1(const election::HardState& state) {
 
 common::StatusOr<election::HardState> StateStore::Decode(const std::string& bytes) {
   if (bytes.size() == kFileBytes) {
-    common::StatusOr<Copy> copy = ParseFile(bytes);
-    if (!copy.ok()) return copy.status();
-    return copy->state;
+    common::StatusOr<Newest> newest = ParseFile(bytes);
+    if (!newest.ok()) return newest.status();
+    return newest->copy.state;
   }
   constexpr size_t kFixed = 4 + 4 + 8 + 1 + 4;
   if (bytes.size() < kFixed)
@@ -200,8 +207,10 @@ StateStore::~StateStore() {
 common::StatusOr<election::HardState> StateStore::Load() {
   Fd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
-    if (errno == ENOENT) return election::HardState{};
-    return Status::Error(Errno("cannot open state file", path_));
+    if (errno != ENOENT) return Status::Error(Errno("cannot open state file", path_));
+    // A first start: the zero state, written whole now (see below).
+    if (common::Status st = WriteWhole(election::HardState{}); !st.ok()) return st;
+    return election::HardState{};
   }
   std::string bytes;
   char buf[512];
@@ -221,27 +230,25 @@ common::StatusOr<election::HardState> StateStore::Load() {
                          " (refusing to start with a forgotten vote; move the file away only "
                          "if this node's old votes cannot matter)");
   }
-  if (bytes.size() == kFileBytes) sequence_ = ParseFile(bytes)->sequence;
+  if (file_fd_ >= 0) ::close(file_fd_);
+  file_fd_ = -1;
+  if (bytes.size() == kFileBytes) {
+    const Newest newest = *ParseFile(bytes);
+    sequence_ = newest.copy.sequence;
+    newest_slot_ = newest.slot;
+    file_fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (file_fd_ < 0) return Status::Error(Errno("cannot open", path_));
+    return state;
+  }
+  // A first start, or a version-1 file: the whole file is written now, at start, so that every
+  // save on an election's path is one record written in place and one data sync.
+  if (common::Status st = WriteWhole(*state); !st.ok()) return st;
   return state;
 }
 
-common::Status StateStore::Save(const election::HardState& state) {
+common::Status StateStore::WriteWhole(const election::HardState& state) {
   ++sequence_;
   const std::string record = Record(sequence_, state);
-  if (file_fd_ >= 0) {
-    // In place: the first copy, synced, then the second. The file's size never changes, so
-    // fdatasync flushes the data alone, without a journal commit for metadata.
-    for (const off_t at : {off_t{0}, static_cast<off_t>(kRecordBytes)}) {
-      if (::pwrite(file_fd_, record.data(), record.size(), at) !=
-          static_cast<ssize_t>(record.size())) {
-        return Status::Error(Errno("cannot write", path_));
-      }
-      if (::fdatasync(file_fd_) != 0) return Status::Error(Errno("cannot fdatasync", path_));
-    }
-    return Status::Ok();
-  }
-  // The first save of this process (and the move from version 1): a whole new file, put in
-  // place by rename, which is atomic whatever was there before.
   const std::string bytes = record + record;
   {
     Fd fd(::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -257,15 +264,37 @@ common::Status StateStore::Save(const election::HardState& state) {
     }
     if (::fsync(fd.get()) != 0) return Status::Error(Errno("cannot fsync", temp_path_));
   }
+  // Put in place by rename, atomic whatever was there before; durable once the directory is.
   if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
     return Status::Error(Errno("cannot rename onto", path_));
   }
-  // The rename is only durable once the directory entry is.
   Fd dir(::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.get() < 0) return Status::Error(Errno("cannot open directory", dir_));
   if (::fsync(dir.get()) != 0) return Status::Error(Errno("cannot fsync directory", dir_));
+  if (file_fd_ >= 0) ::close(file_fd_);
   file_fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
   if (file_fd_ < 0) return Status::Error(Errno("cannot open", path_));
+  newest_slot_ = 0;  // both copies the same
+  return Status::Ok();
+}
+
+common::Status StateStore::Save(const election::HardState& state) {
+  if (file_fd_ < 0) return WriteWhole(state);  // saved before any Load (tests, tools)
+  ++sequence_;
+  const std::string record = Record(sequence_, state);
+  // In place, into the slot that does not hold the newest state, then one data sync: the
+  // file's size never changes, so fdatasync flushes the data alone, with no journal commit.
+  const int slot = 1 - newest_slot_;
+  if (::pwrite(file_fd_, record.data(), record.size(), slot * static_cast<off_t>(kRecordBytes)) !=
+      static_cast<ssize_t>(record.size())) {
+    return Status::Error(Errno("cannot write", path_));
+  }
+  if (::fdatasync(file_fd_) != 0) return Status::Error(Errno("cannot fdatasync", path_));
+  newest_slot_ = slot;
+  // The second copy, left to the page cache: the save is durable without it, and the next save
+  // overwrites this slot first. A failure here loses nothing (ParseFile), so it is not one.
+  (void)::pwrite(file_fd_, record.data(), record.size(),
+                 (1 - slot) * static_cast<off_t>(kRecordBytes));
   return Status::Ok();
 }
 

@@ -145,17 +145,38 @@ TEST_F(StateStoreTest, ACrashInsideASaveLeavesTheStateBeforeOrAfterIt) {
   }
 }
 
-// A file written by an agent before the two copies is read, and replaced by the first save.
-TEST_F(StateStoreTest, AVersionOneFileIsReadAndReplacedByTheFirstSave) {
+// A file written by an agent before the two copies is read, and replaced at start, so that no
+// save on an election's path has to write a whole file.
+TEST_F(StateStoreTest, AVersionOneFileIsReadAndReplacedAtLoad) {
   WriteFile(dir_ + "/hard_state", StateStore::EncodeVersion1({9, "old"}));
   auto store = StateStore::Open(dir_);
   ASSERT_TRUE(store.ok());
   auto state = (*store)->Load();
   ASSERT_TRUE(state.ok()) << state.status().message();
   EXPECT_EQ(*state, (election::HardState{9, "old"}));
+  EXPECT_EQ(ReadFile((*store)->path()), StateStore::Encode({9, "old"}));
   ASSERT_TRUE((*store)->Save({10, ""}).ok());
-  EXPECT_EQ(ReadFile((*store)->path()), StateStore::Encode({10, ""}));
   EXPECT_EQ(*(*store)->Load(), (election::HardState{10, ""}));
+}
+
+// Every save leaves both copies holding its state (the second one unsynced), and a file whose
+// newer copy is its second, as a crash between a save's sync and its second copy leaves it,
+// loads that newer copy and saves on from it.
+TEST_F(StateStoreTest, ASaveLeavesBothCopiesTheSameAndANewerSecondCopyWins) {
+  auto store = StateStore::Open(dir_);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->Load().ok());  // a first start: the zero state, written whole
+  EXPECT_EQ(ReadFile((*store)->path()), StateStore::Encode({}));
+  ASSERT_TRUE((*store)->Save({5, "a"}).ok());
+  const std::string five = ReadFile((*store)->path());
+  EXPECT_EQ(five.substr(0, 128), five.substr(128));
+  ASSERT_TRUE((*store)->Save({6, "b"}).ok());
+  const std::string six = ReadFile((*store)->path());
+  EXPECT_EQ(six.substr(0, 128), six.substr(128));
+  WriteFile((*store)->path(), five.substr(0, 128) + six.substr(128));
+  EXPECT_EQ(*(*store)->Load(), (election::HardState{6, "b"}));
+  ASSERT_TRUE((*store)->Save({7, "c"}).ok());
+  EXPECT_EQ(*(*store)->Load(), (election::HardState{7, "c"}));
 }
 
 TEST_F(StateStoreTest, SecondOpenOfTheSameDirectoryIsRefused) {

@@ -139,6 +139,36 @@ TEST(WatchHelloTest, RejectsMalformedBytesWithAReason) {
 // ---- deaths and non-deaths ----------------------------------------------------------------
 
 // A peer in a process of its own, so that SIGKILL ends it as it would end an agent.
+// A plain listening socket on loopback, for peers written by hand; its port in *port.
+int LoopbackListener(uint16_t* port) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      listen(listener, 8) != 0) {
+    close(listener);
+    return -1;
+  }
+  socklen_t len = sizeof addr;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return listener;
+}
+
+// Answers one watcher on `c` as the peer "leader" does: reads its nonce, writes the hello.
+bool ServeHello(int c) {
+  std::array<uint8_t, kWatchNonceBytes> nonce{};
+  size_t got = 0;
+  while (got < nonce.size()) {
+    const ssize_t n = read(c, nonce.data() + got, nonce.size() - got);
+    if (n <= 0) return false;
+    got += static_cast<size_t>(n);
+  }
+  const auto hello = EncodeWatchHello(kCluster, kSecret, "leader", nonce);
+  return write(c, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size());
+}
+
 class ChildPeer {
  public:
   ChildPeer() {
@@ -218,28 +248,15 @@ TEST(DeathWatchTest, APeerThatShutsDownLeavesResetsNotEvidence) {
 TEST(DeathWatchTest, AnOrderlyCloseByAPeerThatStillAnswersIsNotEvidence) {
   // What a proxy that ends idle connections looks like: the stream ends in order, but the port
   // still answers, with the peer's own hello.
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(listener, 8), 0);
-  socklen_t len = sizeof addr;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  uint16_t port = 0;
+  const int listener = LoopbackListener(&port);
+  ASSERT_GE(listener, 0);
   std::atomic<int> served{0};
   std::thread server([&] {
     for (int round = 0; round < 2; ++round) {
       const int c = accept(listener, nullptr, nullptr);
       if (c < 0) return;
-      std::array<uint8_t, kWatchNonceBytes> nonce{};
-      size_t got = 0;
-      while (got < nonce.size()) {
-        const ssize_t n = read(c, nonce.data() + got, nonce.size() - got);
-        if (n <= 0) break;
-        got += static_cast<size_t>(n);
-      }
-      const auto hello = EncodeWatchHello(kCluster, kSecret, "leader", nonce);
-      if (write(c, hello.data(), hello.size()) != static_cast<ssize_t>(hello.size())) return;
+      if (!ServeHello(c)) return;
       ++served;
       if (round == 0) {
         std::this_thread::sleep_for(100ms);
@@ -253,7 +270,7 @@ TEST(DeathWatchTest, AnOrderlyCloseByAPeerThatStillAnswersIsNotEvidence) {
   Deaths deaths;
   auto watcher = DeathWatch::Start(Options("follower"), deaths.Callback());
   ASSERT_TRUE(watcher.ok());
-  (*watcher)->Watch("leader", "127.0.0.1", ntohs(addr.sin_port));
+  (*watcher)->Watch("leader", "127.0.0.1", port);
   EXPECT_TRUE(Eventually([&] { return served.load() == 2; }));
   EXPECT_TRUE(Eventually([&] { return (*watcher)->counters().not_evidence >= 1; }));
   EXPECT_GE((*watcher)->counters().ended, 1u);
@@ -270,27 +287,14 @@ TEST(DeathWatchTest, AnOrderlyCloseByAPeerThatStillAnswersIsNotEvidence) {
 // (Seen with a restarted follower watching its leader: three immediate redials all met the
 // resets, and the survivor waited out the lease instead.)
 TEST(DeathWatchTest, ADeathIsSeenWhileTheDyingListenerStillResets) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  ASSERT_EQ(listen(listener, 8), 0);
-  socklen_t len = sizeof addr;
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  uint16_t port = 0;
+  const int listener = LoopbackListener(&port);
+  ASSERT_GE(listener, 0);
   std::atomic<int> resets{0};
   std::thread dying([&] {
     const int c = accept(listener, nullptr, nullptr);
     if (c < 0) return;
-    std::array<uint8_t, kWatchNonceBytes> nonce{};
-    size_t got = 0;
-    while (got < nonce.size()) {
-      const ssize_t n = read(c, nonce.data() + got, nonce.size() - got);
-      if (n <= 0) return;
-      got += static_cast<size_t>(n);
-    }
-    const auto hello = EncodeWatchHello(kCluster, kSecret, "leader", nonce);
-    if (write(c, hello.data(), hello.size()) != static_cast<ssize_t>(hello.size())) return;
+    if (!ServeHello(c)) return;
     std::this_thread::sleep_for(100ms);
     close(c);  // in order: the FIN of the dying process's first descriptors
     const auto until = std::chrono::steady_clock::now() + 40ms;
@@ -309,7 +313,7 @@ TEST(DeathWatchTest, ADeathIsSeenWhileTheDyingListenerStillResets) {
   Deaths deaths;
   auto watcher = DeathWatch::Start(Options("follower"), deaths.Callback());
   ASSERT_TRUE(watcher.ok());
-  (*watcher)->Watch("leader", "127.0.0.1", ntohs(addr.sin_port));
+  (*watcher)->Watch("leader", "127.0.0.1", port);
   EXPECT_TRUE(deaths.WaitFor(1, 5s)) << "resets while dying, then refused: a death";
   dying.join();
   EXPECT_GE(resets.load(), 3) << "the test must reach the resets";

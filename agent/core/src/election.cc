@@ -334,7 +334,8 @@ class Election::Impl {
 
  private:
   // The earlier incarnation's promises, if recorded, end no later than election_min from now
-  // (each lasts at most that long from a moment before now), and a window cannot end in the past.
+  // (each lasts at most that long from a moment before now, the cluster's election_min being one
+  // setting for every run), and a window cannot end in the past.
   static Nanos RestartWindowEnd(const Config& c, Nanos now, std::optional<Nanos> earlier) {
     const Nanos longest = now + c.election_min;
     if (!earlier) return longest;

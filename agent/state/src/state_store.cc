@@ -238,6 +238,10 @@ common::StatusOr<election::HardState> StateStore::Load() {
     newest_slot_ = newest.slot;
     file_fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
     if (file_fd_ < 0) return Status::Error(Errno("cannot open", path_));
+    // What was read may be the page cache's: an earlier process's unsynced second copy, equal
+    // to its synced newest one. Made durable now, at start, so that the next save, which writes
+    // the slot Load takes for the older, never overwrites the only durable copy of a save.
+    if (::fdatasync(file_fd_) != 0) return Status::Error(Errno("cannot fdatasync", path_));
     return state;
   }
   // A first start, or a version-1 file: the whole file is written now, at start, so that every

@@ -39,7 +39,9 @@ const char* RoleName(Role role);
 
 // This node's leadership, from one consistent read of the record: the term it leads in and the
 // end of its lease, both from the same publish. View::leadership() returns one only while this
-// node leads, its lease holds and the agent is alive.
+// node leads, its lease holds and the agent is alive. Ask again before each act rather than
+// acting until lease_until_ns: leadership also ends, before that, the moment the agent's process
+// dies (its peers may elect a new leader a few ms later) or it hands over.
 struct Leadership {
   uint64_t term = 0;            // the fence token: the term of this leadership
   uint64_t lease_until_ns = 0;  // lease clock ns; leadership ends then unless renewed

@@ -11,6 +11,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
@@ -66,6 +67,13 @@ class LifeLock {
   explicit LifeLock(pthread_mutex_t* lock) : lock_(lock) {}
 
   void Hold(std::promise<int>& taken) {
+    // What the taker wrote before Take (a withdrawn claim, shm_writer.cc) happens before this
+    // thread; the fence passes it on to every reader whose acquire load of the word sees it
+    // taken (glibc's compare-and-swap below is only an acquire). ThreadSanitizer models no
+    // fence (GCC warns of one), nor sees glibc's own atomics: its builds go without.
+#ifndef __SANITIZE_THREAD__
+    std::atomic_thread_fence(std::memory_order_release);
+#endif
     int rv = pthread_mutex_trylock(lock_);
     if (rv == EOWNERDEAD) rv = pthread_mutex_consistent(lock_);  // a dead holder's: ours now
     if (rv == ENOTRECOVERABLE) {

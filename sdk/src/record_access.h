@@ -41,17 +41,22 @@ inline void CpuRelax() {
 #endif
 }
 
-// Runs `copy` (acquire loads of the payload) until it saw one stable version. Returns false,
-// without a copy, if the writer stays mid-update while the record is stale: an agent killed or
-// stopped between its two seq stores must not hang its readers.
+// Runs `copy` (acquire loads of the payload) until it saw one stable version, whose seq it
+// leaves in `*version`. Returns false, without a copy, if the writer stays mid-update while the
+// record is stale: an agent killed or stopped between its two seq stores must not hang its
+// readers.
 template <typename CopyFn>
-inline bool SeqlockRead(const shm::Record& record, uint64_t stale_after_ns, CopyFn&& copy) {
+inline bool SeqlockRead(const shm::Record& record, uint64_t stale_after_ns, CopyFn&& copy,
+                        uint32_t* version) {
   for (uint32_t spins = 0;; ++spins) {
     const uint32_t s1 = record.seq.load(std::memory_order_acquire);
     if ((s1 & 1) == 0) {
       copy();
       const uint32_t s2 = record.seq.load(std::memory_order_relaxed);
-      if (s1 == s2) return true;
+      if (s1 == s2) {
+        *version = s1;
+        return true;
+      }
     }
     if (spins < 64) {
       CpuRelax();
@@ -64,6 +69,19 @@ inline bool SeqlockRead(const shm::Record& record, uint64_t stale_after_ns, Copy
       return false;
     }
   }
+}
+
+// Whether the record still holds the payload version `version` after every load before this
+// call, the life lock's word above all. A reader that judges a payload by the liveness stamp
+// and the life lock read after it must ask: an agent that takes over a dead one's record
+// withdraws the dead one's claim (a publish) before it takes the life lock (shm_writer.cc), so
+// a reader whose lock load saw the new holder sees the new version here and reads again,
+// rather than pairing the dead agent's lease with the new agent's life.
+//
+// Every load a reader makes before this one is an acquire (the life lock's word last), and no
+// later load moves up past an acquire: a relaxed load is enough, as for the seqlock's second.
+inline bool SeqStill(const shm::Record& record, uint32_t version) {
+  return record.seq.load(std::memory_order_relaxed) == version;
 }
 
 // The high bit of each byte of `word` that is zero, and no other bit (exact: no borrow runs
@@ -134,16 +152,25 @@ inline PayloadFacts ReadPayload(const shm::Record& r, uint64_t stale_after_ns,
   uint32_t role = 0;
   uint64_t term = 0;
   uint64_t lease_until = 0;
-  const bool stable = SeqlockRead(r, stale_after_ns, [&] {
-    role = r.role.load(std::memory_order_acquire);
-    term = r.term.load(std::memory_order_acquire);
-    lease_until = r.lease_until_ns.load(std::memory_order_acquire);
-    copy_texts();
-  });
-  const uint64_t now = LeaseNowNs();
-  const bool stale =
-      IsStale(now, r.liveness_ns.load(std::memory_order_acquire), stale_after_ns) || AgentGone(r);
-  if (!stable) return PayloadFacts{false, true, false, shm::Role::kFollower, 0, 0};
+  uint64_t now = 0;
+  bool stale = true;
+  for (;;) {
+    uint32_t version = 0;
+    const bool stable = SeqlockRead(
+        r, stale_after_ns,
+        [&] {
+          role = r.role.load(std::memory_order_acquire);
+          term = r.term.load(std::memory_order_acquire);
+          lease_until = r.lease_until_ns.load(std::memory_order_acquire);
+          copy_texts();
+        },
+        &version);
+    if (!stable) return PayloadFacts{false, true, false, shm::Role::kFollower, 0, 0};
+    now = LeaseNowNs();
+    stale =
+        IsStale(now, r.liveness_ns.load(std::memory_order_acquire), stale_after_ns) || AgentGone(r);
+    if (SeqStill(r, version)) break;
+  }
   const shm::Role known = role <= static_cast<uint32_t>(shm::Role::kLeader)
                               ? static_cast<shm::Role>(role)
                               : shm::Role::kFollower;

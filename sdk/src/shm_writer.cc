@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -112,29 +113,47 @@ Result<Writer> Writer::Create(const std::string& shm_name, mode_t mode,
         }
         if (HeaderMatches(*record) && record->stale_after_ns == stale_after_ns &&
             record->agent_lock_kind == kAgentLockRobustMutex) {
-          int error = 0;
-          auto life = internal::LifeLock::Take(&record->agent_lock, &error);
-          if (!life) {
-            const uint32_t pid = record->agent_pid;
+          auto refuse = [&](const std::string& why) {
             munmap(mapping, sizeof(Record));
             close(fd);
-            return Result<Writer>::Error(
-                error == EBUSY
-                    ? Quoted(name) + " is in use by a live agent (pid " + std::to_string(pid) +
-                          ": it holds the segment's life lock)"
-                    : "cannot take the life lock of " + Quoted(name) + ": " + Errno(error));
+            return Result<Writer>::Error(why);
+          };
+          const std::string in_use = Quoted(name) + " is in use by a live agent (pid " +
+                                     std::to_string(record->agent_pid) +
+                                     ": it holds the segment's life lock)";
+          // One agent at a time takes a leftover over (the lock goes with the fd, closed below):
+          // the steps up to the life lock are ours alone.
+          if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            return refuse(errno == EWOULDBLOCK
+                              ? Quoted(name) + " is being taken over by another agent"
+                              : "cannot lock " + Quoted(name) + ": " + Errno(errno));
           }
-          fchmod(fd, mode);  // best effort: the segment may belong to another user
-          close(fd);
+          if (!internal::OwnerGone(record->agent_lock)) return refuse(in_use);
           segment->mapping = mapping;
           segment->device = st.st_dev;
           segment->inode = st.st_ino;
-          segment->life = std::move(life);
-          record->agent_pid = static_cast<uint32_t>(getpid());
-          Writer writer(std::move(segment), record, name);
+          Writer writer(segment, record, name);
+          // The dead agent's lease may still run, and its readers hold off only because its
+          // life lock says owner-died. Withdraw the claim before taking the lock: the moment
+          // the lock is ours, a reader sees a live holder, and the record must by then say
+          // nobody leads (a reader that paired the old payload with the new holder rereads:
+          // SeqStill in record_access.h).
+          writer.StampLiveness(0);
           PublishedState state;
           state.term = record->term.load(std::memory_order_relaxed);  // terms never go back
           writer.Publish(state);
+          int error = 0;
+          auto life = internal::LifeLock::Take(&record->agent_lock, &error);
+          if (!life) {
+            close(fd);
+            return Result<Writer>::Error(error == EBUSY ? in_use
+                                                        : "cannot take the life lock of " +
+                                                              Quoted(name) + ": " + Errno(error));
+          }
+          fchmod(fd, mode);  // best effort: the segment may belong to another user
+          close(fd);
+          segment->life = std::move(life);
+          record->agent_pid = static_cast<uint32_t>(getpid());
           writer.StampLiveness();
           return writer;
         }

@@ -176,32 +176,54 @@ inline void LoadLeaseFields(const shm::Record& r, LeaseFields* out) {
   out->lease_until = r.lease_until_ns.load(kAcquire);
 }
 
+// The checks after a stable read of the fields: a leader's lease, judged by the clock read now,
+// and an agent that is alive and has not let its stamp go stale.
+inline bool LeaseHolds(const shm::Record& r, uint64_t stale_after_ns, const LeaseFields& f) {
+  if (f.role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
+  const uint64_t now = internal::LeaseNowNs();
+  if (now >= f.lease_until) return false;
+  if (internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns)) return false;
+  return !internal::AgentGone(r);
+}
+
 // The seqlock loop, for when the one-shot read in ReadLeadership met a writer mid-update.
-__attribute__((noinline, cold)) bool LoadLeaseFieldsContended(const shm::Record& r,
-                                                              uint64_t stale_after_ns,
-                                                              LeaseFields* out) {
-  return internal::SeqlockRead(r, stale_after_ns, [&] { LoadLeaseFields(r, out); });
+__attribute__((noinline, cold)) bool ReadLeadershipContended(const shm::Record& r,
+                                                             uint64_t stale_after_ns,
+                                                             Leadership* out) {
+  for (;;) {
+    LeaseFields f;
+    uint32_t version = 0;
+    if (!internal::SeqlockRead(
+            r, stale_after_ns, [&] { LoadLeaseFields(r, &f); }, &version)) {
+      return false;
+    }
+    if (!LeaseHolds(r, stale_after_ns, f)) return false;
+    if (internal::SeqStill(r, version)) {
+      out->term = f.term;
+      out->lease_until_ns = f.lease_until;
+      return true;
+    }
+  }
 }
 
 // leadership() and is_leader(): one read of role, term and lease end, then the clock. The
 // clock is read after the payload, so a read that waited for the writer (or was preempted) is
 // judged at the time it finished, not before; a follower, the answer on most nodes, needs no
-// clock at all.
+// clock at all. A yes is given only if no publish came between the payload and the life lock
+// (SeqStill): a dead agent's lease must not pass on the life of the agent that replaces it.
 inline bool ReadLeadership(const shm::Record& r, uint64_t stale_after_ns, Leadership* out) {
   LeaseFields f;
   // One pass of the seqlock inline; the retry loop lives out of line.
   const uint32_t s1 = r.seq.load(kAcquire);
   LoadLeaseFields(r, &f);
   const uint32_t s2 = r.seq.load(std::memory_order_relaxed);
-  if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0) &&
-      !LoadLeaseFieldsContended(r, stale_after_ns, &f)) {
-    return false;
+  if (__builtin_expect((s1 & 1) != 0 || s1 != s2, 0)) {
+    return ReadLeadershipContended(r, stale_after_ns, out);
   }
-  if (f.role != static_cast<uint32_t>(shm::Role::kLeader)) return false;
-  const uint64_t now = internal::LeaseNowNs();
-  if (now >= f.lease_until) return false;
-  if (internal::IsStale(now, r.liveness_ns.load(kAcquire), stale_after_ns)) return false;
-  if (internal::AgentGone(r)) return false;
+  if (!LeaseHolds(r, stale_after_ns, f)) return false;
+  if (__builtin_expect(!internal::SeqStill(r, s1), 0)) {
+    return ReadLeadershipContended(r, stale_after_ns, out);
+  }
   out->term = f.term;
   out->lease_until_ns = f.lease_until;
   return true;

@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 #include "instaface/shm_layout.h"
 #include "instaface/shm_writer.h"
@@ -195,6 +197,68 @@ TEST(WriterCreateTest, TakeOverKeepsTheTermAndDropsLeadership) {
   EXPECT_EQ(s.term, 7u);
   EXPECT_EQ(s.role, Role::kFollower);
   EXPECT_FALSE(second->view().is_leader());
+}
+
+// Between a dead agent's death and its successor's first publish, an app that reads the record
+// must never see the dead agent's lease pass for a live one's: the successor takes the life
+// lock (the moment readers see a live holder) only after it has withdrawn the old claim.
+TEST(WriterCreateTest, NoReaderSeesADeadAgentsLeaseWhileItsSegmentIsTakenOver) {
+  constexpr int kRounds = 30;
+  for (int round = 0; round < kRounds; ++round) {
+    TestSegment segment("takeover-gap");
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
+      if (!writer.ok()) _exit(1);
+      shm::PublishedState state;
+      state.role = Role::kLeader;
+      state.term = 9;
+      state.lease_until_ns = UINT64_MAX / 2;  // a lease that outlives the test
+      state.self_id = "dead-agent";
+      writer->Publish(state);
+      writer->StampLiveness();
+      (void)!write(ready[1], "x", 1);
+      for (;;) pause();
+    }
+    close(ready[1]);
+    char byte;
+    ASSERT_EQ(read(ready[0], &byte, 1), 1);
+    close(ready[0]);
+    auto view = View::Open(segment.name());
+    ASSERT_TRUE(view.ok()) << view.error();
+    ASSERT_TRUE(view->is_leader()) << "the child leads before it dies";
+
+    std::atomic<bool> dead{false};
+    std::atomic<bool> done{false};
+    std::atomic<int> claims_after_death{0};
+    std::thread reader([&] {
+      for (uint64_t i = 0; !done.load(std::memory_order_relaxed); ++i) {
+        const bool was_dead = dead.load(std::memory_order_acquire);
+        bool claims = false;
+        if (i % 2 == 0) {
+          claims = view->is_leader();
+        } else {
+          const Snapshot s = view->snapshot();
+          claims = s.lease_valid && !s.stale;
+        }
+        if (was_dead && claims) claims_after_death.fetch_add(1);
+      }
+    });
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+    dead.store(true, std::memory_order_release);
+    auto successor = shm::Writer::Create(segment.name(), 0600, 10s);
+    ASSERT_TRUE(successor.ok()) << successor.error();
+    std::this_thread::sleep_for(1ms);  // the reader reads the new agent's record for a while too
+    done.store(true);
+    reader.join();
+    EXPECT_EQ(claims_after_death.load(), 0) << "round " << round;
+    EXPECT_EQ(view->snapshot().term, 9u);
+    EXPECT_FALSE(view->is_leader());
+  }
 }
 
 TEST(WriterCreateTest, UnlinkRemovesTheNameButNotOpenViews) {

@@ -219,7 +219,8 @@ class Election::Impl {
     lease_until_ = Nanos(0);
     // The TimeoutNow leaves first: it is what the handover waits for. It announces the transfer
     // as the heartbeat after it does, with the same send time, so it counts on its own; the
-    // heartbeat tells the other voters before the target's vote request can reach them.
+    // heartbeat tells the other voters before the target's vote request can reach them. The
+    // target gets none: it would only have to be answered before the TimeoutNow is read.
     Message timeout_now;
     timeout_now.type = MessageType::kTimeoutNow;
     timeout_now.term = hard_.term;
@@ -227,7 +228,7 @@ class Election::Impl {
     timeout_now.send_time = now;
     timeout_now.transferring = true;
     Send(std::move(timeout_now));
-    BroadcastHeartbeat(now);
+    BroadcastHeartbeat(now, /*except=*/chosen);
     return true;
   }
 
@@ -702,10 +703,11 @@ class Election::Impl {
 
   // ---- leader -------------------------------------------------------------------------------
 
-  void BroadcastHeartbeat(Nanos now) {
+  void BroadcastHeartbeat(Nanos now, const NodeId& except = NodeId()) {
     last_heartbeat_sent_ = now;
     next_heartbeat_ = now + config_.heartbeat_interval;
     for (const PeerState& p : peers_) {
+      if (p.id == except) continue;
       Message m;
       m.type = MessageType::kHeartbeat;
       m.term = hard_.term;

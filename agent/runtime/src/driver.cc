@@ -112,6 +112,7 @@ void Driver::Drain(Nanos now) {
   while (!failed_ && core_->has_ready()) {
     election::Ready ready = core_->ready();
     if (ready.hard_state && store_ != nullptr) {
+      if (IsCandidacy(ready)) SendVoteRequests(ready);
       if (common::Status st = store_->Save(*ready.hard_state); !st.ok()) {
         failed_ = true;
         if (options_.on_persist_failure) options_.on_persist_failure(st.message());
@@ -127,6 +128,27 @@ void Driver::Drain(Nanos now) {
     for (const election::Message& m : ready.messages) outbox_.Send(m);
     if (ready.status && !first) PublishToSinks(*ready.status, now);
   }
+}
+
+// A candidacy: a new term with this node's vote for itself, and nothing in the batch that
+// promises anything or that its app must see first.
+bool Driver::IsCandidacy(const election::Ready& ready) const {
+  return ready.hard_state->voted_for == options_.self_id && !ready.promised_until &&
+         published_.election.role != Role::kLeader;
+}
+
+// A candidate's vote requests leave before its term and vote are durable: they are the one
+// thing a fdatasync need not precede. What must be durable first is the vote the candidate
+// gives itself, and it counts that vote only when a reply makes it leader; replies are
+// stepped after Drain returns, after the save. A crash before the save loses a vote nobody
+// counted: the node restarts in its old term and may vote in the new one, for another, as if
+// it had never stood, and no one can have won with its vote. Takes them out of `ready`.
+void Driver::SendVoteRequests(election::Ready& ready) {
+  auto requests = std::stable_partition(
+      ready.messages.begin(), ready.messages.end(),
+      [](const election::Message& m) { return m.type != election::MessageType::kVoteRequest; });
+  for (auto it = requests; it != ready.messages.end(); ++it) outbox_.Send(*it);
+  ready.messages.erase(requests, ready.messages.end());
 }
 
 void Driver::PublishToSinks(const election::Status& status, Nanos now) {

@@ -69,6 +69,7 @@ enum class EventKind : uint8_t {
   kLivenessCheck,
   kSendEffect,     // a stalled driver's send takes effect
   kPublishEffect,  // a stalled driver's publish takes effect
+  kPersistEffect,  // a stalled driver's save completes (lost if the node crashes first)
   kReplay,
   kPause,
   kResume,
@@ -84,10 +85,11 @@ struct Event {
   uint64_t seq = 0;  // ties at one instant run in the order they were scheduled
   EventKind kind = EventKind::kTick;
   int node = -1;
-  uint64_t tag = 0;  // incarnation, partition or liveness window the event belongs to
-  Message message;   // kDeliver, kSendEffect
-  Status status;     // kPublishEffect
-  int subject = -1;  // kPeerDied: the node whose death is seen, and its incarnation when it died
+  uint64_t tag = 0;   // incarnation, partition or liveness window the event belongs to
+  Message message;    // kDeliver, kSendEffect
+  Status status;      // kPublishEffect
+  HardState durable;  // kPersistEffect
+  int subject = -1;   // kPeerDied: the node whose death is seen, and its incarnation when it died
   uint64_t subject_incarnation = 0;
 };
 
@@ -268,14 +270,32 @@ class World {
     Hash(0x9e, static_cast<uint64_t>(until.count()), 0);
   }
 
+  // The save is durable when the stall before it ends; a crash before then loses it, as a
+  // process killed in its fdatasync may. The driver goes on as if it were durable (it returned),
+  // which is what the agent does once its save returns: the node is busy until then, so no
+  // input reaches it before.
   common::Status SeamSave(int i, const HardState& state) {
     MaybeStall(i, "persist");
+    if (cursor_ == now_) {
+      Persist(i, state);
+    } else {
+      Event event;
+      event.at = cursor_;
+      event.kind = EventKind::kPersistEffect;
+      event.node = i;
+      event.tag = nodes_[i].incarnation;
+      event.durable = state;
+      PushEvent(std::move(event));
+    }
+    return common::Status::Ok();
+  }
+
+  void Persist(int i, const HardState& state) {
     SimNode& node = nodes_[i];
-    checker_.OnPersist(i, cursor_, state);
+    checker_.OnPersist(i, now_, state);
     node.durable = state;
     Hash(0x5e, node.durable.term, node.durable.voted_for.size());
     Trace(&node, "persist term %" PRIu64 " vote '%s'", state.term, state.voted_for.c_str());
-    return common::Status::Ok();
   }
 
   void SeamSend(int i, const Message& message) {
@@ -423,6 +443,15 @@ class World {
       case EventKind::kPublishEffect:
         if (event.tag == nodes_[event.node].incarnation && nodes_[event.node].driver) {
           Publish(event.node, event.status);
+        }
+        return;
+      case EventKind::kPersistEffect:
+        if (event.tag == nodes_[event.node].incarnation) {
+          Persist(event.node, event.durable);
+        } else {
+          ++result_.injected.lost_saves;
+          Trace(&nodes_[event.node], "crashed before its save of term %" PRIu64 " completed",
+                event.durable.term);
         }
         return;
       case EventKind::kReplay:

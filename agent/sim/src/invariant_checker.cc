@@ -63,15 +63,12 @@ void InvariantChecker::OnPersist(int node, Nanos now, const HardState& state) {
 void InvariantChecker::OnSend(int node, Nanos now, const Message& message,
                               const HardState& durable) {
   const std::string& name = names_[node];
-  // A granted vote and a candidacy both spend this node's vote for message.term.
-  std::string candidate;
-  if (message.type == MessageType::kVoteResponse && message.granted) {
-    candidate = message.to;
-  } else if (message.type == MessageType::kVoteRequest) {
-    candidate = name;
-  } else {
-    return;
-  }
+  // A granted vote spends this node's vote for message.term. A vote request does not yet: the
+  // candidate's vote for itself counts once it leads, and must be durable by then (OnStatus);
+  // until then a crash may lose it, and the node may vote again in that term as if it had
+  // never stood.
+  if (message.type != MessageType::kVoteResponse || !message.granted) return;
+  const std::string& candidate = message.to;
   if (durable.term != message.term || durable.voted_for != candidate) {
     Record(now, kUnpersistedSend,
            name + " sent " + election::MessageTypeName(message.type) + " for '" + candidate +
@@ -101,6 +98,13 @@ void InvariantChecker::OnStatus(int node, Nanos now, const Status& status, Nanos
   }
 
   if (status.role == Role::kLeader) {
+    const HardState& durable = last_persisted_[node];
+    if ((durable.term != status.term || durable.voted_for != name) &&
+        reported_.insert({kUnpersistedSend, status.term, node, -1}).second) {
+      Record(now, kUnpersistedSend,
+             name + " led term " + std::to_string(status.term) + " but had persisted term " +
+                 std::to_string(durable.term) + " vote '" + durable.voted_for + "'");
+    }
     auto [it, inserted] = leader_by_term_.emplace(status.term, node);
     // Reported once per usurper and term, not again at every later status it publishes.
     if (!inserted && it->second != node &&

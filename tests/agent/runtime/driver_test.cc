@@ -218,23 +218,8 @@ TEST(DriverOrder, RenewingTheLeaseIsPublished) {
   EXPECT_TRUE(f.sink.last.lease_valid());
 }
 
-TEST(DriverPersist, CandidacyLeavesOnlyAfterItsVoteIsDurable) {
-  Fixture g;
-  g.clock.now = g.driver->NextDeadline();
-  while (g.driver->status().election.role == Role::kFollower) {
-    g.driver->Tick();
-    g.clock.now = std::max(g.clock.now, g.driver->NextDeadline());
-  }
-  Message pre = g.From("b", MessageType::kPreVoteResponse);
-  pre.term = 1;
-  g.log.lines.clear();
-  g.driver->Step(pre);
-  EXPECT_LT(g.log.First("persist 1 a"), g.log.First("send VoteRequest"));
-}
-
-TEST(DriverPersist, AFailedSaveSendsNothingAndStopsTheDriver) {
-  Fixture f;
-  f.store.fail = true;
+// Stands: times out as a follower and wins the PreVote round on b's answer.
+void Stand(Fixture& f) {
   f.clock.now = f.driver->NextDeadline();
   while (f.driver->status().election.role == Role::kFollower) {
     f.driver->Tick();
@@ -242,15 +227,60 @@ TEST(DriverPersist, AFailedSaveSendsNothingAndStopsTheDriver) {
   }
   Message pre = f.From("b", MessageType::kPreVoteResponse);
   pre.term = 1;
-  const size_t sent_before = f.outbox.sent.size();
+  f.log.lines.clear();
   f.driver->Step(pre);
-  EXPECT_EQ(f.outbox.sent.size(), sent_before) << "the vote request depends on the lost save";
+}
+
+// The one exemption from persist-before-send: the candidate's vote for itself counts only when
+// a reply is stepped, after the save.
+TEST(DriverPersist, ACandidatesVoteRequestsLeaveBeforeItsSave) {
+  Fixture g;
+  Stand(g);
+  const size_t saved = g.log.First("persist 1 a");
+  ASSERT_LT(saved, g.log.lines.size());
+  EXPECT_LT(g.log.First("send VoteRequest b"), saved);
+  EXPECT_LT(g.log.First("send VoteRequest c"), saved);
+  g.driver->Step(g.From("b", MessageType::kVoteResponse));
+  ASSERT_EQ(g.driver->status().election.role, Role::kLeader);
+  EXPECT_LT(saved, g.log.First("publish leader")) << "it led on a vote that was not durable";
+}
+
+TEST(DriverPersist, AVoteForAnotherLeavesOnlyAfterItIsDurable) {
+  Fixture f(/*unsafe_order=*/false, /*earlier_promises=*/Nanos(0));  // no restart window
+  Message request = f.From("b", MessageType::kVoteRequest);
+  request.term = 1;
+  f.log.lines.clear();
+  f.driver->Step(request);
+  const size_t vote = f.log.First("send VoteResponse b");
+  ASSERT_LT(vote, f.log.lines.size()) << "no vote granted";
+  EXPECT_LT(f.log.First("persist 1 b"), vote);
+}
+
+TEST(DriverPersist, AFailedSaveSendsNothingThatRestsOnItAndStopsTheDriver) {
+  Fixture f(/*unsafe_order=*/false, /*earlier_promises=*/Nanos(0));
+  f.store.fail = true;
+  Message request = f.From("b", MessageType::kVoteRequest);
+  request.term = 1;
+  const size_t sent_before = f.outbox.sent.size();
+  f.driver->Step(request);
+  EXPECT_EQ(f.outbox.sent.size(), sent_before) << "the vote depends on the lost save";
   EXPECT_EQ(f.failure, "disk full");
   EXPECT_TRUE(f.driver->failed());
-  f.driver->Step(pre);
+  f.driver->Step(request);
   f.driver->Tick();
   EXPECT_EQ(f.outbox.sent.size(), sent_before);
   EXPECT_EQ(f.driver->NextDeadline(), Nanos::max());
+}
+
+TEST(DriverPersist, ACandidateWhoseSaveFailedNeverLeads) {
+  Fixture f;
+  f.store.fail = true;
+  Stand(f);
+  ASSERT_TRUE(f.driver->failed());
+  f.log.lines.clear();
+  f.driver->Step(f.From("b", MessageType::kVoteResponse));
+  EXPECT_NE(f.driver->status().election.role, Role::kLeader);
+  EXPECT_TRUE(f.log.lines.empty()) << "nothing after a failed save";
 }
 
 TEST(DriverPeers, PublishesTheLeadersAddresses) {

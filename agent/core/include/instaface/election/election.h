@@ -110,7 +110,8 @@ struct Status {
 };
 
 struct Ready {
-  std::optional<HardState> hard_state;  // set when it changed: persist before sending
+  std::optional<HardState> hard_state;  // set when it changed: persist before sending (but a
+                                        // candidacy's vote requests: runtime/driver.cc)
   // Set when this node's lease promises (no vote for anyone else before this time) now reach
   // further than the last value handed out: record it before sending, where the process's death
   // cannot erase it (no sync needed; see the constructor's `earlier_promises_until`).

@@ -159,6 +159,8 @@ class Driver {
 
  private:
   void Drain(Nanos now);
+  bool IsCandidacy(const election::Ready& ready) const;
+  void SendVoteRequests(election::Ready& ready);
   void PublishToSinks(const election::Status& status, Nanos now);
   void Housekeep(Nanos now);
   PeerAddresses AddressesOf(const election::NodeId& id) const;

@@ -38,6 +38,13 @@
 // the kernel wakes it at the death (view.cc, View::Wait): glibc's protocol for the word, which
 // every agent's unlock and takeover already follow, so no new layout version.
 //
+// Takeover: an agent restarted on a dead one's record (same layout and stale_after) stamps it
+// stale and publishes a state with no leader before it takes the life lock, so that the moment
+// the word shows a live owner again, the record no longer carries the dead agent's lease. A
+// reader that loads the payload first and the word last must load `seq` once more after the
+// word and read again if it changed: otherwise a read that straddles the takeover could pair
+// the dead agent's lease with the new agent's life (record_access.h, SeqStill).
+//
 // The layout is pinned below (size, every offset, lock-free atomics): a reader in another
 // process, built from another copy of this header, must find each field where the writer put
 // it, and an atomic that took a lock would not be shared across processes at all. Any change

@@ -32,6 +32,30 @@ void CreateRawSegment(const std::string& posix, size_t size) {
   close(fd);
 }
 
+// Forks an agent that creates the segment `name`, publishes `state` and waits to be killed.
+// Returns its pid once it has published, or -1.
+pid_t ForkPublishingAgent(const std::string& name, const shm::PublishedState& state) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  const pid_t child = fork();
+  if (child == 0) {
+    auto writer = shm::Writer::Create(name, 0600, 10s);
+    if (!writer.ok()) _exit(1);
+    writer->Publish(state);
+    (void)!write(ready[1], "x", 1);
+    for (;;) pause();
+  }
+  close(ready[1]);
+  char byte;
+  const bool published = child > 0 && read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  if (child > 0 && !published) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+  return published ? child : -1;
+}
+
 TEST(ViewOpenTest, MissingSegmentIsAnErrorNamingIt) {
   TestSegment segment("missing");
   auto view = View::Open(segment.name());
@@ -135,25 +159,12 @@ TEST(WriterCreateTest, ReplacesAnIncompatibleLeftover) {
 // without reopening, and the published term does not go back.
 TEST(WriterCreateTest, TakesOverTheSegmentOfADeadAgentInPlace) {
   TestSegment segment("takeover");
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
-    if (!writer.ok()) _exit(1);
-    shm::PublishedState state;
-    state.role = Role::kLeader;
-    state.term = 42;
-    state.self_id = "old-agent";
-    writer->Publish(state);
-    (void)!write(ready[1], "x", 1);
-    for (;;) pause();
-  }
-  close(ready[1]);
-  char byte;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
+  shm::PublishedState old_state;
+  old_state.role = Role::kLeader;
+  old_state.term = 42;
+  old_state.self_id = "old-agent";
+  const pid_t child = ForkPublishingAgent(segment.name(), old_state);
+  ASSERT_GT(child, 0);
 
   auto view = View::Open(segment.name());
   ASSERT_TRUE(view.ok()) << view.error();
@@ -206,27 +217,13 @@ TEST(WriterCreateTest, NoReaderSeesADeadAgentsLeaseWhileItsSegmentIsTakenOver) {
   constexpr int kRounds = 30;
   for (int round = 0; round < kRounds; ++round) {
     TestSegment segment("takeover-gap");
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t child = fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      auto writer = shm::Writer::Create(segment.name(), 0600, 10s);
-      if (!writer.ok()) _exit(1);
-      shm::PublishedState state;
-      state.role = Role::kLeader;
-      state.term = 9;
-      state.lease_until_ns = UINT64_MAX / 2;  // a lease that outlives the test
-      state.self_id = "dead-agent";
-      writer->Publish(state);
-      writer->StampLiveness();
-      (void)!write(ready[1], "x", 1);
-      for (;;) pause();
-    }
-    close(ready[1]);
-    char byte;
-    ASSERT_EQ(read(ready[0], &byte, 1), 1);
-    close(ready[0]);
+    shm::PublishedState dying;
+    dying.role = Role::kLeader;
+    dying.term = 9;
+    dying.lease_until_ns = UINT64_MAX / 2;  // a lease that outlives the test
+    dying.self_id = "dead-agent";
+    const pid_t child = ForkPublishingAgent(segment.name(), dying);
+    ASSERT_GT(child, 0);
     auto view = View::Open(segment.name());
     ASSERT_TRUE(view.ok()) << view.error();
     ASSERT_TRUE(view->is_leader()) << "the child leads before it dies";

@@ -139,10 +139,11 @@ bool Driver::IsCandidacy(const election::Ready& ready) const {
 
 // A candidate's vote requests leave before its term and vote are durable: they are the one
 // thing a fdatasync need not precede. What must be durable first is the vote the candidate
-// gives itself, and it counts that vote only when a reply makes it leader; replies are
-// stepped after Drain returns, after the save. A crash before the save loses a vote nobody
-// counted: the node restarts in its old term and may vote in the new one, for another, as if
-// it had never stood, and no one can have won with its vote. Takes them out of `ready`.
+// gives itself, before anything rests on it: the replies that make it leader are stepped after
+// Drain returns, after the save, and a leadership won at once (a quorum of one) is published
+// and announced below, after the save too. A crash before the save loses a vote nobody acted
+// on: the node restarts in its old term and may vote in the new one, for another, as if it had
+// never stood, and no one can have won with its vote. Takes them out of `ready`.
 void Driver::SendVoteRequests(election::Ready& ready) {
   auto requests = std::stable_partition(
       ready.messages.begin(), ready.messages.end(),

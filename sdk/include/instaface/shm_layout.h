@@ -43,7 +43,10 @@
 // the word shows a live owner again, the record no longer carries the dead agent's lease. A
 // reader that loads the payload first and the word last must load `seq` once more after the
 // word and read again if it changed: otherwise a read that straddles the takeover could pair
-// the dead agent's lease with the new agent's life (record_access.h, SeqStill).
+// the dead agent's lease with the new agent's life (record_access.h, SeqStill). The two halves
+// need each other: a reader without the recheck beside a new agent, or any reader beside an
+// agent from before this order (which took the lock first), can still be told leader by a read
+// that straddles the takeover; no layout version marks it, since a record's layout is the same.
 //
 // The layout is pinned below (size, every offset, lock-free atomics): a reader in another
 // process, built from another copy of this header, must find each field where the writer put

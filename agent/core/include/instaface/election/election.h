@@ -10,9 +10,11 @@
 //   2. send r.messages
 //   3. publish r.status if set
 //
-// The order matters: a vote or candidacy in r.messages is only safe to send once the
-// (term, voted_for) that it depends on is durable; otherwise a restarted node could vote twice
-// in one term.
+// The order matters: a vote in r.messages is only safe to send once the (term, voted_for) that
+// it depends on is durable; otherwise a restarted node could vote twice in one term. A
+// candidacy's vote requests are the exception a driver may take (runtime/driver.cc): they may
+// leave before the save, as long as nothing that rests on the candidate's own vote (its
+// replies stepped, its leadership published or announced) comes before the save.
 //
 // Thread safety: none. One thread owns an Election; everything else talks to that thread.
 // Determinism: all randomness comes from the seed given to the constructor, and all time from

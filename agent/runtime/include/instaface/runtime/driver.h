@@ -116,7 +116,8 @@ struct DriverOptions {
   Nanos housekeeping_interval = std::chrono::milliseconds(250);
   // Called when the hard state cannot be saved. The core then believes in a term and vote
   // that the disk does not hold, so nothing more may leave: the agent logs and aborts (as etcd
-  // does on a failed WAL write); the driver sends nothing after it in any case.
+  // does on a failed WAL write); the driver sends nothing after it in any case. (A candidacy's
+  // vote requests may have left before the failed save: the candidate never counts its vote.)
   std::function<void(const std::string& error)> on_persist_failure;
   // UNSAFE, for the simulator and regression tests only: send a Ready's messages before
   // publishing its status, even one that gives up the lease (the order before the fix).

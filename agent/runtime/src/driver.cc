@@ -112,7 +112,12 @@ void Driver::Drain(Nanos now) {
   while (!failed_ && core_->has_ready()) {
     election::Ready ready = core_->ready();
     if (ready.hard_state && store_ != nullptr) {
-      if (IsCandidacy(ready)) SendVoteRequests(ready);
+      if (options_.unsafe_send_before_persist) {
+        for (const election::Message& m : ready.messages) outbox_.Send(m);
+        ready.messages.clear();
+      } else if (IsCandidacy(ready)) {
+        SendVoteRequests(ready);
+      }
       if (common::Status st = store_->Save(*ready.hard_state); !st.ok()) {
         failed_ = true;
         if (options_.on_persist_failure) options_.on_persist_failure(st.message());

@@ -547,6 +547,7 @@ class World {
     d.self_app_address = node.name;
     d.housekeeping_interval = options_.heartbeat_interval / 2;
     d.unsafe_send_before_publish = options_.unsafe_send_before_publish;
+    d.unsafe_send_before_persist = options_.unsafe_send_before_persist;
     // Construction publishes and SetPeers may send: one input, stalls included.
     Input(i, [&](runtime::Driver*& /*none yet*/) {
       node.driver = std::make_unique<runtime::Driver>(

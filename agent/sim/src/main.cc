@@ -130,12 +130,14 @@ int main(int argc, char** argv) {
       "--app-losses", app_losses,
       "Apps that die or hang beside their running agent, per minute (one at a time); the agent "
       "then neither leads nor stands");
-  app.add_option("--unsafe", unsafe,
-                 "UNSAFE: undo one fix to see the checker catch it (repeatable): "
-                 "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
-                 "send-before-publish, partition-is-death (a lost connection is taken for a "
-                 "dead process), vote-without-promise (a new leader counts its votes as lease "
-                 "acks but the voters promise nothing; shows with --loss 30)")
+  app.add_option(
+         "--unsafe", unsafe,
+         "UNSAFE: undo one fix to see the checker catch it (repeatable): "
+         "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
+         "send-before-publish, send-before-persist (votes and acks leave before their "
+         "fdatasync; shows with --stall), partition-is-death (a lost connection is taken for a "
+         "dead process), vote-without-promise (a new leader counts its votes as lease "
+         "acks but the voters promise nothing; shows with --loss 30)")
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(instaface::sim::kUnsafeSwitches),
                                                      std::end(instaface::sim::kUnsafeSwitches))));
   auto* flaky_opt = app.add_flag("--flaky-discovery", flaky_discovery,

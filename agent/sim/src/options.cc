@@ -56,6 +56,8 @@ bool SimOptions::SetUnsafe(std::string_view name) {
     unsafe.former_leader_votes_in_own_lease = true;
   } else if (name == "send-before-publish") {
     unsafe_send_before_publish = true;
+  } else if (name == "send-before-persist") {
+    unsafe_send_before_persist = true;
   } else if (name == "vote-without-promise") {
     unsafe.vote_without_lease_promise = true;
   } else if (name == "partition-is-death") {
@@ -72,6 +74,7 @@ std::vector<std::string> UnsafeNames(const SimOptions& o) {
   if (o.unsafe.transfer_in_restart_window) names.emplace_back("transfer-in-restart-window");
   if (o.unsafe.former_leader_votes_in_own_lease) names.emplace_back("former-leader-votes");
   if (o.unsafe_send_before_publish) names.emplace_back("send-before-publish");
+  if (o.unsafe_send_before_persist) names.emplace_back("send-before-persist");
   if (o.unsafe_partition_is_death) names.emplace_back("partition-is-death");
   if (o.unsafe.vote_without_lease_promise) names.emplace_back("vote-without-promise");
   return names;

@@ -122,6 +122,9 @@ struct DriverOptions {
   // UNSAFE, for the simulator and regression tests only: send a Ready's messages before
   // publishing its status, even one that gives up the lease (the order before the fix).
   bool unsafe_send_before_publish = false;
+  // UNSAFE, likewise: send every message of a Ready before its hard state is saved, votes for
+  // others and heartbeat acks among them (the order a candidacy alone may use).
+  bool unsafe_send_before_persist = false;
 };
 
 class Driver {

@@ -77,9 +77,11 @@ struct SimOptions {
   // the real drift breaks the lease on purpose (the checker's own test uses it).
   std::optional<uint32_t> config_drift_ppm;
   // UNSAFE, to show that each fix is what keeps leases apart: undo one rule of the core
-  // (election::Config::Unsafe) or the driver's publish-before-send order.
+  // (election::Config::Unsafe) or one of the driver's orders: publish before send, persist
+  // before send.
   election::Config::Unsafe unsafe;
   bool unsafe_send_before_publish = false;
+  bool unsafe_send_before_persist = false;
   // UNSAFE: take a lost connection for a dead process, as a transport that cannot tell a
   // process's exit from a partition or a pause would: every node cut off from another, or
   // beside a paused one, is told that it died (election::Election::peer_died).
@@ -96,7 +98,8 @@ struct SimOptions {
 // The names of the unsafe switches, as --unsafe takes them.
 inline constexpr const char* kUnsafeSwitches[] = {
     "late-timeout-now",    "transfer-in-restart-window", "former-leader-votes",
-    "send-before-publish", "partition-is-death",         "vote-without-promise"};
+    "send-before-publish", "send-before-persist",        "partition-is-death",
+    "vote-without-promise"};
 // The switches set in `options`, by name.
 std::vector<std::string> UnsafeNames(const SimOptions& options);
 

@@ -18,6 +18,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 namespace instaface::internal {
@@ -41,12 +42,18 @@ inline bool InitLifeLock(pthread_mutex_t* lock) {
 class LifeLock {
  public:
   // Takes `lock`, which a dead holder may have left owner-dead. Fails (EBUSY) while a live
-  // process holds it.
+  // process holds it, or with the reason no thread could be started to hold it (EAGAIN);
+  // never throws, so that a caller's descriptors and locks are released on every path.
   static std::unique_ptr<LifeLock> Take(pthread_mutex_t* lock, int* error) {
     auto keeper = std::unique_ptr<LifeLock>(new LifeLock(lock));
     std::promise<int> taken;
     std::future<int> result = taken.get_future();
-    keeper->thread_ = std::thread([k = keeper.get(), &taken] { k->Hold(taken); });
+    try {
+      keeper->thread_ = std::thread([k = keeper.get(), &taken] { k->Hold(taken); });
+    } catch (const std::system_error& e) {
+      *error = e.code().value();
+      return nullptr;
+    }
     *error = result.get();
     if (*error != 0) {
       keeper->thread_.join();

@@ -146,9 +146,12 @@ Result<Writer> Writer::Create(const std::string& shm_name, mode_t mode,
           auto life = internal::LifeLock::Take(&record->agent_lock, &error);
           if (!life) {
             close(fd);
-            return Result<Writer>::Error(error == EBUSY ? in_use
-                                                        : "cannot take the life lock of " +
-                                                              Quoted(name) + ": " + Errno(error));
+            // EBUSY now: a process that takes leftovers without the flock (an older agent)
+            // took the lock after the check above; its pid is not in the record yet.
+            return Result<Writer>::Error(
+                error == EBUSY
+                    ? Quoted(name) + " was taken over by another agent meanwhile"
+                    : "cannot take the life lock of " + Quoted(name) + ": " + Errno(error));
           }
           fchmod(fd, mode);  // best effort: the segment may belong to another user
           close(fd);

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include "instaface/shm_layout.h"
@@ -189,6 +192,56 @@ TEST(WriterCreateTest, TakesOverTheSegmentOfADeadAgentInPlace) {
   EXPECT_EQ(seen.term, 43u);
   EXPECT_EQ(seen.self_id, "new-agent");
   EXPECT_FALSE(seen.stale);
+}
+
+// A takeover that cannot start the thread that is to hold the life lock fails with the reason,
+// and leaves nothing behind (its descriptor, its flock) that would refuse the next try of a
+// process that goes on. Run as an unprivileged user, whom RLIMIT_NPROC binds (root it does not),
+// with a limit that lets no new thread start.
+TEST(WriterCreateTest, ATakeoverWithoutAThreadFailsCleanlyAndCanBeRetried) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to become an unprivileged user";
+  TestSegment segment("nothread");
+  const pid_t child = fork();
+  if (child == 0) {
+    auto fail = [](int code, const std::string& why) {
+      std::fprintf(stderr, "%s\n", why.c_str());
+      _exit(code);
+    };
+    if (setgid(65534) != 0 || setuid(65534) != 0) fail(10, "cannot become nobody");
+    shm::PublishedState state;
+    state.role = Role::kLeader;
+    state.term = 7;
+    const pid_t dying = ForkPublishingAgent(segment.name(), state);
+    if (dying < 0) fail(11, "the first agent did not publish");
+    kill(dying, SIGKILL);
+    waitpid(dying, nullptr, 0);
+    rlimit limit;
+    getrlimit(RLIMIT_NPROC, &limit);
+    const rlimit none{1, limit.rlim_max};  // this process alone: no thread can start
+    if (setrlimit(RLIMIT_NPROC, &none) != 0) fail(12, "cannot set RLIMIT_NPROC");
+    std::string error;
+    try {
+      auto first = shm::Writer::Create(segment.name(), 0600, 10s);
+      if (first.ok()) fail(13, "took over without a thread to hold the life lock");
+      error = first.error();
+    } catch (const std::exception& e) {
+      error = std::string("threw: ") + e.what();  // a caller that catches it goes on
+    }
+    if (error.find("cannot take the life lock") == std::string::npos) {
+      std::fprintf(stderr, "first try: %s\n", error.c_str());
+    }
+    setrlimit(RLIMIT_NPROC, &limit);
+    auto retried = shm::Writer::Create(segment.name(), 0600, 10s);
+    if (!retried.ok()) fail(14, "first try: " + error + "; retry: " + retried.error());
+    _exit(error.find("cannot take the life lock") == std::string::npos ? 15 : 0);
+  }
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the taking process died of signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "13: took over without a thread; 14: the retry was refused; 15: the first try did not "
+         "name the life lock (see stderr)";
 }
 
 TEST(WriterCreateTest, TakeOverKeepsTheTermAndDropsLeadership) {

@@ -619,6 +619,13 @@ void Node::Impl::Stop(bool hand_over) {
         spdlog::warn("could not start a leadership transfer");
       }
     }
+    // Whatever became of the handover, this node leads no more: its app stops seeing a lease
+    // (published first, as always) before the end below can tell a peer that it is gone.
+    auto stepped = Submit([](Driver& d) {
+      d.StepDown();
+      return true;
+    });
+    stepped.wait_for(options.election_min);
   }
   if (control) control->Stop();
   {
@@ -635,6 +642,13 @@ void Node::Impl::Stop(bool hand_over) {
   }
   for (Command& c : left) c.done->set_value(false);
   if (discovery) discovery->Stop();
+  // A clean stop that leaves its app no lease to see, now that the driver has published all it
+  // ever will, ends its watchers' connections in order, as its exit would: they stand at once
+  // (death_watch.h) instead of waiting out their timeouts, which is what a handover that did
+  // not complete would otherwise cost. Any other stop resets them: no evidence.
+  if (transport && hand_over && Snapshot().election.role != election::Role::kLeader) {
+    transport->StopAsIfExited();
+  }
   transport.reset();
   if (writer && !options.shm_name.empty()) {
     // Readers that still map it see it go stale; new readers cannot open it.

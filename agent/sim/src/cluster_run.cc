@@ -77,7 +77,12 @@ enum class EventKind : uint8_t {
   kAppGone,  // ... as that node's driver sees it
   kAppBack,
   kSlew,
-  kPeerDied,  // node's transport saw `subject`'s connection close and a redial refused
+  kPeerDied,    // node's transport saw `subject`'s connection close and a redial refused
+  kStop,        // some node is stopped cleanly (FaultOptions::stops_per_minute)
+  kStopBegin,   // ... its driver takes the stop (after the step it is in, as a Submit)
+  kStopWaited,  // ... its handover wait is over: it steps down
+  kStopHalt,    // ... its driver has stopped: it ends its connections
+  kStopExit,    // ... its process exits
 };
 
 struct Event {
@@ -174,6 +179,7 @@ struct SimNode {
   Nanos busy_until{0};    // true time until which the driver is stalled or the node paused
   Nanos paused_until{0};  // true time until which the whole node is paused
   bool app_gone = false;  // its app is dead or hung: the node may not lead (set_eligible)
+  bool stopping = false;  // a clean stop is under way (StopSomeone)
   int group = 0;          // partition group; messages flow only within a group
   Status status;          // what the app reads: last published by the current incarnation
   std::vector<NodeId> known_peers;
@@ -231,6 +237,7 @@ class World {
     ScheduleNext(EventKind::kReplay, f.replays_per_minute);
     ScheduleNext(EventKind::kPause, f.pauses_per_minute);
     ScheduleNext(EventKind::kAppLoss, f.app_losses_per_minute);
+    ScheduleNext(EventKind::kStop, f.stops_per_minute);
     if (flaky_discovery_) {
       for (int i = 0; i < options_.nodes; ++i) ScheduleDiscovery(i);
     }
@@ -482,6 +489,27 @@ class World {
         if (DeferIfBusy(event)) return;
         SeeDeath(event);
         return;
+      case EventKind::kStop:
+        StopSomeone();
+        ScheduleNext(EventKind::kStop, options_.faults.stops_per_minute);
+        return;
+      case EventKind::kStopBegin:
+        if (event.tag != nodes_[event.node].incarnation || !nodes_[event.node].driver) return;
+        if (DeferIfBusy(event)) return;
+        BeginStop(event.node);
+        return;
+      case EventKind::kStopWaited:
+        if (event.tag != nodes_[event.node].incarnation || !nodes_[event.node].driver) return;
+        if (DeferIfBusy(event)) return;
+        StepDownToStop(event.node);
+        return;
+      case EventKind::kStopHalt:
+        if (event.tag != nodes_[event.node].incarnation || !nodes_[event.node].driver) return;
+        HaltToStop(event.node);
+        return;
+      case EventKind::kStopExit:
+        if (event.tag == nodes_[event.node].incarnation) Exit(event.node, /*reboot=*/false);
+        return;
     }
   }
 
@@ -531,6 +559,7 @@ class World {
     SimNode& node = nodes_[i];
     const uint64_t core_seed = MixSeed(seed_, 100 + static_cast<uint64_t>(i), node.incarnation);
     node.status = Status{};
+    node.stopping = false;
     node.scheduled_tick = Nanos(-1);
     node.busy_until = now_;
     node.clock_seam = std::make_unique<SimClock>(*this, i);
@@ -561,9 +590,19 @@ class World {
   }
 
   void Crash(int i) {
+    Halt(i, "crash");
+    // The app reads the record its agent left, but the kernel marked the agent's life lock as
+    // the process exited: the app stops seeing a lease now (sdk/include/instaface/shm_layout.h).
+    TellOfDeath(i, /*only_connected=*/true);
+    Exit(i, /*reboot=*/true);
+  }
+
+  // Node i's driver stops for good: nothing more leaves it, and what it had not sent or saved
+  // yet (a stalled step's effects) is lost. Its app still reads what it published last.
+  void Halt(int i, const char* why) {
     SimNode& node = nodes_[i];
     const bool was_leader = node.status.role == Role::kLeader;
-    Trace(&node, "crash%s", was_leader ? " (leader)" : "");
+    Trace(&node, "%s%s", why, was_leader ? " (leader)" : "");
     if (was_leader) {
       ++result_.leader_crashes;
       // A deposed leader that had not noticed yet (cut off, then crashed) needs no failover:
@@ -580,19 +619,23 @@ class World {
     }
     node.elections_started_before += node.driver->core().stats().elections_started;
     node.driver.reset();
-    // The app reads the record its agent left, but the kernel marked the agent's life lock as
-    // the process exited: the app stops seeing a lease now (sdk/include/instaface/shm_layout.h).
-    node.status = Status{};
-    ReportLease(i);
     ++node.incarnation;
-    TellOfDeath(i, /*only_connected=*/true);
     node.scheduled_tick = Nanos(-1);
     node.busy_until = now_;
     node.paused_until = now_;
+  }
+
+  // Node i's process exits (its driver halted already): the kernel marks the agent's life lock,
+  // and the app stops seeing a lease now (sdk/include/instaface/shm_layout.h). It restarts
+  // later.
+  void Exit(int i, bool reboot) {
+    SimNode& node = nodes_[i];
+    node.status = Status{};
+    ReportLease(i);
     // A quarter of the crashes take the machine with them: the promise record in its page cache
     // is lost and the restarted node waits out a whole election_min (kept as short a downtime
     // as the others, which is harder than any real reboot). Drawn from a stream of its own.
-    if (reboot_rng_.Unit() < 0.25) {
+    if (reboot && reboot_rng_.Unit() < 0.25) {
       node.promised_until.reset();
       ++result_.injected.reboots;
       Trace(&node, "the machine went down too: its promise record is lost");
@@ -639,6 +682,60 @@ class World {
     const NodeId& id = dead.name;
     const Nanos observed_at = LocalNow(event.node);
     Input(event.node, [&](runtime::Driver& driver) { driver.PeerDied(id, observed_at); });
+  }
+
+  // ---- clean stops (runtime/node.cc, Node::Stop with a handover) ----
+
+  // A leader hands over and waits for a new leader, up to election_min (any part of it: the
+  // wait ends early once one is known); a follower goes on at once.
+  void StopSomeone() {
+    const int victim = PickVictim();
+    if (victim < 0 || nodes_[victim].stopping) return;
+    nodes_[victim].stopping = true;
+    Push(now_, EventKind::kStopBegin, victim, nodes_[victim].incarnation);
+  }
+
+  void BeginStop(int i) {
+    SimNode& node = nodes_[i];
+    Nanos wait{0};
+    if (node.status.role == Role::kLeader && !options_.unsafe_stop_in_order_while_leading) {
+      bool started = false;
+      Input(i, [&](runtime::Driver& driver) { started = driver.TransferLeadership(""); });
+      Trace(&node, "stopping: handover %s", started ? "started" : "refused");
+      wait = Nanos(fault_rng_.Between(0, options_.election_min.count()));
+    } else {
+      Trace(&node, "stopping");
+    }
+    Push(now_ + wait, EventKind::kStopWaited, i, node.incarnation);
+  }
+
+  // It steps down: what it publishes then reaches its app before anything below.
+  void StepDownToStop(int i) {
+    if (!options_.unsafe_stop_in_order_while_leading) {
+      Input(i, [](runtime::Driver& driver) { driver.StepDown(); });
+    }
+    // The driver thread is joined once its current step, and each stalled effect of it, is
+    // done: the status it published last is the one HaltToStop reads.
+    Push(std::max(now_, nodes_[i].busy_until), EventKind::kStopHalt, i, nodes_[i].incarnation);
+  }
+
+  // Its driver has stopped. Claiming no lease (or with the unsafe switch), it ends its
+  // watchers' connections in order: they see it gone at once, while its process, and its app's
+  // view of the last status, live on for a moment. Otherwise they are reset: no evidence.
+  void HaltToStop(int i) {
+    SimNode& node = nodes_[i];
+    const bool in_order =
+        node.status.role != Role::kLeader || options_.unsafe_stop_in_order_while_leading;
+    Halt(i, in_order ? "stopped, connections ended in order" : "stopped, connections reset");
+    if (in_order) {
+      ++result_.injected.clean_stops;
+      TellOfDeath(i, /*only_connected=*/true);
+    }
+    TopologyChanged();
+    // The rest of the stop (deregistering, unlinking the segment, destructors, the logger's
+    // flush) usually takes a few ms, but a stalled disk or a loaded machine can stretch it.
+    const Nanos exit_after(fault_rng_.Between(0, options_.election_max.count()));
+    Push(now_ + exit_after, EventKind::kStopExit, i, node.incarnation);
   }
 
   // Half of the crashes and pauses hit the leader: those are the ones that need a failover.

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   double duration_s = 60;
   double heartbeat_ms = 500, election_min_ms = 750, election_max_ms = 1000;
   std::string faults_name = "all";
-  double loss = 0, duplicate = 0, partitions = 0, crashes = 0, transfers = 0;
+  double loss = 0, duplicate = 0, partitions = 0, crashes = 0, transfers = 0, stops = 0;
   std::string delay;
   double delay_min_ms = 0, delay_max_ms = 0;
   uint32_t drift_ppm = 0, config_drift_ppm = 0;
@@ -103,6 +103,10 @@ int main(int argc, char** argv) {
       "Crashes per simulated minute (half hit the leader); restarts keep durable HardState");
   auto* transfers_opt = app.add_option("--transfers", transfers,
                                        "Leadership transfers requested per simulated minute");
+  auto* stops_opt = app.add_option(
+      "--stops", stops,
+      "Clean stops (SIGTERM) per simulated minute, half of the leader: a leader hands over and "
+      "waits, then the node steps down and ends its connections in order; restarts later");
   auto* drift_opt = app.add_option(
       "--drift-ppm", drift_ppm,
       "Each clock's rate is off by up to this (ppm); also the cores' configured drift bound");
@@ -130,14 +134,15 @@ int main(int argc, char** argv) {
       "--app-losses", app_losses,
       "Apps that die or hang beside their running agent, per minute (one at a time); the agent "
       "then neither leads nor stands");
-  app.add_option(
-         "--unsafe", unsafe,
-         "UNSAFE: undo one fix to see the checker catch it (repeatable): "
-         "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
-         "send-before-publish, send-before-persist (votes and acks leave before their "
-         "fdatasync; shows with --stall), partition-is-death (a lost connection is taken for a "
-         "dead process), vote-without-promise (a new leader counts its votes as lease "
-         "acks but the voters promise nothing; shows with --loss 30)")
+  app.add_option("--unsafe", unsafe,
+                 "UNSAFE: undo one fix to see the checker catch it (repeatable): "
+                 "late-timeout-now, transfer-in-restart-window, former-leader-votes, "
+                 "send-before-publish, send-before-persist (votes and acks leave before their "
+                 "fdatasync), partition-is-death (a lost connection is taken for a "
+                 "dead process), vote-without-promise (a new leader counts its votes as lease "
+                 "acks but the voters promise nothing; shows with --loss 30), "
+                 "stop-in-order-while-leading (a stopped leader keeps its lease and still ends its "
+                 "connections in order; shows with --stops)")
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(instaface::sim::kUnsafeSwitches),
                                                      std::end(instaface::sim::kUnsafeSwitches))));
   auto* flaky_opt = app.add_flag("--flaky-discovery", flaky_discovery,
@@ -188,6 +193,7 @@ int main(int argc, char** argv) {
   if (*partitions_opt) f.partitions_per_minute = partitions;
   if (*crashes_opt) f.crashes_per_minute = crashes;
   if (*transfers_opt) f.transfers_per_minute = transfers;
+  if (*stops_opt) f.stops_per_minute = stops;
   if (*drift_opt) f.drift_ppm = drift_ppm;
   if (*slew_opt) f.slew = slew;
   if (*late_opt) f.late_percent = late;

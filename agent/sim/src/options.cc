@@ -60,6 +60,8 @@ bool SimOptions::SetUnsafe(std::string_view name) {
     unsafe_send_before_persist = true;
   } else if (name == "vote-without-promise") {
     unsafe.vote_without_lease_promise = true;
+  } else if (name == "stop-in-order-while-leading") {
+    unsafe_stop_in_order_while_leading = true;
   } else if (name == "partition-is-death") {
     unsafe_partition_is_death = true;
   } else {
@@ -76,6 +78,7 @@ std::vector<std::string> UnsafeNames(const SimOptions& o) {
   if (o.unsafe_send_before_publish) names.emplace_back("send-before-publish");
   if (o.unsafe_send_before_persist) names.emplace_back("send-before-persist");
   if (o.unsafe_partition_is_death) names.emplace_back("partition-is-death");
+  if (o.unsafe_stop_in_order_while_leading) names.emplace_back("stop-in-order-while-leading");
   if (o.unsafe.vote_without_lease_promise) names.emplace_back("vote-without-promise");
   return names;
 }
@@ -109,7 +112,8 @@ std::string SimOptions::Validate() const {
     return "message delay needs 0 <= min <= max";
   }
   if (f.partitions_per_minute < 0 || f.crashes_per_minute < 0 || f.transfers_per_minute < 0 ||
-      f.replays_per_minute < 0 || f.pauses_per_minute < 0 || f.app_losses_per_minute < 0) {
+      f.stops_per_minute < 0 || f.replays_per_minute < 0 || f.pauses_per_minute < 0 ||
+      f.app_losses_per_minute < 0) {
     return "fault rates must not be negative";
   }
   for (double percent : {f.late_percent, f.reconnect_percent, f.stall_percent}) {

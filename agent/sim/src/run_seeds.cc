@@ -78,12 +78,13 @@ std::string ReplayCommand(const SimOptions& o, uint64_t seed) {
   std::snprintf(
       faults, sizeof faults,
       "--faults none --loss %g --duplicate %g --delay-ms %s,%s --partitions %g "
-      "--crashes %g --transfers %g --drift-ppm %u --late %g --late-max-ms %s "
+      "--crashes %g --transfers %g --stops %g --drift-ppm %u --late %g --late-max-ms %s "
       "--replays %g --reconnect %g --stall %g --stall-max-ms %s --pauses %g --app-losses %g",
       f.loss_percent, f.duplicate_percent, ms(f.delay_min).c_str(), ms(f.delay_max).c_str(),
-      f.partitions_per_minute, f.crashes_per_minute, f.transfers_per_minute, f.drift_ppm,
-      f.late_percent, ms(f.late_max).c_str(), f.replays_per_minute, f.reconnect_percent,
-      f.stall_percent, ms(f.stall_max).c_str(), f.pauses_per_minute, f.app_losses_per_minute);
+      f.partitions_per_minute, f.crashes_per_minute, f.transfers_per_minute, f.stops_per_minute,
+      f.drift_ppm, f.late_percent, ms(f.late_max).c_str(), f.replays_per_minute,
+      f.reconnect_percent, f.stall_percent, ms(f.stall_max).c_str(), f.pauses_per_minute,
+      f.app_losses_per_minute);
   std::string command = "instaface-sim --seed " + std::to_string(seed) + " --trace --nodes " +
                         std::to_string(o.nodes) + " --duration " + duration + " --heartbeat-ms " +
                         ms(o.heartbeat_interval) + " --election-min-ms " + ms(o.election_min) +

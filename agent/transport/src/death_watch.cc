@@ -55,8 +55,8 @@ void HelloMac(const uint8_t* body, const std::string& cluster, const std::string
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), input, n, mac, &mac_len);
 }
 
-// Every close of ours is an abort: a reset, never the orderly close that only the kernel's
-// cleanup of a dead process may send (see death_watch.h).
+// Every close of ours but EndInOrder's is an abort: a reset, never the orderly close that
+// otherwise only the kernel's cleanup of a dead process sends (see death_watch.h).
 void Abort(tcp::socket& socket) {
   error_code ignored;
   socket.set_option(asio::socket_base::linger(true, 0), ignored);
@@ -393,21 +393,31 @@ struct DeathWatch::Impl {
     return Status::Ok();
   }
 
-  void Stop() {
+  // Ends every connection (see EndInOrder for `in_order`) and stops the thread.
+  void Stop(bool in_order) {
     if (!thread.joinable()) return;
-    std::promise<void> aborted;
-    asio::post(io, [this, &aborted] {
+    std::promise<void> ended;
+    asio::post(io, [this, in_order, &ended] {
       stopping = true;
       ++generation;
       error_code ignored;
-      acceptor.close(ignored);
+      acceptor.close(ignored);  // first: a watcher's redial after our FIN must be refused
       retry_accept.cancel();
       StopWatching();
-      for (const auto& socket : sessions) Abort(*socket);
+      for (const auto& socket : sessions) {
+        if (in_order) {
+          // A FIN: the watcher sent its nonce and nothing else, and we read all of it, so the
+          // close sends nothing after it (unread bytes would turn it into a reset).
+          socket->shutdown(tcp::socket::shutdown_send, ignored);
+          socket->close(ignored);
+        } else {
+          Abort(*socket);
+        }
+      }
       sessions.clear();
-      aborted.set_value();
+      ended.set_value();
     });
-    aborted.get_future().wait();
+    ended.get_future().wait();
     io.stop();
     thread.join();
   }
@@ -428,7 +438,9 @@ common::StatusOr<std::unique_ptr<DeathWatch>> DeathWatch::Start(DeathWatchOption
 
 DeathWatch::DeathWatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-DeathWatch::~DeathWatch() { impl_->Stop(); }
+DeathWatch::~DeathWatch() { impl_->Stop(/*in_order=*/false); }
+
+void DeathWatch::EndInOrder() { impl_->Stop(/*in_order=*/true); }
 
 uint16_t DeathWatch::port() const { return impl_->bound_port; }
 

@@ -110,6 +110,7 @@ struct Transport::Impl {
   nng_socket rep = NNG_SOCKET_INITIALIZER;
   std::vector<std::unique_ptr<ReplySlot>> replies;
   std::atomic<bool> stopping{false};
+  bool stopped = false;  // Stop has run (StopAsIfExited, then the destructor: once)
 
   mutable std::mutex peers_mu;
   mutable std::mutex blocked_mu;
@@ -307,7 +308,9 @@ struct Transport::Impl {
     }
   }
 
-  void Stop() {
+  void Stop(bool as_if_exited) {
+    if (stopped) return;
+    stopped = true;
     stopping = true;
     for (auto& slot : replies) {
       if (slot->aio != nullptr) nng_aio_stop(slot->aio);
@@ -323,8 +326,9 @@ struct Transport::Impl {
       if (slot->aio != nullptr) nng_aio_free(slot->aio);
       slot->aio = nullptr;
     }
-    // Last, once no callback can reach it: its watchers' connections end in resets, which are
-    // no evidence of death (death_watch.h).
+    // Last, once no callback can reach it and nothing more can leave: its watchers'
+    // connections end in resets, which are no evidence of death (death_watch.h), or in order.
+    if (death_watch && as_if_exited) death_watch->EndInOrder();
     death_watch.reset();
   }
 };
@@ -364,7 +368,7 @@ common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions o
     if ((rv = nng_ctx_open(&slot->ctx, i.rep)) != 0 ||
         (rv = nng_aio_alloc(&slot->aio, &Impl::OnReply, slot.get())) != 0) {
       i.replies.push_back(std::move(slot));
-      i.Stop();
+      i.Stop(/*as_if_exited=*/false);
       return Status::Error(NngError("cannot set up reply contexts", rv));
     }
     i.replies.push_back(std::move(slot));
@@ -382,7 +386,7 @@ common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions o
     w.self_id = i.options.self_id;
     auto watch = DeathWatch::Start(std::move(w), std::move(peer_died));
     if (!watch.ok()) {
-      i.Stop();
+      i.Stop(/*as_if_exited=*/false);
       return watch.status();
     }
     i.death_watch = std::move(*watch);
@@ -394,7 +398,9 @@ common::StatusOr<std::unique_ptr<Transport>> Transport::Start(TransportOptions o
 
 Transport::Transport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-Transport::~Transport() { impl_->Stop(); }
+Transport::~Transport() { impl_->Stop(/*as_if_exited=*/false); }
+
+void Transport::StopAsIfExited() { impl_->Stop(/*as_if_exited=*/true); }
 
 void Transport::SetPeers(const std::map<std::string, std::string>& wanted) {
   std::vector<std::shared_ptr<Impl::Peer>> to_close;

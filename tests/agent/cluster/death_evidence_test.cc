@@ -1,9 +1,10 @@
 // The early path of a failover, as real agents take it and refuse it: each agent in a network
 // namespace of its own (tests/chaos/chaos_network.h), so that a firewall rule can cut one off.
 // A leader whose process is killed is seen dead (its connections close, a redial is refused) and
-// replaced at once; a leader that is stopped, or cut off by a rule that rejects (resets) or
-// drops, is alive as far as anyone can tell, and is replaced only once its lease has run out:
-// no agent may count any of those as a death. What is asserted is which path the election took
+// replaced at once, as is one stopped cleanly whose handover did not complete; a leader that is
+// stopped (SIGSTOP), or cut off by a rule that rejects (resets) or drops, is alive as far as
+// anyone can tell, and is replaced only once its lease has run out: no agent may count any of
+// those as a death. What is asserted is which path the election took
 // (the agents' own counters), not how long it took: scripts/bench-failover measures that.
 //
 // Needs root, `ip` and `nft` (scripts/setup installs them); skipped otherwise.
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "chaos_network.h"
 #include "cluster.h"
@@ -170,6 +172,42 @@ TEST_F(DeathEvidenceTest, AKilledLeaderIsSeenDeadAndReplacedEarly) {
   }
   EXPECT_GE(seen, 1u) << "the survivors watched the leader and saw it die\n" << cluster_->Logs();
   EXPECT_GE(early, 1u) << cluster_->Logs();
+}
+
+// SIGTERM of a leader whose handover cannot complete: every link of the cluster is unplugged,
+// so that nobody can win an election meanwhile and each follower goes on watching it. Once its
+// wait is over it steps down and ends its watchers' connections in order: both followers see
+// it gone (and stand at once) instead of waiting out its lease; reset, they would see nothing.
+TEST_F(DeathEvidenceTest, ALeaderStoppedWithoutAHandoverIsSeenGone) {
+  uint64_t term = 0;
+  const int leader = ElectedLeader(&term);
+  ASSERT_GE(leader, 0);
+  const std::vector<int> followers = cluster_->AllBut(leader);
+  auto unplug = [&](int at, int peer, const char* state) {
+    std::string out;
+    ASSERT_TRUE(
+        cluster_->Ctl(at, {"unplug", state, "--peer", cluster_->agent(peer).id}, &out).success())
+        << out;
+  };
+  for (int f : followers) unplug(leader, f, "on");
+  unplug(followers[0], followers[1], "on");
+  unplug(followers[1], followers[0], "on");
+  ASSERT_TRUE(cluster_->agent(leader).process.Terminate());
+  auto exit = cluster_->agent(leader).process.Wait(10s);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_TRUE(exit->success()) << exit->ToString();
+  bool all_saw = false;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!all_saw && std::chrono::steady_clock::now() < deadline) {
+    all_saw = true;
+    for (int f : followers) all_saw &= EvidenceOf(f).deaths_seen >= 1;
+    if (!all_saw) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(all_saw) << "each follower watched the stopped leader and saw it gone\n"
+                       << cluster_->Logs();
+  unplug(followers[0], followers[1], "off");
+  unplug(followers[1], followers[0], "off");
+  ExpectANewLeaderWithout(leader, term);
 }
 
 TEST_F(DeathEvidenceTest, AStoppedLeaderIsNotTakenForDead) {

@@ -1,7 +1,7 @@
-// The death watch: what counts as a peer's death (its process ended: an orderly close, then a
-// refused redial) and everything that must not (a stopped process, our own shutdown, a
-// connection ended in order by something that still answers), with real sockets and, for a
-// death, a real process killed with SIGKILL.
+// The death watch: what counts as a peer's death (its process ended, or a clean stop ended its
+// connections as if it had: an orderly close, then a refused redial) and everything that must
+// not (a stopped process, our own shutdown, a connection ended in order by something that still
+// answers), with real sockets and, for a death, a real process killed with SIGKILL.
 #include "instaface/transport/death_watch.h"
 
 #include <arpa/inet.h>
@@ -243,6 +243,32 @@ TEST(DeathWatchTest, APeerThatShutsDownLeavesResetsNotEvidence) {
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ((*watcher)->counters().ended, 0u) << "an abort is a reset, not an orderly close";
   EXPECT_EQ(deaths.count(), 0u);
+}
+
+// A clean stop that claims no lease ends its watchers' connections as its exit would: each of
+// them sees it gone, while its process still runs.
+TEST(DeathWatchTest, AnEndInOrderIsSeenAsAnExit) {
+  Deaths deaths;
+  auto leader = DeathWatch::Start(Options("leader"), [](const std::string&, int64_t) {});
+  ASSERT_TRUE(leader.ok());
+  auto first = DeathWatch::Start(Options("follower-1"), deaths.Callback());
+  auto second = DeathWatch::Start(Options("follower-2"), deaths.Callback());
+  ASSERT_TRUE(first.ok() && second.ok());
+  (*first)->Watch("leader", "127.0.0.1", (*leader)->port());
+  (*second)->Watch("leader", "127.0.0.1", (*leader)->port());
+  ASSERT_TRUE(Eventually([&] { return (*leader)->counters().accepted == 2; }));
+  ASSERT_TRUE(Eventually([&] {
+    return (*first)->counters().established == 1 && (*second)->counters().established == 1;
+  }));
+  (*leader)->EndInOrder();
+  ASSERT_TRUE(deaths.WaitFor(2, 5s)) << "each watcher sees the end, and its redial refused";
+  EXPECT_EQ(deaths.peer(0), "leader");
+  EXPECT_EQ(deaths.peer(1), "leader");
+  EXPECT_EQ((*first)->counters().deaths + (*second)->counters().deaths, 2u);
+  (*leader)->EndInOrder();  // idempotent, and the destructor after it has nothing to do
+  leader->reset();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(deaths.count(), 2u);
 }
 
 TEST(DeathWatchTest, AnOrderlyCloseByAPeerThatStillAnswersIsNotEvidence) {

@@ -27,6 +27,11 @@ struct FaultOptions {
   double partitions_per_minute = 0;  // the cluster splits into groups for a while, then heals
   double crashes_per_minute = 0;     // a node (the leader half the time) stops, later restarts
   double transfers_per_minute = 0;   // the leader is asked to hand over (a rolling deploy)
+  // A node (the leader half the time) is stopped cleanly, as SIGTERM stops an agent
+  // (runtime/node.cc): a leader hands over and waits, then every stopped node steps down and,
+  // claiming no lease, ends its connections in order, so that its peers see it gone as after a
+  // crash while its process still runs for a moment. Restarts later.
+  double stops_per_minute = 0;
   // Each node's clock runs at a rate off true time by up to this many parts per million.
   uint32_t drift_ppm = 0;
   // The rate wanders: every 100 ms to 2 s each clock takes a new rate within drift_ppm, as NTP
@@ -82,6 +87,9 @@ struct SimOptions {
   election::Config::Unsafe unsafe;
   bool unsafe_send_before_publish = false;
   bool unsafe_send_before_persist = false;
+  // UNSAFE: a stopped leader neither hands over nor steps down, and still ends its connections
+  // in order: its peers see it gone while its app may still see its lease.
+  bool unsafe_stop_in_order_while_leading = false;
   // UNSAFE: take a lost connection for a dead process, as a transport that cannot tell a
   // process's exit from a partition or a pause would: every node cut off from another, or
   // beside a paused one, is told that it died (election::Election::peer_died).
@@ -97,9 +105,9 @@ struct SimOptions {
 
 // The names of the unsafe switches, as --unsafe takes them.
 inline constexpr const char* kUnsafeSwitches[] = {
-    "late-timeout-now",    "transfer-in-restart-window", "former-leader-votes",
-    "send-before-publish", "send-before-persist",        "partition-is-death",
-    "vote-without-promise"};
+    "late-timeout-now",     "transfer-in-restart-window", "former-leader-votes",
+    "send-before-publish",  "send-before-persist",        "partition-is-death",
+    "vote-without-promise", "stop-in-order-while-leading"};
 // The switches set in `options`, by name.
 std::vector<std::string> UnsafeNames(const SimOptions& options);
 

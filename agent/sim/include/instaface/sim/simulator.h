@@ -38,7 +38,9 @@ struct InjectedFaults {
   uint64_t deaths_seen = 0;    // a peer's transport saw a crashed process's connection close
   uint64_t reboots = 0;        // crashes that took the machine down: the promise record is lost
   uint64_t lost_saves = 0;     // crashes during a save (a stalled one): it never became durable
+  uint64_t clean_stops = 0;    // stops that ended their connections in order (stops_per_minute)
   InjectedFaults& operator+=(const InjectedFaults& o) {
+    clean_stops += o.clean_stops;
     lost_saves += o.lost_saves;
     deaths_seen += o.deaths_seen;
     reboots += o.reboots;

@@ -7,15 +7,16 @@
 // reason, its kernel closes that connection in order: a FIN, read here as end of stream. A
 // firewall that rejects sends resets (or ICMP errors, which fail the connection), one that
 // drops sends nothing, and a stopped or hung process's kernel keeps the connection as it is:
-// none of them ends the stream. The agent's own code never closes one in order either: on
-// shutdown it aborts each (SO_LINGER 0, a reset), so only the kernel's cleanup at exit says
-// FIN. A proxy or middlebox that ends idle connections could say it too, so an end of stream
-// is checked by redialing at once: evidence is an end of stream and then a refused connection
-// (nothing listens on the port any more). A redial that is answered by the peer is no
-// evidence; one that meets a reset or silence asks again, for a bound (a dying process's kernel
-// closes its descriptors one by one, and its listening socket may still take a connection for a
-// moment after the watched one ended), and none refused within it is no evidence either; the
-// watch then starts over.
+// none of them ends the stream. The agent's own code closes one in order at a single point,
+// EndInOrder: at the end of a clean stop, when its app can no longer see a lease of it and it
+// will send nothing more, the two things that a death guarantees and a peer's early vote rests
+// on; every other close of ours is an abort (SO_LINGER 0, a reset). A proxy or middlebox that ends
+// idle connections could say it too, so an end of stream is checked by redialing at once: evidence
+// is an end of stream and then a refused connection (nothing listens on the port any more). A
+// redial that is answered by the peer is no evidence; one that meets a reset or silence asks again,
+// for a bound (a dying process's kernel closes its descriptors one by one, and its listening socket
+// may still take a connection for a moment after the watched one ended), and none refused within it
+// is no evidence either; the watch then starts over.
 //
 // Ordering with the app: the dying process's kernel marks the agent's life lock (the app stops
 // seeing a lease, sdk/include/instaface/shm_layout.h) as it releases the memory, before it
@@ -86,7 +87,8 @@ class DeathWatch {
   using Died = std::function<void(const std::string& peer, int64_t observed_at_ns)>;
 
   static common::StatusOr<std::unique_ptr<DeathWatch>> Start(DeathWatchOptions options, Died died);
-  // Aborts every connection (resets, not an orderly close: see above) and stops the thread.
+  // Aborts every connection (resets, not an orderly close: see above) and stops the thread,
+  // unless EndInOrder ended them first.
   ~DeathWatch();
   DeathWatch(const DeathWatch&) = delete;
   DeathWatch& operator=(const DeathWatch&) = delete;
@@ -101,6 +103,12 @@ class DeathWatch {
   void SetBlocked(std::set<std::string> peers);
 
   DeathWatchCounters counters() const;
+
+  // Closes the listener, so that redials are refused, then ends every watcher's connection in
+  // order, as this process's exit would: each watcher then reports this node dead. Only for a
+  // node whose app can no longer see a lease of it and that will send nothing more (a clean
+  // stop, runtime/node.cc). Stops watching and answering; idempotent.
+  void EndInOrder();
 
  private:
   struct Impl;

@@ -85,9 +85,16 @@ class Transport {
   static common::StatusOr<std::unique_ptr<Transport>> Start(TransportOptions options,
                                                             Deliver deliver,
                                                             PeerDied peer_died = nullptr);
+  // Closes everything; the death watch's connections end in resets, no evidence of death.
   ~Transport();
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
+
+  // Closes everything as the destructor does, but ends the death watch's connections last and
+  // in order (DeathWatch::EndInOrder), so that every peer watching this node sees it gone and
+  // may stand at once. Only once this node's app can no longer see a lease of it, and with
+  // nothing more to send. Idempotent; the destructor then has nothing left to do.
+  void StopAsIfExited();
 
   // Replaces the peer set (id -> nng URL). New peers are dialed (without waiting: the dial
   // retries in the background), removed ones closed, and a peer whose URL changed redialed.

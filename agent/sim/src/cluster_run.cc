@@ -505,6 +505,7 @@ class World {
         return;
       case EventKind::kStopHalt:
         if (event.tag != nodes_[event.node].incarnation || !nodes_[event.node].driver) return;
+        if (DeferIfBusy(event)) return;  // paused meanwhile: the stop finishes after the pause
         HaltToStop(event.node);
         return;
       case EventKind::kStopExit:

@@ -325,6 +325,7 @@ class Node::Impl : public control::Handler, public StatusSink {
   std::map<std::string, std::string> static_peers GUARDED_BY(mu);
   bool peers_dirty GUARDED_BY(mu) = true;
   bool stopping_driver GUARDED_BY(mu) = false;
+  bool step_down_at_stop GUARDED_BY(mu) = false;  // a clean stop: the driver's last act
   std::thread driver_thread;
 
   // What the driver last published.
@@ -501,6 +502,7 @@ common::Status Node::Impl::Init() {
 }
 
 void Node::Impl::Run() {
+  bool step_down = false;
   for (;;) {
     std::deque<election::Message> messages;
     std::deque<std::pair<std::string, Nanos>> died;
@@ -516,7 +518,10 @@ void Node::Impl::Run() {
              !peers_dirty) {
         if (cv.wait_until(lock.native(), wake) == std::cv_status::timeout) break;
       }
-      if (stopping_driver && commands.empty()) break;
+      if (stopping_driver && commands.empty()) {
+        step_down = step_down_at_stop;
+        break;
+      }
       messages.swap(inbox);
       died.swap(deaths);
       todo.swap(commands);
@@ -542,6 +547,10 @@ void Node::Impl::Run() {
     driver->Tick();
     WatchLeader();
   }
+  // A clean stop's last step, with nothing after it that could make this node lead again:
+  // whatever became of its handover, it leads no more, and its app sees that (published first,
+  // as always) before Stop can tell a peer that it is gone. (A candidate stays one: no lease.)
+  if (step_down) driver->StepDown();
 }
 
 void Node::Impl::WatchLeader() {
@@ -619,18 +628,12 @@ void Node::Impl::Stop(bool hand_over) {
         spdlog::warn("could not start a leadership transfer");
       }
     }
-    // Whatever became of the handover, this node leads no more: its app stops seeing a lease
-    // (published first, as always) before the end below can tell a peer that it is gone.
-    auto stepped = Submit([](Driver& d) {
-      d.StepDown();
-      return true;
-    });
-    stepped.wait_for(options.election_min);
   }
   if (control) control->Stop();
   {
     common::MutexLock lock(mu);
     stopping_driver = true;
+    step_down_at_stop = hand_over;  // Run's last act (see there)
   }
   cv.notify_one();
   if (driver_thread.joinable()) driver_thread.join();

@@ -130,11 +130,11 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // Stops everything. With `hand_over`, a leader first transfers leadership and waits (at most
-  // election_min) until another leader is known, then steps down whatever became of it. Then:
-  // the control socket is removed, the driver stops, the node deregisters from Redis, the
-  // transport closes (with `hand_over` and a last status that is not a leader's, its death
-  // watch's connections end in order, so that peers see it gone at once: death_watch.h) and
-  // the named segment is unlinked. Idempotent.
+  // election_min) until another leader is known. Then: the control socket is removed, the
+  // driver stops (its last act, with `hand_over`: a node that still leads steps down), the
+  // node deregisters from Redis, the transport closes (with `hand_over` and a last status that
+  // is not a leader's, its death watch's connections end in order, so that peers see it gone at
+  // once: death_watch.h) and the named segment is unlinked. Idempotent.
   void Stop(bool hand_over);
 
   // The published state, as the app reads it (same type in sidecar and embedded mode).

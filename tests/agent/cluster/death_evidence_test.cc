@@ -178,6 +178,8 @@ TEST_F(DeathEvidenceTest, AKilledLeaderIsSeenDeadAndReplacedEarly) {
 // so that nobody can win an election meanwhile and each follower goes on watching it. Once its
 // wait is over it steps down and ends its watchers' connections in order: both followers see
 // it gone (and stand at once) instead of waiting out its lease; reset, they would see nothing.
+// (An unplug drops the election's messages, not the death watch's connections: what fails here
+// is the handover, not the network. A firewall would withhold the FIN too.)
 TEST_F(DeathEvidenceTest, ALeaderStoppedWithoutAHandoverIsSeenGone) {
   uint64_t term = 0;
   const int leader = ElectedLeader(&term);

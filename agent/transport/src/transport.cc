@@ -109,8 +109,7 @@ struct Transport::Impl {
 
   nng_socket rep = NNG_SOCKET_INITIALIZER;
   std::vector<std::unique_ptr<ReplySlot>> replies;
-  std::atomic<bool> stopping{false};
-  bool stopped = false;  // Stop has run (StopAsIfExited, then the destructor: once)
+  std::atomic<bool> stopping{false};  // set by Stop alone, which runs once
 
   mutable std::mutex peers_mu;
   mutable std::mutex blocked_mu;
@@ -309,9 +308,7 @@ struct Transport::Impl {
   }
 
   void Stop(bool as_if_exited) {
-    if (stopped) return;
-    stopped = true;
-    stopping = true;
+    if (stopping.exchange(true)) return;  // StopAsIfExited, then the destructor
     for (auto& slot : replies) {
       if (slot->aio != nullptr) nng_aio_stop(slot->aio);
     }
